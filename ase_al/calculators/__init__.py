@@ -1,0 +1,116 @@
+"""Every model and method is an ASE calculator; :func:`methods` resolves a name to one.
+
+Names follow MLatom: ``"GFN2-xTB"``, ``"HF/6-31G*"``, ``"MP2/cc-pVDZ"``,
+``"B3LYP/6-31G*"``, ``"B3LYP-D4/def2-SVP"`` (any functional PySCF knows, optionally with a
+D4 dispersion correction through ``dftd4``). Matching is case-insensitive.
+
+Third-party packages add names through the entry-point group ``ase_al.calculators``: each
+entry point's name is the method name and its object a callable ``factory(**kwargs)``
+returning an ASE calculator. :func:`register` does the same at run time.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Callable
+
+from ase.calculators.calculator import Calculator
+
+from ase_al.errors import require
+
+ENTRY_POINT_GROUP = "ase_al.calculators"
+
+_registry: dict[str, tuple[str, Callable[..., Calculator]]] = {}
+
+
+def register(name: str, factory: Callable[..., Calculator]) -> None:
+    """Make ``methods(name, **kwargs)`` return ``factory(**kwargs)``."""
+    _registry[name.lower()] = (name, factory)
+
+
+def _xtb(method: str) -> Callable[..., Calculator]:
+    def factory(**kwargs):
+        from ase_al.calculators.xtb import XTB
+
+        return XTB(method=method, **kwargs)
+
+    return factory
+
+
+register("GFN2-xTB", _xtb("GFN2-xTB"))
+register("GFN1-xTB", _xtb("GFN1-xTB"))
+
+
+def _plugins() -> dict[str, tuple[str, object]]:
+    return {ep.name.lower(): (ep.name, ep) for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """All method names ``methods`` resolves: fixed names, plugins, and the method/basis forms."""
+    names = [shown for shown, _ in _registry.values()]
+    names += [shown for shown, _ in _plugins().values()]
+    names += ["HF/<basis>", "MP2/<basis>", "<functional>/<basis>", "<functional>-D4/<basis>"]
+    return names
+
+
+def methods(name: str, **kwargs) -> Calculator:
+    """An ASE calculator for the method called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        ``"GFN2-xTB"``, ``"GFN1-xTB"``, ``"HF/<basis>"``, ``"MP2/<basis>"``,
+        ``"<functional>[-D4]/<basis>"`` or a name registered by a plugin.
+    **kwargs
+        Passed to the calculator (e.g. ``charge``, ``multiplicity``, ``threads``).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the known names.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a method name must be a non-empty string, got {name!r}")
+    key = name.strip().lower()
+    if key in _registry:
+        return _registry[key][1](**kwargs)
+    plugins = _plugins()
+    if key in plugins:
+        return plugins[key][1].load()(**kwargs)
+    if "/" in key:
+        method, basis = (part.strip() for part in name.strip().split("/", 1))
+        dispersion = method.lower().endswith("-d4")
+        if dispersion:
+            method = method[:-3]
+        from ase_al.calculators.pyscf import PySCF, is_pyscf_method
+
+        if method and basis and is_pyscf_method(method):
+            calc = PySCF(method=method, basis=basis, **kwargs)
+            if not dispersion:
+                return calc
+            return with_d4(calc, method)
+    raise ValueError(f"unknown method {name!r}; known: {', '.join(available())}")
+
+
+def with_d4(calc: Calculator, functional: str) -> Calculator:
+    """``calc`` plus the DFT-D4 dispersion correction for ``functional`` (eV, eV/Å)."""
+    from ase.calculators.mixing import SumCalculator
+
+    d4 = require("dftd4.ase", "d4")
+    return SumCalculator([calc, d4.DFTD4(method=functional)])
+
+
+def __getattr__(name):
+    # Calculator classes import their backends lazily, so importing ase_al stays light.
+    if name == "PySCF":
+        from ase_al.calculators.pyscf import PySCF
+
+        return PySCF
+    if name == "XTB":
+        from ase_al.calculators.xtb import XTB
+
+        return XTB
+    raise AttributeError(name)
+
+
+__all__ = ["methods", "available", "register", "with_d4", "PySCF", "XTB"]

@@ -1,0 +1,226 @@
+"""HF, MP2 and DFT reference methods through PySCF, as an ASE calculator.
+
+Units follow ASE (eV, Å, e·Å); Hartree and Bohr appear only at the PySCF boundary.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.units import Bohr, Hartree
+
+from ase_al.errors import ReferenceCalculationError, check_atoms, require
+
+#: Methods PySCF handles that are not density functionals.
+WAVEFUNCTION_METHODS = ("HF", "MP2")
+
+
+def is_pyscf_method(method: str) -> bool:
+    """True if ``method`` is HF, MP2 or an exchange-correlation functional PySCF knows."""
+    if method.upper() in WAVEFUNCTION_METHODS:
+        return True
+    dft = require("pyscf.dft", "pyscf")
+    try:
+        dft.libxc.parse_xc(method)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def spin_and_charge(atoms: Atoms, charge: int | None, multiplicity: int | None) -> tuple[int, int]:
+    """Charge and spin multiplicity from the parameters, else ``atoms.info``, else neutral.
+
+    The default multiplicity is the lowest the electron count allows (singlet or doublet).
+    Raises ``ValueError`` when the multiplicity is impossible for the electron count.
+    """
+    if charge is None:
+        charge = int(atoms.info.get("charge", 0))
+    n_electrons = int(atoms.get_atomic_numbers().sum()) - charge
+    if multiplicity is None:
+        multiplicity = int(atoms.info.get("multiplicity", 1 + n_electrons % 2))
+    unpaired = multiplicity - 1
+    if n_electrons < 0 or unpaired < 0 or unpaired > n_electrons or (n_electrons - unpaired) % 2:
+        raise ValueError(
+            f"spin multiplicity {multiplicity} is impossible for {n_electrons} electrons "
+            f"(charge {charge}): an {'odd' if n_electrons % 2 else 'even'} electron count "
+            f"needs an {'even' if n_electrons % 2 else 'odd'} multiplicity"
+        )
+    return charge, multiplicity
+
+
+class PySCF(Calculator):
+    """Hartree–Fock, MP2 or Kohn–Sham DFT through PySCF.
+
+    Parameters
+    ----------
+    method : str
+        ``"HF"``, ``"MP2"`` or any functional PySCF/libxc knows (``"B3LYP"``, ``"PBE0"``,
+        ``"wB97X"``, ...). Case-insensitive.
+    basis : str
+        Basis set name as PySCF knows it (``"6-31G*"``, ``"cc-pVDZ"``, ``"def2-SVP"``).
+    charge, multiplicity : int, optional
+        Molecular charge and spin multiplicity 2S+1. When not given they are read from
+        ``atoms.info["charge"]`` / ``atoms.info["multiplicity"]``, else neutral and the lowest
+        multiplicity. Multiplicity 1 gives a restricted, anything else an unrestricted reference.
+    conv_tol : float
+        SCF energy convergence threshold in Hartree.
+    max_cycle : int
+        Maximum SCF iterations; a second-order (Newton) solver is tried once before giving up.
+    grid_level : int
+        PySCF DFT integration grid level (0–9).
+    threads : int, optional
+        Number of OpenMP threads PySCF may use during this calculator's work.
+
+    Results are ``energy`` (eV), ``forces`` (eV/Å, analytic) and ``dipole`` (e·Å; not for MP2,
+    whose relaxed density PySCF does not provide). ``get_hessian`` gives the analytic Hessian
+    for HF and DFT, finite differences of analytic forces for MP2.
+    """
+
+    implemented_properties = ["energy", "forces", "dipole"]
+    default_parameters = {
+        "method": "HF",
+        "basis": "6-31G*",
+        "charge": None,
+        "multiplicity": None,
+        "conv_tol": 1e-10,
+        "max_cycle": 100,
+        "grid_level": 3,
+        "threads": None,
+    }
+
+    def __init__(self, method: str = "HF", basis: str = "6-31G*", **kwargs):
+        require("pyscf", "pyscf")
+        if not is_pyscf_method(method):
+            raise ValueError(f"PySCF does not know the method {method!r} (HF, MP2 or a functional)")
+        super().__init__(method=method, basis=basis, **kwargs)
+        self._mf = None
+        self._post = None
+
+    # -- the PySCF objects -------------------------------------------------------------
+    def build_molecule(self, atoms: Atoms):
+        """A built ``pyscf.gto.Mole`` for ``atoms`` (coordinates in Å)."""
+        from pyscf import gto
+        from pyscf.lib.exceptions import BasisNotFoundError
+
+        check_atoms(atoms)
+        charge, multiplicity = spin_and_charge(
+            atoms, self.parameters.charge, self.parameters.multiplicity
+        )
+        basis = self.parameters.basis
+        for symbol in sorted(set(atoms.get_chemical_symbols())):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    shells = gto.basis.load(basis, symbol)
+            except BasisNotFoundError as err:
+                raise ValueError(f"basis set {basis!r} is not available for {symbol}: {err}") from None
+            if not shells:
+                raise ValueError(f"basis set {basis!r} is not available for {symbol}")
+        ecp = basis if basis.lower().startswith("def2") else None
+        return gto.M(
+            atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+            unit="Angstrom",
+            basis=basis,
+            ecp=ecp,
+            charge=charge,
+            spin=multiplicity - 1,
+            verbose=0,
+        )
+
+    def _mean_field(self, mol):
+        from pyscf import dft, scf
+
+        method = self.parameters.method.upper()
+        restricted = mol.spin == 0
+        if method in WAVEFUNCTION_METHODS:
+            mf = scf.RHF(mol) if restricted else scf.UHF(mol)
+        else:
+            mf = dft.RKS(mol) if restricted else dft.UKS(mol)
+            mf.xc = self.parameters.method
+            mf.grids.level = self.parameters.grid_level
+        mf.conv_tol = self.parameters.conv_tol
+        mf.max_cycle = self.parameters.max_cycle
+        return mf
+
+    def _run(self, atoms: Atoms):
+        """Converged SCF (and MP2) objects for ``atoms``; raises on SCF failure."""
+        mol = self.build_molecule(atoms)
+        mf = self._mean_field(mol)
+        with self._threads():
+            mf.kernel()
+            if not mf.converged:
+                mf = mf.newton()
+                mf.kernel(mf.make_rdm1())
+            if not mf.converged:
+                raise ReferenceCalculationError(
+                    f"{self.parameters.method}/{self.parameters.basis} SCF did not converge "
+                    f"in {self.parameters.max_cycle} cycles (nor with a Newton solver)",
+                    atoms,
+                )
+            post = None
+            if self.parameters.method.upper() == "MP2":
+                from pyscf import mp
+
+                post = mp.MP2(mf)
+                post.kernel()
+        return mf, post
+
+    def _threads(self):
+        from contextlib import contextmanager
+
+        from pyscf import lib
+
+        @contextmanager
+        def limited():
+            previous = lib.num_threads()
+            if self.parameters.threads:
+                lib.num_threads(int(self.parameters.threads))
+            try:
+                yield
+            finally:
+                lib.num_threads(previous)
+
+        return limited()
+
+    # -- ASE interface -----------------------------------------------------------------
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if system_changes or self._mf is None:
+            self._mf, self._post = self._run(self.atoms)
+        mf, post = self._mf, self._post
+        solver = post if post is not None else mf
+        self.results["energy"] = float(solver.e_tot) * Hartree
+        if "forces" in properties:
+            with self._threads():
+                gradient = solver.nuc_grad_method().kernel()
+            self.results["forces"] = -np.asarray(gradient) * Hartree / Bohr
+        if "dipole" in properties:
+            if post is not None:
+                raise PropertyNotImplementedError("MP2 dipoles (relaxed density) are not available")
+            self.results["dipole"] = np.asarray(mf.dip_moment(unit="AU", verbose=0)) * Bohr
+
+    def get_hessian(self, atoms: Atoms | None = None) -> np.ndarray:
+        """Cartesian Hessian (3N, 3N) in eV/Å².
+
+        Analytic (PySCF) for HF and DFT; central differences of analytic forces for MP2 and
+        for functionals whose analytic Hessian PySCF lacks.
+        """
+        atoms = self.atoms if atoms is None else atoms
+        if atoms is None:
+            raise ValueError("get_hessian needs a structure")
+        if self.parameters.method.upper() != "MP2":
+            self.get_potential_energy(atoms)
+            try:
+                with self._threads():
+                    hessian = self._mf.Hessian().kernel()
+            except (NotImplementedError, AttributeError, KeyError):
+                pass
+            else:
+                n = len(atoms)
+                return hessian.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * Hartree / Bohr**2
+        from ase_al.simulations import finite_difference_hessian
+
+        return finite_difference_hessian(atoms, self)[0]

@@ -1,0 +1,44 @@
+"""GFN2-xTB and GFN1-xTB through tblite's own ASE calculator."""
+
+from __future__ import annotations
+
+from ase.calculators.calculator import CalculationFailed, InputError, all_changes
+from tblite.ase import TBLite
+
+from ase_al.errors import ReferenceCalculationError, check_atoms
+
+XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
+
+
+class XTB(TBLite):
+    """tblite's ``TBLite`` calculator with ase-al's input checks and error type.
+
+    Parameters are tblite's (``method="GFN2-xTB"``, ``charge``, ``multiplicity``,
+    ``accuracy``, ``electronic_temperature`` in K, ...). Charge and multiplicity default to
+    ``atoms.info["charge"]`` / ``atoms.info["multiplicity"]`` when present. Output is silent by
+    default (``verbosity=0``). Results: ``energy`` (eV), ``forces`` (eV/Å), ``dipole`` (e·Å),
+    ``charges``.
+    """
+
+    def __init__(self, method: str = "GFN2-xTB", **kwargs):
+        kwargs.setdefault("verbosity", 0)
+        canonical = XTB_METHODS.get(method.lower())
+        if canonical is None:
+            raise ValueError(f"unknown xTB method {method!r}; known: {sorted(XTB_METHODS.values())}")
+        self._explicit = {k for k in ("charge", "multiplicity") if kwargs.get(k) is not None}
+        super().__init__(method=canonical, **kwargs)
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        atoms = self.atoms if atoms is None else atoms
+        check_atoms(atoms)
+        for key in ("charge", "multiplicity"):
+            value = atoms.info.get(key)
+            if key not in self._explicit and value != self.parameters.get(key):
+                self.parameters[key] = value
+                self._xtb = None  # tblite fixes charge and spin when its calculator is built
+        try:
+            super().calculate(atoms, properties, system_changes)
+        except InputError as err:
+            raise ValueError(f"{self.parameters.method} cannot take this input: {err}") from err
+        except CalculationFailed as err:
+            raise ReferenceCalculationError(f"{self.parameters.method}: {err}", atoms) from err

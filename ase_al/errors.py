@@ -1,0 +1,46 @@
+"""Exceptions raised by ase-al."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+
+class ReferenceCalculationError(RuntimeError):
+    """A reference calculation failed (e.g. an SCF that did not converge).
+
+    The geometry is kept in :attr:`atoms` so that a failed structure can be
+    inspected or skipped; a failed calculation is never returned as a number.
+    """
+
+    def __init__(self, message: str, atoms: Atoms | None = None):
+        super().__init__(message)
+        self.atoms = None if atoms is None else atoms.copy()
+
+
+class MissingDependencyError(ImportError):
+    """An optional backend is not installed; the message names the extra to install."""
+
+
+def require(module: str, extra: str):
+    """Import an optional backend, or raise :class:`MissingDependencyError` naming its extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"{module!r} is needed for this feature: pip install 'ase-al[{extra}]'"
+        ) from err
+
+
+def check_atoms(atoms: Atoms) -> None:
+    """Reject structures no calculator can handle, with a message naming the problem."""
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"expected an ase.Atoms object, got {type(atoms).__name__}")
+    if len(atoms) == 0:
+        raise ValueError("the structure has no atoms")
+    positions = atoms.get_positions()
+    if not np.all(np.isfinite(positions)):
+        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(positions))[:, 0]})
+        raise ValueError(f"atom positions contain NaN or infinite values (atoms {bad})")

@@ -1,0 +1,107 @@
+"""Initial conditions from the Wigner distribution of harmonic normal modes.
+
+For a harmonic mode of angular frequency ω in mass-weighted coordinates, the Wigner
+distribution at temperature T is a Gaussian in position and momentum with variances
+    <q²> = ħ/(2ω) · coth(ħω / 2kT),   <p²> = ħω/2 · coth(ħω / 2kT)
+(T = 0 gives the ground vibrational state, coth → 1). ASE's ``phonon_harmonics`` is built
+for crystals (it removes only the three translations), so molecules are sampled here with
+rotations projected out as well.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms, units
+from ase.vibrations import VibrationsData
+
+from ase_al.simulations import HBAR, HarmonicAnalysis
+
+
+def _as_harmonic_analysis(vibrations) -> HarmonicAnalysis:
+    if isinstance(vibrations, HarmonicAnalysis):
+        return vibrations
+    if isinstance(vibrations, VibrationsData):
+        return HarmonicAnalysis(vibrations.get_atoms(), vibrations.get_hessian_2d())
+    raise TypeError("vibrations must be the result of ase_al.freq or an ase VibrationsData")
+
+
+def remove_rigid_motion(atoms: Atoms) -> None:
+    """Zero the total linear and angular momentum of ``atoms`` in place (linear molecules too)."""
+    masses = atoms.get_masses()
+    momenta = atoms.get_momenta()
+    momenta -= masses[:, None] * momenta.sum(axis=0) / masses.sum()
+    centred = atoms.get_positions() - atoms.get_center_of_mass()
+    angular_momentum = np.cross(centred, momenta).sum(axis=0)
+    inertia = np.einsum("i,ij,ik->jk", masses, centred, centred)
+    inertia = np.trace(inertia) * np.eye(3) - inertia
+    # pinv: a linear molecule has no rotation about its axis to remove
+    omega = np.linalg.pinv(inertia, rcond=1e-8) @ angular_momentum
+    momenta -= masses[:, None] * np.cross(omega, centred)
+    atoms.set_momenta(momenta, apply_constraint=False)
+
+
+def wigner(
+    atoms: Atoms,
+    vibrations: HarmonicAnalysis | VibrationsData,
+    n: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> list[Atoms]:
+    """Sample ``n`` geometries with momenta from the harmonic Wigner distribution.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        The equilibrium geometry the modes belong to (same atoms and order).
+    vibrations : HarmonicAnalysis or VibrationsData
+        Normal modes, e.g. from :func:`ase_al.freq`.
+    n : int
+        Number of samples.
+    temperature : float
+        K; 0 samples the vibrational ground state.
+    seed : int, optional
+        Seed for reproducible samples.
+
+    Returns
+    -------
+    list[Atoms]
+        Structures with positions (Å) and momenta (ASE units) set, zero total linear and
+        angular momentum, ``info["sampling_temperature_K"]``; no calculator attached.
+    """
+    analysis = _as_harmonic_analysis(vibrations)
+    reference = analysis.get_atoms()
+    if len(atoms) != len(reference) or np.any(atoms.numbers != reference.numbers):
+        raise ValueError("atoms and vibrations describe different molecules (atoms or order differ)")
+    if n < 1:
+        raise ValueError(f"n must be a positive number of samples, got {n}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 K, got {temperature}")
+    omega = analysis.angular_frequencies
+    if np.any(omega <= 0):
+        raise ValueError(
+            "Wigner sampling needs a minimum; imaginary or zero modes at "
+            f"{analysis.frequencies[omega <= 0].round(1)} cm⁻¹"
+        )
+    occupation = np.ones_like(omega)
+    if temperature > 0:
+        occupation = 1.0 / np.tanh(HBAR * omega / (2 * units.kB * temperature))
+    q_width = np.sqrt(HBAR / (2 * omega) * occupation)
+    p_width = np.sqrt(HBAR * omega / 2 * occupation)
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, omega.size)) * q_width
+    p = rng.standard_normal((n, omega.size)) * p_width
+    masses = np.repeat(atoms.get_masses(), 3)
+    displacements = (q @ analysis.mass_weighted_modes) / np.sqrt(masses)
+    momenta = (p @ analysis.mass_weighted_modes) * np.sqrt(masses)
+    samples = []
+    for dx, mom in zip(displacements, momenta):
+        sample = Atoms(
+            atoms.get_chemical_symbols(), positions=atoms.positions + dx.reshape(-1, 3)
+        )
+        sample.set_masses(atoms.get_masses())
+        sample.set_momenta(mom.reshape(-1, 3))
+        remove_rigid_motion(sample)
+        sample.info.update(atoms.info)
+        sample.info["sampling_temperature_K"] = float(temperature)
+        samples.append(sample)
+    return samples
