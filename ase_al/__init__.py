@@ -15,12 +15,12 @@ from ase_al.simulations import HarmonicAnalysis, freq, optimize_geometry
 __version__ = "0.1.0"
 
 __all__ = [
-    "methods",
-    "available",
-    "optimize_geometry",
-    "freq",
     "HarmonicAnalysis",
-    "samplers",
-    "ReferenceCalculationError",
     "MissingDependencyError",
+    "ReferenceCalculationError",
+    "available",
+    "freq",
+    "methods",
+    "optimize_geometry",
+    "samplers",
 ]

@@ -44,3 +44,24 @@ def check_atoms(atoms: Atoms) -> None:
     if not np.all(np.isfinite(positions)):
         bad = sorted({int(i) for i in np.argwhere(~np.isfinite(positions))[:, 0]})
         raise ValueError(f"atom positions contain NaN or infinite values (atoms {bad})")
+
+
+def spin_and_charge(atoms: Atoms, charge: int | None, multiplicity: int | None) -> tuple[int, int]:
+    """Charge and spin multiplicity from the parameters, else ``atoms.info``, else neutral.
+
+    The default multiplicity is the lowest the electron count allows (singlet or doublet).
+    Raises ``ValueError`` when the multiplicity is impossible for the electron count.
+    """
+    if charge is None:
+        charge = int(atoms.info.get("charge", 0))
+    n_electrons = int(atoms.get_atomic_numbers().sum()) - charge
+    if multiplicity is None:
+        multiplicity = int(atoms.info.get("multiplicity", 1 + n_electrons % 2))
+    unpaired = multiplicity - 1
+    if n_electrons < 0 or unpaired < 0 or unpaired > n_electrons or (n_electrons - unpaired) % 2:
+        raise ValueError(
+            f"spin multiplicity {multiplicity} is impossible for {n_electrons} electrons "
+            f"(charge {charge}): an {'odd' if n_electrons % 2 else 'even'} electron count "
+            f"needs an {'even' if n_electrons % 2 else 'odd'} multiplicity"
+        )
+    return charge, multiplicity

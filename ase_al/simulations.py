@@ -71,7 +71,9 @@ def optimize_geometry(
     opt = getattr(ase.optimize, optimizer)(relaxed, trajectory=trajectory, logfile=logfile)
     converged = bool(opt.run(fmax=fmax, steps=steps))
     if not converged:
-        warnings.warn(f"geometry optimisation did not reach fmax={fmax} eV/Å in {steps} steps")
+        warnings.warn(
+            f"geometry optimisation did not reach fmax={fmax} eV/Å in {steps} steps", stacklevel=2
+        )
     relaxed.info["optimization_converged"] = converged
     return relaxed
 

@@ -11,8 +11,8 @@ returning an ASE calculator. :func:`register` does the same at run time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from ase.calculators.calculator import Calculator
 
@@ -69,8 +69,8 @@ def methods(name: str, **kwargs) -> Calculator:
     ValueError
         If the name is unknown; the message lists the known names.
     """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a method name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"a method name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
     if key in _registry:
         return _registry[key][1](**kwargs)
@@ -113,4 +113,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["methods", "available", "register", "with_d4", "PySCF", "XTB"]
+__all__ = ["XTB", "PySCF", "available", "methods", "register", "with_d4"]

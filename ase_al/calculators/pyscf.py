@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.units import Bohr, Hartree
 
-from ase_al.errors import ReferenceCalculationError, check_atoms, require
+from ase_al.errors import ReferenceCalculationError, check_atoms, require, spin_and_charge
 
 #: Methods PySCF handles that are not density functionals.
 WAVEFUNCTION_METHODS = ("HF", "MP2")
@@ -28,27 +28,6 @@ def is_pyscf_method(method: str) -> bool:
     except (KeyError, ValueError):
         return False
     return True
-
-
-def spin_and_charge(atoms: Atoms, charge: int | None, multiplicity: int | None) -> tuple[int, int]:
-    """Charge and spin multiplicity from the parameters, else ``atoms.info``, else neutral.
-
-    The default multiplicity is the lowest the electron count allows (singlet or doublet).
-    Raises ``ValueError`` when the multiplicity is impossible for the electron count.
-    """
-    if charge is None:
-        charge = int(atoms.info.get("charge", 0))
-    n_electrons = int(atoms.get_atomic_numbers().sum()) - charge
-    if multiplicity is None:
-        multiplicity = int(atoms.info.get("multiplicity", 1 + n_electrons % 2))
-    unpaired = multiplicity - 1
-    if n_electrons < 0 or unpaired < 0 or unpaired > n_electrons or (n_electrons - unpaired) % 2:
-        raise ValueError(
-            f"spin multiplicity {multiplicity} is impossible for {n_electrons} electrons "
-            f"(charge {charge}): an {'odd' if n_electrons % 2 else 'even'} electron count "
-            f"needs an {'even' if n_electrons % 2 else 'odd'} multiplicity"
-        )
-    return charge, multiplicity
 
 
 class PySCF(Calculator):
@@ -116,12 +95,17 @@ class PySCF(Calculator):
                     warnings.simplefilter("ignore")
                     shells = gto.basis.load(basis, symbol)
             except BasisNotFoundError as err:
-                raise ValueError(f"basis set {basis!r} is not available for {symbol}: {err}") from None
+                raise ValueError(
+                    f"basis set {basis!r} is not available for {symbol}: {err}"
+                ) from None
             if not shells:
                 raise ValueError(f"basis set {basis!r} is not available for {symbol}")
         ecp = basis if basis.lower().startswith("def2") else None
         return gto.M(
-            atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+            atom=[
+                (s, tuple(p))
+                for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=False)
+            ],
             unit="Angstrom",
             basis=basis,
             ecp=ecp,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ase.calculators.calculator import CalculationFailed, InputError, all_changes
 from tblite.ase import TBLite
 
-from ase_al.errors import ReferenceCalculationError, check_atoms
+from ase_al.errors import ReferenceCalculationError, check_atoms, spin_and_charge
 
 XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 
@@ -15,7 +15,8 @@ class XTB(TBLite):
 
     Parameters are tblite's (``method="GFN2-xTB"``, ``charge``, ``multiplicity``,
     ``accuracy``, ``electronic_temperature`` in K, ...). Charge and multiplicity default to
-    ``atoms.info["charge"]`` / ``atoms.info["multiplicity"]`` when present. Output is silent by
+    ``atoms.info["charge"]`` / ``atoms.info["multiplicity"]`` when present, else neutral and
+    the lowest multiplicity; an impossible multiplicity raises ``ValueError``. Output is silent by
     default (``verbosity=0``). Results: ``energy`` (eV), ``forces`` (eV/Å), ``dipole`` (e·Å),
     ``charges``.
     """
@@ -24,18 +25,23 @@ class XTB(TBLite):
         kwargs.setdefault("verbosity", 0)
         canonical = XTB_METHODS.get(method.lower())
         if canonical is None:
-            raise ValueError(f"unknown xTB method {method!r}; known: {sorted(XTB_METHODS.values())}")
+            raise ValueError(
+                f"unknown xTB method {method!r}; known: {sorted(XTB_METHODS.values())}"
+            )
         self._explicit = {k for k in ("charge", "multiplicity") if kwargs.get(k) is not None}
         super().__init__(method=canonical, **kwargs)
 
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         atoms = self.atoms if atoms is None else atoms
         check_atoms(atoms)
-        for key in ("charge", "multiplicity"):
-            value = atoms.info.get(key)
-            if key not in self._explicit and value != self.parameters.get(key):
-                self.parameters[key] = value
-                self._xtb = None  # tblite fixes charge and spin when its calculator is built
+        charge, multiplicity = spin_and_charge(
+            atoms,
+            self.parameters.charge if "charge" in self._explicit else None,
+            self.parameters.multiplicity if "multiplicity" in self._explicit else None,
+        )
+        if (charge, multiplicity) != (self.parameters.charge, self.parameters.multiplicity):
+            self.parameters.update(charge=charge, multiplicity=multiplicity)
+            self._xtb = None  # tblite fixes charge and spin when its calculator is built
         try:
             super().calculate(atoms, properties, system_changes)
         except InputError as err:

@@ -6,8 +6,8 @@ entry-point group ``ase_al.samplers`` (name -> callable).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from ase_al.samplers.wigner import remove_rigid_motion, wigner
 
@@ -23,7 +23,9 @@ def register(name: str, sampler: Callable) -> None:
 
 def available() -> list[str]:
     """Names of all registered and plugin samplers."""
-    return sorted(set(_registry) | {ep.name.lower() for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted(
+        set(_registry) | {ep.name.lower() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    )
 
 
 def get_sampler(name: str) -> Callable:
@@ -37,4 +39,4 @@ def get_sampler(name: str) -> Callable:
     raise ValueError(f"unknown sampler {name!r}; known: {', '.join(available())}")
 
 
-__all__ = ["wigner", "remove_rigid_motion", "register", "available", "get_sampler"]
+__all__ = ["available", "get_sampler", "register", "remove_rigid_motion", "wigner"]

@@ -71,7 +71,9 @@ def wigner(
     analysis = _as_harmonic_analysis(vibrations)
     reference = analysis.get_atoms()
     if len(atoms) != len(reference) or np.any(atoms.numbers != reference.numbers):
-        raise ValueError("atoms and vibrations describe different molecules (atoms or order differ)")
+        raise ValueError(
+            "atoms and vibrations describe different molecules (atoms or order differ)"
+        )
     if n < 1:
         raise ValueError(f"n must be a positive number of samples, got {n}")
     if temperature < 0:
@@ -94,10 +96,8 @@ def wigner(
     displacements = (q @ analysis.mass_weighted_modes) / np.sqrt(masses)
     momenta = (p @ analysis.mass_weighted_modes) * np.sqrt(masses)
     samples = []
-    for dx, mom in zip(displacements, momenta):
-        sample = Atoms(
-            atoms.get_chemical_symbols(), positions=atoms.positions + dx.reshape(-1, 3)
-        )
+    for dx, mom in zip(displacements, momenta, strict=False):
+        sample = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions + dx.reshape(-1, 3))
         sample.set_masses(atoms.get_masses())
         sample.set_momenta(mom.reshape(-1, 3))
         remove_rigid_motion(sample)

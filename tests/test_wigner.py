@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from ase import units
+from ase.build import molecule
+
+from ase_al import freq, methods, optimize_geometry
+from ase_al.samplers import wigner
+from ase_al.simulations import HBAR
+
+
+@pytest.fixture(scope="module")
+def h2():
+    calc = methods("GFN2-xTB")
+    eq = optimize_geometry(molecule("H2"), calc, fmax=1e-5)
+    return eq, freq(eq, calc)
+
+
+def test_h2_ground_state_width_and_momentum(h2):
+    eq, vib = h2
+    samples = wigner(eq, vib, n=6000, seed=3)
+    bonds = np.array([s.get_distance(0, 1) for s in samples])
+    omega = vib.angular_frequencies[0]
+    mu = eq.get_masses().prod() / eq.get_masses().sum()
+    analytic = np.sqrt(HBAR / (2 * mu * omega))  # Å
+    assert bonds.std() == pytest.approx(analytic, rel=0.05)
+    assert bonds.mean() == pytest.approx(eq.get_distance(0, 1), abs=3 * analytic / np.sqrt(6000))
+    for s in samples[:100]:
+        np.testing.assert_allclose(s.get_momenta().sum(axis=0), 0, atol=1e-12)
+        centred = s.positions - s.get_center_of_mass()
+        np.testing.assert_allclose(np.cross(centred, s.get_momenta()).sum(axis=0), 0, atol=1e-12)
+    # the ground state's mean kinetic energy is ħω/4
+    kinetic = np.mean([s.get_kinetic_energy() for s in samples])
+    assert kinetic == pytest.approx(HBAR * omega / 4, rel=0.05)
+
+
+def test_temperature_widens_by_coth(h2):
+    eq, vib = h2
+    omega = vib.angular_frequencies[0]
+    temperature = 8000.0
+    hot = wigner(eq, vib, n=6000, temperature=temperature, seed=4)
+    cold = wigner(eq, vib, n=6000, temperature=0, seed=4)
+    ratio = np.std([s.get_distance(0, 1) for s in hot]) / np.std(
+        [s.get_distance(0, 1) for s in cold]
+    )
+    expected = np.sqrt(1 / np.tanh(HBAR * omega / (2 * units.kB * temperature)))
+    # same seed: displacements scale exactly by the coth factor
+    assert ratio == pytest.approx(expected, rel=1e-6)
+    assert hot[0].info["sampling_temperature_K"] == temperature
+
+
+def test_polyatomic_samples_keep_rigid_motion_zero():
+    calc = methods("GFN2-xTB")
+    eq = optimize_geometry(molecule("H2O"), calc, fmax=1e-4)
+    vib = freq(eq, calc)
+    samples = wigner(eq, vib, n=50, temperature=300, seed=0)
+    for s in samples:
+        np.testing.assert_allclose(s.get_momenta().sum(axis=0), 0, atol=1e-12)
+        centred = s.positions - s.get_center_of_mass()
+        np.testing.assert_allclose(np.cross(centred, s.get_momenta()).sum(axis=0), 0, atol=1e-10)
+    # reproducible with a seed
+    again = wigner(eq, vib, n=50, temperature=300, seed=0)
+    np.testing.assert_array_equal(samples[7].positions, again[7].positions)
+
+
+def test_wigner_bad_input(h2):
+    eq, vib = h2
+    with pytest.raises(ValueError, match="different molecules"):
+        wigner(molecule("H2O"), vib, n=5)
+    with pytest.raises(ValueError, match="temperature"):
+        wigner(eq, vib, n=5, temperature=-1)
+    with pytest.raises(TypeError, match="vibrations must be"):
+        wigner(eq, [1, 2, 3], n=5)
