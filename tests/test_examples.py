@@ -1,0 +1,33 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name, *args, cwd):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], cwd=cwd, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_optfreq_example(tmp_path):
+    out = run_example("optfreq_gfn2.py", "H2O", cwd=tmp_path)
+    assert "1539" in out or "1540" in out  # GFN2-xTB water bend
+    path = read(tmp_path / "H2O_opt.traj", ":")
+    assert path[-1].get_forces().max() < 1e-3 and len(path) > 1
+    assert (tmp_path / "H2O_ir.png").stat().st_size > 1000
+
+
+def test_md_example_conserves_energy(tmp_path):
+    run_example("md_gfn2.py", "200", cwd=tmp_path)
+    frames = read(tmp_path / "md.traj", ":")
+    assert len(frames) == 201
+    total = np.loadtxt(tmp_path / "md.log", skiprows=1)[:, 1]
+    # 0.5 fs Verlet on methanol: total energy fluctuates by a few meV, no drift
+    assert np.ptp(total) < 0.02
