@@ -27,8 +27,10 @@ print(f"{name} GFN2-xTB: E = {eq.get_potential_energy():.6f} eV")
 print(" mode   wavenumber/cm-1   IR intensity/(km/mol)")
 for k, (nu, ir) in enumerate(zip(vib.frequencies, vib.ir_intensities, strict=True)):
     print(f"{k:5d} {nu:17.1f} {ir:23.2f}")
-print(f"ZPE {thermo['zpe']:.4f} eV, H(298 K) {thermo['enthalpy']:.6f} eV, "
-      f"G(298 K) {thermo['gibbs']:.6f} eV (symmetry number 1 assumed)")
+print(
+    f"ZPE {thermo['zpe']:.4f} eV, H(298 K) {thermo['enthalpy']:.6f} eV, "
+    f"G(298 K) {thermo['gibbs']:.6f} eV (symmetry number 1 assumed)"
+)
 
 grid = np.linspace(400, 4000, 3601)
 width = 10.0  # cm-1, half width at half maximum
@@ -38,8 +40,11 @@ spectrum = sum(
 )
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(grid, spectrum)
-ax.set(xlabel="wavenumber / cm$^{-1}$", ylabel="absorbance / (km/mol/cm$^{-1}$)",
-       title=f"{name}, GFN2-xTB harmonic IR")
+ax.set(
+    xlabel="wavenumber / cm$^{-1}$",
+    ylabel="absorbance / (km/mol/cm$^{-1}$)",
+    title=f"{name}, GFN2-xTB harmonic IR",
+)
 ax.invert_xaxis()
 fig.tight_layout()
 fig.savefig(f"{name}_ir.png", dpi=120)

@@ -100,12 +100,39 @@ def with_d4(calc: Calculator, functional: str) -> Calculator:
     return SumCalculator([calc, d4.DFTD4(method=functional)])
 
 
+#: Trainable model types by name (classes with train/predict/save/load); the active
+#: learner looks models up here. Plugins add theirs with :func:`register_model`.
+_models: dict[str, str] = {"kreg": "ase_al.calculators.kreg:KREG"}
+
+
+def register_model(name: str, cls) -> None:
+    """Make ``model_class(name)`` return ``cls`` (a trainable calculator class)."""
+    _models[name.lower()] = cls
+
+
+def model_class(name: str):
+    """The trainable model class called ``name`` (case-insensitive), e.g. ``"KREG"``."""
+    import importlib
+
+    entry = _models.get(name.lower())
+    if entry is None:
+        raise ValueError(f"unknown model type {name!r}; known: {sorted(_models)}")
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        entry = getattr(importlib.import_module(module), attr)
+    return entry
+
+
 def __getattr__(name):
     # Calculator classes import their backends lazily, so importing ase_al stays light.
     if name == "PySCF":
         from ase_al.calculators.pyscf import PySCF
 
         return PySCF
+    if name == "KREG":
+        from ase_al.calculators.kreg import KREG
+
+        return KREG
     if name == "XTB":
         from ase_al.calculators.xtb import XTB
 

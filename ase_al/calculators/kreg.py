@@ -1,0 +1,442 @@
+"""KREG: kernel ridge regression with the RE descriptor and a Gaussian kernel.
+
+Descriptor (RE): for every atom pair i < j, x_ij = r_ij,eq / r_ij, with r_eq the distances in
+an equilibrium geometry. Kernel: k(x, x') = exp(-|x - x'|² / (2σ²)). Energies are learned
+relative to the mean training energy (the prior).
+
+Energies-only training solves (K + λI) α = y. With forces, the gradients enter as derivative
+observations of the same Gaussian process: the covariance matrix gains blocks with the
+kernel's first and second derivatives, and the model becomes
+
+    E(x) = prior + Σ_b k(x, x_b) [α_b + (x − x_b) · w_b / σ²],   w_b = J_b β_b,
+
+where J_b = ∂x_b/∂R_b is the descriptor Jacobian of training structure b and β_b the
+coefficients of its gradient components. Forces are the analytic −∂E/∂R of this expression
+for both kinds of model. Units: eV, Å, eV/Å.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from tqdm.auto import tqdm
+
+from ase_al.errors import check_atoms
+
+
+# -- the RE descriptor -----------------------------------------------------------------
+def pair_indices(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j), i < j, of all atom pairs in a fixed order."""
+    return np.triu_indices(n_atoms, k=1)
+
+
+def re_descriptor(positions: np.ndarray, equilibrium_distances: np.ndarray, jacobian: bool = False):
+    """RE descriptors of a batch of structures.
+
+    Parameters
+    ----------
+    positions : (P, N, 3) array, Å
+    equilibrium_distances : (M,) array, Å, for the pairs of :func:`pair_indices`
+    jacobian : bool
+        Also return the Jacobian ∂x/∂R as (P, M, N, 3).
+
+    Returns
+    -------
+    x : (P, M) array; and, if asked, the Jacobian.
+    """
+    i, j = pair_indices(positions.shape[1])
+    vectors = positions[:, i] - positions[:, j]  # (P, M, 3)
+    distances = np.linalg.norm(vectors, axis=-1)
+    x = equilibrium_distances / distances
+    if not jacobian:
+        return x
+    # ∂x_ij/∂R_i = −x_ij (R_i − R_j) / r_ij², and the opposite for R_j
+    d_dri = -(x / distances**2)[..., None] * vectors
+    jac = np.zeros(positions.shape[:1] + (len(i),) + positions.shape[1:])
+    pairs = np.arange(len(i))
+    jac[:, pairs, i] = d_dri
+    jac[:, pairs, j] = -d_dri
+    return x, jac
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(sq, 0.0)
+
+
+def gaussian_kernel(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
+    """k(a_p, b_t) = exp(−|a_p − b_t|² / (2σ²)) for all pairs, shape (P, T)."""
+    return np.exp(-_squared_distances(a, b) / (2.0 * sigma**2))
+
+
+def covariance_with_gradients(x: np.ndarray, jac: np.ndarray, sigma: float) -> np.ndarray:
+    """Covariance of [energies; Cartesian gradients] of T structures, (T(1+D), T(1+D)).
+
+    x : (T, M) descriptors; jac : (T, M, D) Jacobians with D = 3N.
+    """
+    t, m, d = jac.shape
+    s2 = sigma**2
+    k = gaussian_kernel(x, x, sigma)
+    jx = np.einsum("amk,bm->abk", jac, x)  # J_a^T x_b, (T, T, D)
+    jx_self = np.einsum("aak->ak", jx)  # J_a^T x_a
+    # cov(E_a, ∂E_b/∂R_b) = k_ab J_b^T (x_a − x_b) / σ²
+    u = (jx.transpose(1, 0, 2) - jx_self[None, :, :]) / s2  # [a, b] = J_b^T(x_a − x_b)/σ²
+    energy_gradient = k[:, :, None] * u
+    # cov(∂E_a/∂R_a, ∂E_b/∂R_b) = k_ab [J_a^T J_b / σ² − (J_a^T δ)(J_b^T δ)^T / σ⁴], δ = x_a − x_b
+    ja_delta = (jx_self[:, None, :] - jx) / s2  # [a, b] = J_a^T(x_a − x_b)/σ²
+    jj = np.einsum("amk,bml->abkl", jac, jac) / s2
+    gradient_gradient = k[:, :, None, None] * (jj - ja_delta[:, :, :, None] * u[:, :, None, :])
+    cov = np.empty((t * (1 + d), t * (1 + d)))
+    cov[:t, :t] = k
+    cov[:t, t:] = energy_gradient.reshape(t, t * d)
+    cov[t:, :t] = cov[:t, t:].T
+    cov[t:, t:] = gradient_gradient.transpose(0, 2, 1, 3).reshape(t * d, t * d)
+    return cov
+
+
+class KREG(Calculator):
+    """Kernel ridge regression potential (MLatom's KREG) as a trainable ASE calculator.
+
+    Parameters
+    ----------
+    sigma : float, optional
+        Gaussian kernel width (dimensionless, RE-descriptor units). ``None``: optimised.
+    lambda_ : float, optional
+        Regularisation λ added to the kernel diagonal. ``None``: optimised.
+    equilibrium : Atoms, optional
+        Reference geometry of the RE descriptor; default: the lowest-energy training structure.
+    validation_fraction : float
+        Part of the training data held out to choose σ and λ (then refit on all data).
+    seed : int
+        Seed of the validation split.
+
+    Results: ``energy`` (eV), ``forces`` (eV/Å), and for models trained on energies only the
+    Gaussian-process posterior standard deviation ``energy_uncertainty`` (eV).
+    """
+
+    implemented_properties = ["energy", "forces", "energy_uncertainty"]
+
+    def __init__(
+        self,
+        sigma: float | None = None,
+        lambda_: float | None = None,
+        equilibrium: Atoms | None = None,
+        validation_fraction: float = 0.2,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.sigma = sigma
+        self.lambda_ = lambda_
+        self.equilibrium = None if equilibrium is None else equilibrium.copy()
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self._model: dict | None = None
+
+    # -- learned state ---------------------------------------------------------------
+    @property
+    def is_trained(self) -> bool:
+        return self._model is not None
+
+    def _check_structures(self, images) -> np.ndarray:
+        reference = self.equilibrium.numbers
+        positions = []
+        for index, atoms in enumerate(images):
+            check_atoms(atoms)
+            if len(atoms) != len(reference) or np.any(atoms.numbers != reference):
+                raise ValueError(
+                    f"structure {index} ({atoms.get_chemical_formula()}, elements "
+                    f"{atoms.get_chemical_symbols()}) does not match the model's atoms "
+                    f"{self.equilibrium.get_chemical_symbols()} in count, elements or order"
+                )
+            positions.append(atoms.positions)
+        return np.array(positions)
+
+    def _descriptors(self, positions: np.ndarray, jacobian: bool = False):
+        return re_descriptor(positions, self._model["equilibrium_distances"], jacobian)
+
+    # -- training --------------------------------------------------------------------
+    def train(
+        self,
+        images: list[Atoms],
+        energies: bool = True,
+        forces: bool = False,
+        sigma_grid: np.ndarray | None = None,
+        lambda_grid: np.ndarray | None = None,
+        progress: bool | None = None,
+    ) -> KREG:
+        """Fit to ``images``, which carry reference energies (and forces) via their calculators.
+
+        Parameters
+        ----------
+        images : list of Atoms
+            One molecule, same atom order throughout, with ``get_potential_energy()`` (eV) and,
+            for ``forces=True``, ``get_forces()`` (eV/Å).
+        energies : bool
+            Energies are always learned; ``False`` is refused.
+        forces : bool
+            Also learn forces (the linear system grows to N_train·(1 + 3N_atoms)).
+        sigma_grid, lambda_grid : arrays, optional
+            Values to search when σ or λ were not fixed.
+        progress : bool, optional
+            Show a progress bar of the hyperparameter search (default: when interactive).
+
+        Returns
+        -------
+        self
+        """
+        if not energies:
+            raise ValueError("KREG always learns energies; energies=False is not supported")
+        images = list(images)
+        if len(images) < 2:
+            raise ValueError(f"KREG needs at least 2 training structures, got {len(images)}")
+        y_energy = np.array([a.get_potential_energy() for a in images])
+        if self.equilibrium is None:
+            self.equilibrium = images[int(np.argmin(y_energy))].copy()
+            self.equilibrium.calc = None
+        i, j = pair_indices(len(self.equilibrium))
+        eq_pos = self.equilibrium.positions
+        self._model = {"equilibrium_distances": np.linalg.norm(eq_pos[i] - eq_pos[j], axis=1)}
+        positions = self._check_structures(images)
+        gradients = -np.array([a.get_forces() for a in images]) if forces else None
+        if forces and len(images) * (1 + positions[0].size) > 30000:
+            warnings.warn(
+                "training on forces builds a matrix of "
+                f"{len(images) * (1 + positions[0].size)}² elements: this needs a lot of memory",
+                stacklevel=2,
+            )
+        sigma, lambda_ = self.sigma, self.lambda_
+        if sigma is None or lambda_ is None:
+            sigma, lambda_ = self._search(
+                positions, y_energy, gradients, sigma_grid, lambda_grid, progress
+            )
+        self._model.update(self._fit(positions, y_energy, gradients, sigma, lambda_))
+        self.results = {}
+        return self
+
+    def _fit(self, positions, y_energy, gradients, sigma, lambda_) -> dict:
+        prior = float(y_energy.mean())
+        if gradients is None:
+            x = self._descriptors(positions)
+            matrix = gaussian_kernel(x, x, sigma)
+            targets = y_energy - prior
+        else:
+            x, jac = self._descriptors(positions, jacobian=True)
+            jac = jac.reshape(len(x), x.shape[1], -1)
+            matrix = covariance_with_gradients(x, jac, sigma)
+            targets = np.concatenate([y_energy - prior, gradients.ravel()])
+        matrix[np.diag_indices_from(matrix)] += lambda_
+        factor = scipy.linalg.cho_factor(matrix, overwrite_a=True, check_finite=False)
+        coefficients = scipy.linalg.cho_solve(factor, targets, check_finite=False)
+        t = len(x)
+        model = {
+            "sigma": float(sigma),
+            "lambda_": float(lambda_),
+            "prior": prior,
+            "x_train": x,
+            "alpha": coefficients[:t],
+            "w": None,
+            "cholesky": None,
+        }
+        if gradients is None:
+            model["cholesky"] = np.triu(factor[0])  # K + λI = UᵀU
+            model["signal_variance"] = float(targets @ coefficients / t)
+        else:
+            beta = coefficients[t:].reshape(t, -1)
+            model["w"] = np.einsum("bmk,bk->bm", jac, beta)
+        return model
+
+    def _search(self, positions, y_energy, gradients, sigma_grid, lambda_grid, progress):
+        """Choose σ, λ on a validation split, one eigendecomposition per σ for all λ."""
+        n = len(y_energy)
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_val = max(1, int(round(self.validation_fraction * n)))
+        val, sub = order[:n_val], order[n_val:]
+        x_all = self._descriptors(positions)
+        if sigma_grid is None:
+            if self.sigma is not None:
+                sigma_grid = np.array([self.sigma])
+            else:
+                typical = np.sqrt(np.median(_squared_distances(x_all[sub[:300]], x_all[sub[:300]])))
+                sigma_grid = typical * 2.0 ** np.arange(-2.0, 5.5, 1.0)
+        if lambda_grid is None:
+            lambda_grid = (
+                np.array([self.lambda_])
+                if self.lambda_ is not None
+                else 10.0 ** np.arange(-12, -1.5)
+            )
+        cache: dict[float, tuple[float, float]] = {}
+
+        def best_lambda(sigma):
+            if sigma not in cache:
+                cache[sigma] = self._validate(
+                    positions, y_energy, gradients, sub, val, sigma, lambda_grid
+                )
+            return cache[sigma]
+
+        grid = list(sigma_grid)
+        for sigma in tqdm(
+            grid, desc="KREG σ search", disable=None if progress is None else not progress
+        ):
+            best_lambda(sigma)
+        if len(grid) > 2 and self.sigma is None:
+            # refine between the best grid point and its neighbours (log-scale bisection)
+            grid = sorted(cache)
+            for _ in range(2):
+                best = min(cache, key=lambda s: cache[s][1])
+                k = grid.index(best)
+                for other in (grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]):
+                    if other != best:
+                        best_lambda(float(np.sqrt(best * other)))
+                grid = sorted(cache)
+        sigma = min(cache, key=lambda s: cache[s][1])
+        return sigma, cache[sigma][0]
+
+    def _validate(self, positions, y_energy, gradients, sub, val, sigma, lambda_grid):
+        """(best λ, its validation loss) for one σ."""
+        prior = y_energy[sub].mean()
+        if gradients is None:
+            x = self._descriptors(positions[sub])
+            matrix = gaussian_kernel(x, x, sigma)
+            targets = y_energy[sub] - prior
+        else:
+            x, jac = self._descriptors(positions[sub], jacobian=True)
+            jac = jac.reshape(len(x), x.shape[1], -1)
+            matrix = covariance_with_gradients(x, jac, sigma)
+            targets = np.concatenate([y_energy[sub] - prior, gradients[sub].ravel()])
+        eigenvalues, vectors = scipy.linalg.eigh(matrix, driver="evd", check_finite=False)
+        projected = vectors.T @ targets
+        best = (np.nan, np.inf)
+        for lambda_ in lambda_grid:
+            coefficients = vectors @ (projected / (eigenvalues + lambda_))
+            model = {"sigma": sigma, "prior": prior, "x_train": x, "alpha": coefficients[: len(x)]}
+            model["w"] = (
+                None
+                if gradients is None
+                else np.einsum("bmk,bk->bm", jac, coefficients[len(x) :].reshape(len(x), -1))
+            )
+            energy, force = self._evaluate(model, positions[val], forces=gradients is not None)
+            loss = np.sqrt(np.mean((energy - y_energy[val]) ** 2))
+            if gradients is not None:
+                force_rmse = np.sqrt(np.mean((force + gradients[val]) ** 2))
+                loss = np.sqrt(loss * force_rmse)
+            if loss < best[1]:
+                best = (float(lambda_), float(loss))
+        return best
+
+    # -- prediction ------------------------------------------------------------------
+    def _evaluate(self, model, positions, forces=True, chunk=2000):
+        energies, all_forces = [], []
+        for start in range(0, len(positions), chunk):
+            block = positions[start : start + chunk]
+            if forces:
+                x, jac = self._descriptors(block, jacobian=True)
+            else:
+                x = self._descriptors(block)
+            k = gaussian_kernel(x, model["x_train"], model["sigma"])
+            s2 = model["sigma"] ** 2
+            weights = np.broadcast_to(model["alpha"], k.shape)
+            if model["w"] is not None:
+                # (x_p − x_b) · w_b / σ²
+                weights = (
+                    weights + (x @ model["w"].T - np.sum(model["x_train"] * model["w"], 1)) / s2
+                )
+            kc = k * weights
+            energies.append(model["prior"] + kc.sum(1))
+            if forces:
+                # ∂E/∂x_p = Σ_b k_pb [−(x_p − x_b) c_pb / σ² + w_b / σ²]
+                de_dx = (kc @ model["x_train"] - kc.sum(1)[:, None] * x) / s2
+                if model["w"] is not None:
+                    de_dx += k @ model["w"] / s2
+                all_forces.append(-np.einsum("pm,pmak->pak", de_dx, jac))
+        energy = np.concatenate(energies)
+        return energy, (np.concatenate(all_forces) if forces else None)
+
+    def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = False) -> dict:
+        """Energies (P,) in eV and forces (P, N, 3) in eV/Å for a batch of structures.
+
+        With ``uncertainty=True`` (models trained on energies only) also the posterior
+        standard deviation of each energy, ``energy_uncertainty`` (P,) in eV.
+        """
+        if not self.is_trained:
+            raise RuntimeError("this KREG model is not trained: call train(images) or KREG.load")
+        positions = self._check_structures(images)
+        energy, force = self._evaluate(self._model, positions, forces)
+        result = {"energies": energy}
+        if forces:
+            result["forces"] = force
+        if uncertainty:
+            result["energy_uncertainty"] = self._posterior_std(positions)
+        return result
+
+    def _posterior_std(self, positions):
+        model = self._model
+        if model["cholesky"] is None:
+            raise ValueError(
+                "posterior uncertainty is available for models trained on energies only"
+            )
+        k = gaussian_kernel(self._descriptors(positions), model["x_train"], model["sigma"])
+        v = scipy.linalg.solve_triangular(model["cholesky"], k.T, lower=False, trans="T")
+        variance = np.clip(1.0 - np.sum(v**2, axis=0), 0.0, None)
+        return np.sqrt(model["signal_variance"] * variance)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        wants_uncertainty = "energy_uncertainty" in properties
+        result = self.predict([self.atoms], forces=True, uncertainty=wants_uncertainty)
+        self.results["energy"] = float(result["energies"][0])
+        self.results["forces"] = result["forces"][0]
+        if wants_uncertainty:
+            self.results["energy_uncertainty"] = float(result["energy_uncertainty"][0])
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the trained model to ``path`` (a NumPy ``.npz`` archive)."""
+        if not self.is_trained:
+            raise RuntimeError("cannot save an untrained KREG model")
+        arrays = {k: v for k, v in self._model.items() if isinstance(v, np.ndarray)}
+        meta = {k: v for k, v in self._model.items() if not isinstance(v, np.ndarray)}
+        meta.update(
+            format="ase-al KREG 1",
+            symbols=self.equilibrium.get_chemical_symbols(),
+            validation_fraction=self.validation_fraction,
+            seed=self.seed,
+        )
+        with open(path, "wb") as handle:  # np.savez would append .npz to a str path
+            np.savez(
+                handle, meta=json.dumps(meta), equilibrium=self.equilibrium.positions, **arrays
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> KREG:
+        """A KREG model written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {k: data[k] for k in data.files if k not in ("meta", "equilibrium")}
+                positions = data["equilibrium"]
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"{path} is not a KREG model file written by KREG.save: {err}"
+            ) from None
+        if meta.get("format") != "ase-al KREG 1":
+            raise ValueError(f"{path} is not a KREG model file (format {meta.get('format')!r})")
+        equilibrium = Atoms(meta.pop("symbols"), positions=positions)
+        model = cls(
+            sigma=meta["sigma"],
+            lambda_=meta["lambda_"],
+            equilibrium=equilibrium,
+            validation_fraction=meta.pop("validation_fraction"),
+            seed=meta.pop("seed"),
+        )
+        meta.pop("format")
+        model._model = {**meta, **arrays}
+        for key in ("w", "cholesky"):
+            model._model.setdefault(key, None)
+        return model
