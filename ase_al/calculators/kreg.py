@@ -111,10 +111,6 @@ class KREG(Calculator):
         Regularisation λ added to the kernel diagonal. ``None``: optimised.
     equilibrium : Atoms, optional
         Reference geometry of the RE descriptor; default: the lowest-energy training structure.
-    validation_fraction : float
-        Part of the training data held out to choose σ and λ (then refit on all data).
-    seed : int
-        Seed of the validation split.
 
     Results: ``energy`` (eV), ``forces`` (eV/Å), and for models trained on energies only the
     Gaussian-process posterior standard deviation ``energy_uncertainty`` (eV).
@@ -127,16 +123,12 @@ class KREG(Calculator):
         sigma: float | None = None,
         lambda_: float | None = None,
         equilibrium: Atoms | None = None,
-        validation_fraction: float = 0.2,
-        seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.sigma = sigma
         self.lambda_ = lambda_
         self.equilibrium = None if equilibrium is None else equilibrium.copy()
-        self.validation_fraction = validation_fraction
-        self.seed = seed
         self._model: dict | None = None
 
     # -- learned state ---------------------------------------------------------------
@@ -253,79 +245,80 @@ class KREG(Calculator):
         return model
 
     def _search(self, positions, y_energy, gradients, sigma_grid, lambda_grid, progress):
-        """Choose σ, λ on a validation split, one eigendecomposition per σ for all λ."""
-        n = len(y_energy)
-        order = np.random.default_rng(self.seed).permutation(n)
-        n_val = max(1, int(round(self.validation_fraction * n)))
-        val, sub = order[:n_val], order[n_val:]
+        """Choose σ and λ by leave-one-out cross-validation.
+
+        For kernel ridge regression the leave-one-out residual of observation i is
+        α_i / [(K + λI)⁻¹]_ii, so one eigendecomposition K = QΛQᵀ per σ gives the exact
+        LOO error for every λ at O(n²) each: every training point validates, and nothing is
+        refactorised per grid point. σ: a coarse log-grid, then golden-section refinement.
+        """
         x_all = self._descriptors(positions)
-        if sigma_grid is None:
-            if self.sigma is not None:
-                sigma_grid = np.array([self.sigma])
-            else:
-                typical = np.sqrt(np.median(_squared_distances(x_all[sub[:300]], x_all[sub[:300]])))
-                sigma_grid = typical * 2.0 ** np.arange(-2.0, 5.5, 1.0)
-        if lambda_grid is None:
-            lambda_grid = (
-                np.array([self.lambda_])
-                if self.lambda_ is not None
-                else 10.0 ** np.arange(-12, -1.5)
-            )
+        if self.lambda_ is not None:
+            lambda_grid = np.array([self.lambda_])
+        elif lambda_grid is None:
+            lambda_grid = 10.0 ** np.arange(-12.0, -1.9, 0.5)
         cache: dict[float, tuple[float, float]] = {}
 
-        def best_lambda(sigma):
+        def score(sigma):
+            sigma = float(sigma)
             if sigma not in cache:
-                cache[sigma] = self._validate(
-                    positions, y_energy, gradients, sub, val, sigma, lambda_grid
-                )
-            return cache[sigma]
+                cache[sigma] = self._loo(positions, y_energy, gradients, sigma, lambda_grid)
+            return cache[sigma][1]
 
-        grid = list(sigma_grid)
-        for sigma in tqdm(
-            grid, desc="KREG σ search", disable=None if progress is None else not progress
-        ):
-            best_lambda(sigma)
-        if len(grid) > 2 and self.sigma is None:
-            # refine between the best grid point and its neighbours (log-scale bisection)
-            grid = sorted(cache)
-            for _ in range(2):
-                best = min(cache, key=lambda s: cache[s][1])
-                k = grid.index(best)
-                for other in (grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]):
-                    if other != best:
-                        best_lambda(float(np.sqrt(best * other)))
-                grid = sorted(cache)
+        if self.sigma is not None:
+            grid = [self.sigma]
+        elif sigma_grid is not None:
+            grid = list(sigma_grid)
+        else:
+            sample = x_all[:: max(1, len(x_all) // 300)]
+            typical = np.sqrt(np.median(_squared_distances(sample, sample)))
+            grid = list(typical * 2.0 ** np.arange(-2.0, 4.1, 1.5))
+        bar = tqdm(desc="KREG σ, λ search", disable=None if progress is None else not progress)
+        for sigma in grid:
+            score(sigma)
+            bar.update()
+        if len(grid) >= 3 and self.sigma is None and sigma_grid is None:
+            ordered = sorted(cache)
+            k = int(np.argmin([cache[s][1] for s in ordered]))
+            low = np.log(ordered[max(k - 1, 0)])
+            high = np.log(ordered[min(k + 1, len(ordered) - 1)])
+            golden = (np.sqrt(5.0) - 1.0) / 2.0
+            a, b = high - golden * (high - low), low + golden * (high - low)
+            for _ in range(5):
+                if score(np.exp(a)) < score(np.exp(b)):
+                    high, b = b, a
+                    a = high - golden * (high - low)
+                else:
+                    low, a = a, b
+                    b = low + golden * (high - low)
+                bar.update()
+        bar.close()
         sigma = min(cache, key=lambda s: cache[s][1])
         return sigma, cache[sigma][0]
 
-    def _validate(self, positions, y_energy, gradients, sub, val, sigma, lambda_grid):
-        """(best λ, its validation loss) for one σ."""
-        prior = y_energy[sub].mean()
+    def _loo(self, positions, y_energy, gradients, sigma, lambda_grid):
+        """(best λ, its leave-one-out loss in eV or eV·(eV/Å) geometric mean) for one σ."""
+        prior = y_energy.mean()
         if gradients is None:
-            x = self._descriptors(positions[sub])
-            matrix = gaussian_kernel(x, x, sigma)
-            targets = y_energy[sub] - prior
+            matrix = gaussian_kernel(*(2 * (self._descriptors(positions),)), sigma)
+            targets = y_energy - prior
         else:
-            x, jac = self._descriptors(positions[sub], jacobian=True)
-            jac = jac.reshape(len(x), x.shape[1], -1)
-            matrix = covariance_with_gradients(x, jac, sigma)
-            targets = np.concatenate([y_energy[sub] - prior, gradients[sub].ravel()])
-        eigenvalues, vectors = scipy.linalg.eigh(matrix, driver="evd", check_finite=False)
+            x, jac = self._descriptors(positions, jacobian=True)
+            matrix = covariance_with_gradients(x, jac.reshape(len(x), x.shape[1], -1), sigma)
+            targets = np.concatenate([y_energy - prior, gradients.ravel()])
+        eigenvalues, vectors = scipy.linalg.eigh(
+            matrix, driver="evd", overwrite_a=True, check_finite=False
+        )
         projected = vectors.T @ targets
+        squared = vectors**2
+        t = len(y_energy)
         best = (np.nan, np.inf)
         for lambda_ in lambda_grid:
-            coefficients = vectors @ (projected / (eigenvalues + lambda_))
-            model = {"sigma": sigma, "prior": prior, "x_train": x, "alpha": coefficients[: len(x)]}
-            model["w"] = (
-                None
-                if gradients is None
-                else np.einsum("bmk,bk->bm", jac, coefficients[len(x) :].reshape(len(x), -1))
-            )
-            energy, force = self._evaluate(model, positions[val], forces=gradients is not None)
-            loss = np.sqrt(np.mean((energy - y_energy[val]) ** 2))
+            inverse = 1.0 / (eigenvalues + lambda_)
+            residuals = (vectors @ (projected * inverse)) / (squared @ inverse)
+            loss = np.sqrt(np.mean(residuals[:t] ** 2))
             if gradients is not None:
-                force_rmse = np.sqrt(np.mean((force + gradients[val]) ** 2))
-                loss = np.sqrt(loss * force_rmse)
+                loss = np.sqrt(loss * np.sqrt(np.mean(residuals[t:] ** 2)))
             if loss < best[1]:
                 best = (float(lambda_), float(loss))
         return best
@@ -405,8 +398,6 @@ class KREG(Calculator):
         meta.update(
             format="ase-al KREG 1",
             symbols=self.equilibrium.get_chemical_symbols(),
-            validation_fraction=self.validation_fraction,
-            seed=self.seed,
         )
         with open(path, "wb") as handle:  # np.savez would append .npz to a str path
             np.savez(
@@ -432,8 +423,6 @@ class KREG(Calculator):
             sigma=meta["sigma"],
             lambda_=meta["lambda_"],
             equilibrium=equilibrium,
-            validation_fraction=meta.pop("validation_fraction"),
-            seed=meta.pop("seed"),
         )
         meta.pop("format")
         model._model = {**meta, **arrays}
