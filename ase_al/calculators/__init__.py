@@ -133,6 +133,10 @@ def __getattr__(name):
         from ase_al.calculators.kreg import KREG
 
         return KREG
+    if name == "Committee":
+        from ase_al.calculators.committee import Committee
+
+        return Committee
     if name == "XTB":
         from ase_al.calculators.xtb import XTB
 

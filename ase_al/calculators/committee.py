@@ -1,0 +1,98 @@
+"""Several models as one calculator: a weighted prediction plus their spread as uncertainty."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+
+def predict_batch(model, images: list[Atoms], forces: bool = True) -> dict:
+    """``model.predict(images)`` where the model has it, else one calculation per structure.
+
+    Returns ``energies`` (P,) in eV and, if asked, ``forces`` (P, N, 3) in eV/Å.
+    """
+    if hasattr(model, "predict"):
+        return model.predict(images, forces=forces)
+    energies, all_forces = [], []
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = model
+        energies.append(work.get_potential_energy())
+        if forces:
+            all_forces.append(work.get_forces())
+    result = {"energies": np.array(energies)}
+    if forces:
+        result["forces"] = np.array(all_forces)
+    return result
+
+
+class Committee(Calculator):
+    """Members' weighted mean as ``energy``/``forces``, their spread as the uncertainty.
+
+    Parameters
+    ----------
+    calculators : list
+        Trained models or any ASE calculators (same molecule).
+    weights : sequence of float, optional
+        Weights of the members in the returned energy and forces (normalised); default equal.
+    spread : {"std", "range"}
+        ``"std"``: standard deviation of the members (ddof=0); ``"range"``: max − min, which
+        for two members is |E₁ − E₂|.
+
+    Results: ``energy`` (eV), ``forces`` (eV/Å), ``energy_uncertainty`` (eV) and
+    ``forces_uncertainty`` (eV/Å, per atom and component).
+    """
+
+    implemented_properties = ["energy", "forces", "energy_uncertainty", "forces_uncertainty"]
+
+    def __init__(self, calculators, weights=None, spread: str = "std", **kwargs):
+        super().__init__(**kwargs)
+        if len(calculators) < 2:
+            raise ValueError("a committee needs at least two members")
+        if spread not in ("std", "range"):
+            raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
+        weights = np.ones(len(calculators)) if weights is None else np.asarray(weights, float)
+        if weights.shape != (len(calculators),) or weights.sum() <= 0 or np.any(weights < 0):
+            raise ValueError("weights must be one non-negative number per member, not all zero")
+        self.members = list(calculators)
+        self.weights = weights / weights.sum()
+        self.spread = spread
+
+    @classmethod
+    def physics_informed(cls, main, auxiliary) -> Committee:
+        """MLatom's pair: the main model (energies + forces) predicts, |E_main − E_aux| is the
+        uncertainty, the auxiliary model having learned energies only."""
+        return cls([main, auxiliary], weights=[1.0, 0.0], spread="range")
+
+    def _spread(self, values: np.ndarray) -> np.ndarray:
+        if self.spread == "range":
+            return values.max(axis=0) - values.min(axis=0)
+        return values.std(axis=0)
+
+    def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
+        """Batched prediction: ``energies`` (P,), ``forces`` (P, N, 3) and, with
+        ``uncertainty``, ``energy_uncertainty`` (P,) and ``forces_uncertainty`` (P, N, 3)."""
+        needed = [m for m, w in zip(self.members, self.weights, strict=True) if w > 0 or uncertainty]
+        outputs = [predict_batch(m, images, forces) for m in needed]
+        used_weights = [w for w in self.weights if w > 0 or uncertainty]
+        energies = np.array([o["energies"] for o in outputs])
+        result = {"energies": np.tensordot(used_weights, energies, axes=1)}
+        if forces:
+            all_forces = np.array([o["forces"] for o in outputs])
+            result["forces"] = np.tensordot(used_weights, all_forces, axes=1)
+        if uncertainty:
+            result["energy_uncertainty"] = self._spread(energies)
+            if forces:
+                result["forces_uncertainty"] = self._spread(all_forces)
+        return result
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.predict([self.atoms], forces=True, uncertainty=True)
+        self.results = {
+            "energy": float(result["energies"][0]),
+            "forces": result["forces"][0],
+            "energy_uncertainty": float(result["energy_uncertainty"][0]),
+            "forces_uncertainty": result["forces_uncertainty"][0],
+        }
