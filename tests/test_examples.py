@@ -31,3 +31,11 @@ def test_md_example_conserves_energy(tmp_path):
     total = np.loadtxt(tmp_path / "md.log", skiprows=1)[:, 1]
     # 0.5 fs Verlet on methanol: total energy fluctuates by a few meV, no drift
     assert np.ptp(total) < 0.02
+
+
+def test_active_learning_example(tmp_path):
+    out = run_example("al_h2_gfn2.py", str(tmp_path / "al"), cwd=tmp_path)
+    line = next(line for line in out.splitlines() if line.startswith("harmonic frequency"))
+    deviation = float(line.split("(")[1].split("%")[0])
+    assert abs(deviation) < 1.0  # the final model's frequency within 1 % of GFN2-xTB's
+    assert (tmp_path / "al" / "labelled.db").exists()

@@ -73,7 +73,9 @@ class Committee(Calculator):
     def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
         """Batched prediction: ``energies`` (P,), ``forces`` (P, N, 3) and, with
         ``uncertainty``, ``energy_uncertainty`` (P,) and ``forces_uncertainty`` (P, N, 3)."""
-        needed = [m for m, w in zip(self.members, self.weights, strict=True) if w > 0 or uncertainty]
+        needed = [
+            m for m, w in zip(self.members, self.weights, strict=True) if w > 0 or uncertainty
+        ]
         outputs = [predict_batch(m, images, forces) for m in needed]
         used_weights = [w for w in self.weights if w > 0 or uncertainty]
         energies = np.array([o["energies"] for o in outputs])

@@ -18,6 +18,7 @@ for both kinds of model. Units: eV, Å, eV/Å.
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from tqdm.auto import tqdm
 
 from ase_al.errors import check_atoms
+
+log = logging.getLogger("ase_al")
 
 
 # -- the RE descriptor -----------------------------------------------------------------
@@ -136,6 +139,18 @@ class KREG(Calculator):
     def is_trained(self) -> bool:
         return self._model is not None
 
+    @property
+    def hyperparameters(self) -> dict:
+        """The σ and λ in use (after training: the chosen ones)."""
+        if self._model is not None:
+            return {"sigma": self._model["sigma"], "lambda_": self._model["lambda_"]}
+        return {"sigma": self.sigma, "lambda_": self.lambda_}
+
+    @property
+    def validation_rmse(self) -> float | None:
+        """Leave-one-out energy RMSE (eV) of the hyperparameter search, if one was run."""
+        return None if self._model is None else self._model.get("validation_rmse")
+
     def _check_structures(self, images) -> np.ndarray:
         reference = self.equilibrium.numbers
         positions = []
@@ -203,12 +218,14 @@ class KREG(Calculator):
                 f"{len(images) * (1 + positions[0].size)}² elements: this needs a lot of memory",
                 stacklevel=2,
             )
-        sigma, lambda_ = self.sigma, self.lambda_
+        sigma, lambda_, loss = self.sigma, self.lambda_, None
         if sigma is None or lambda_ is None:
-            sigma, lambda_ = self._search(
+            sigma, lambda_, loss = self._search(
                 positions, y_energy, gradients, sigma_grid, lambda_grid, progress
             )
         self._model.update(self._fit(positions, y_energy, gradients, sigma, lambda_))
+        if loss is not None and gradients is None:
+            self._model["validation_rmse"] = loss
         self.results = {}
         return self
 
@@ -223,8 +240,20 @@ class KREG(Calculator):
             jac = jac.reshape(len(x), x.shape[1], -1)
             matrix = covariance_with_gradients(x, jac, sigma)
             targets = np.concatenate([y_energy - prior, gradients.ravel()])
-        matrix[np.diag_indices_from(matrix)] += lambda_
-        factor = scipy.linalg.cho_factor(matrix, overwrite_a=True, check_finite=False)
+        diagonal = np.diag_indices_from(matrix)
+        matrix[diagonal] += lambda_
+        # derivative blocks make the matrix far worse conditioned than K alone: a λ chosen on
+        # energies may be too small for it, so raise λ until the factorisation succeeds
+        while True:
+            try:
+                factor = scipy.linalg.cho_factor(matrix, check_finite=False)
+                break
+            except np.linalg.LinAlgError:
+                if lambda_ > 1e-2:
+                    raise
+                matrix[diagonal] += 9 * lambda_
+                lambda_ *= 10
+                log.info("kernel matrix not positive definite; λ raised to %.1e", lambda_)
         coefficients = scipy.linalg.cho_solve(factor, targets, check_finite=False)
         t = len(x)
         model = {
@@ -294,7 +323,7 @@ class KREG(Calculator):
                 bar.update()
         bar.close()
         sigma = min(cache, key=lambda s: cache[s][1])
-        return sigma, cache[sigma][0]
+        return sigma, cache[sigma][0], cache[sigma][1]
 
     def _loo(self, positions, y_energy, gradients, sigma, lambda_grid):
         """(best λ, its leave-one-out loss in eV or eV·(eV/Å) geometric mean) for one σ."""
@@ -399,10 +428,13 @@ class KREG(Calculator):
             format="ase-al KREG 1",
             symbols=self.equilibrium.get_chemical_symbols(),
         )
-        with open(path, "wb") as handle:  # np.savez would append .npz to a str path
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "wb") as handle:  # np.savez would append .npz to a str path
             np.savez(
                 handle, meta=json.dumps(meta), equilibrium=self.equilibrium.positions, **arrays
             )
+        partial.replace(path)  # atomic: a killed run never leaves half a model
 
     @classmethod
     def load(cls, path: str | Path) -> KREG:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from ase_al.samplers.batch_md import SamplingResult, batch_md
+from ase_al.samplers.md import md
 from ase_al.samplers.wigner import remove_rigid_motion, wigner
 
 ENTRY_POINT_GROUP = "ase_al.samplers"
 
-_registry: dict[str, Callable] = {"wigner": wigner}
+_registry: dict[str, Callable] = {"wigner": wigner, "batch_md": batch_md, "md": md}
 
 
 def register(name: str, sampler: Callable) -> None:
@@ -39,4 +41,13 @@ def get_sampler(name: str) -> Callable:
     raise ValueError(f"unknown sampler {name!r}; known: {', '.join(available())}")
 
 
-__all__ = ["available", "get_sampler", "register", "remove_rigid_motion", "wigner"]
+__all__ = [
+    "available",
+    "batch_md",
+    "get_sampler",
+    "md",
+    "register",
+    "remove_rigid_motion",
+    "SamplingResult",
+    "wigner",
+]

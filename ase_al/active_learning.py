@@ -1,0 +1,440 @@
+"""Physics-informed active learning of ML potentials (MLatom's ``ml.al``, arXiv:2404.11811).
+
+train → sample → label → repeat, with every step's state on disk so that a killed run
+resumes where it stopped:
+
+    workdir/
+      al.log                 the log
+      state.json             phase, threshold and per-iteration summary
+      equilibrium.traj       reference equilibrium geometry; hessian.npy its Hessian (eV/Å²)
+      labelled.db            every label, written the moment it exists (ase db / ase gui)
+      init/batch_K.traj      initial-data structures queued for labelling
+      learning_curve.png     initial-data learning curve
+      iteration_K/           main.npz, aux.npz, selected.traj, trajectories/traj_*.traj
+      progress.png           errors, threshold, fraction of certain trajectories per iteration
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.db import connect
+from ase.io import read, write
+
+from ase_al.calculators import methods, model_class
+from ase_al.calculators.committee import Committee
+from ase_al.errors import check_atoms
+from ase_al.labelling import label
+from ase_al.samplers import get_sampler, wigner
+from ase_al.samplers.batch_md import SamplingResult
+from ase_al.simulations import HarmonicAnalysis, freq, optimize_geometry
+
+log = logging.getLogger("ase_al")
+
+
+def _write_atomic(path: Path, images: list[Atoms]) -> None:
+    """Write a .traj so that a kill leaves either the whole file or none."""
+    partial = path.with_name(path.name + ".partial.traj")
+    write(partial, images) if images else partial.write_bytes(b"")
+    partial.replace(path)
+
+
+def _threshold(uncertainties: np.ndarray, multiplier: float) -> float:
+    """median + multiplier · MAD (MLatom's m+3mad)."""
+    median = np.median(uncertainties)
+    return float(median + multiplier * np.median(np.abs(uncertainties - median)))
+
+
+class ActiveLearner:
+    """Active learning of a machine-learning potential for one molecule.
+
+    Parameters
+    ----------
+    molecule : Atoms
+        Starting geometry (optimised with the reference unless ``optimize=False``).
+    reference : str or Calculator
+        Labelling method: a name for :func:`ase_al.methods` (``"GFN2-xTB"``,
+        ``"B3LYP/6-31G*"``) or a picklable calculator.
+    model : str or class
+        Trainable model type (``"KREG"``) or a class whose instances are calculators with
+        ``train(images, forces=...)`` (and ideally ``predict``, ``save``, ``load``).
+    workdir : path
+        Where everything is written; re-running with the same workdir resumes.
+    temperature : float
+        K, for the Wigner sampling of initial data and initial conditions.
+    init_batch : int
+        Structures per initial-data batch.
+    max_init_points : int
+        Upper bound on the initial data set.
+    init_rmse : float, optional
+        eV; stop growing the initial data when the cross-validation RMSE is below it.
+    sampler : str or callable
+        ``"batch_md"`` (default), ``"md"``, ``"wigner"`` or ``sampler(model, **kwargs)``.
+    sampler_kwargs : dict
+        Passed to the sampler (``n_trajectories`` = 100, ``maximum_propagation_time`` fs,
+        ``time_step`` fs for the MD samplers).
+    uq_threshold : float, optional
+        eV; default: set on the first iteration as median + ``threshold_multiplier``·MAD of the
+        uncertainties of fresh Wigner samples, then kept.
+    new_points : int
+        At most this many structures are labelled per iteration.
+    min_new_points : int
+        Converged when fewer structures than this are uncertain.
+    max_iterations : int
+    executor : concurrent.futures.Executor, optional
+        Where reference calculations run (default: a local process pool).
+    seed : int
+    """
+
+    def __init__(
+        self,
+        molecule: Atoms,
+        reference,
+        model="KREG",
+        workdir: str | Path = "al",
+        temperature: float = 300.0,
+        init_batch: int = 50,
+        max_init_points: int = 1000,
+        init_rmse: float | None = None,
+        sampler="batch_md",
+        sampler_kwargs: dict | None = None,
+        uq_threshold: float | None = None,
+        threshold_multiplier: float = 3.0,
+        new_points: int = 100,
+        min_new_points: int = 5,
+        max_iterations: int = 20,
+        executor=None,
+        optimize: bool = True,
+        seed: int = 0,
+        progress: bool | None = None,
+    ):
+        check_atoms(molecule)
+        self.molecule = molecule.copy()
+        self.reference = reference
+        if isinstance(reference, str):
+            methods(reference)  # an unknown name fails now, not inside a worker
+        self.model_factory = model_class(model) if isinstance(model, str) else model
+        self.workdir = Path(workdir)
+        self.temperature = temperature
+        self.init_batch = init_batch
+        self.max_init_points = max_init_points
+        self.init_rmse = init_rmse
+        self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
+        self.sampler_kwargs = {"n_trajectories": 100, **(sampler_kwargs or {})}
+        self.user_threshold = uq_threshold
+        self.threshold_multiplier = threshold_multiplier
+        self.new_points = new_points
+        self.min_new_points = min_new_points
+        self.max_iterations = max_iterations
+        self.executor = executor
+        self.optimize = optimize
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.progress = progress
+
+    # -- files ---------------------------------------------------------------------
+    def _state(self) -> dict:
+        path = self.workdir / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {"iterations": []}
+
+    def _save_state(self, state: dict) -> None:
+        path = self.workdir / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(path)  # atomic: a kill never leaves half a state file
+
+    def _db(self):
+        return connect(self.workdir / "labelled.db")
+
+    def labelled(self, **selection) -> list[Atoms]:
+        """All labelled structures (optionally selected by key-value pairs), in order."""
+        db = self._db()
+        return [row.toatoms(add_additional_information=True) for row in db.select(**selection)]
+
+    def _label_queue(self, queue: list[Atoms], **pairs) -> int:
+        """Label the structures of ``queue`` that are not in the database yet; count failures."""
+        db = self._db()
+        done = {row.uid for row in db.select(columns=["key_value_pairs"]) if "uid" in row}
+        todo = [a for a in queue if a.info["uid"] not in done]
+        if len(todo) < len(queue):
+            log.info(
+                "resuming: %d of %d structures already labelled", len(queue) - len(todo), len(queue)
+            )
+        result = label(todo, self.reference, self.executor, db, pairs, self.progress)
+        return len(result.failed)
+
+    # -- the workflow --------------------------------------------------------------
+    def run(self) -> Committee:
+        """Run (or resume) active learning; returns the final physics-informed pair."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.workdir / "al.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        own_executor = self.executor is None
+        if own_executor:
+            from ase_al.labelling import default_executor
+
+            self.executor = default_executor()
+        try:
+            equilibrium, vibrations = self._equilibrium()
+            state = self._state()
+            self._initial_data(equilibrium, vibrations, state)
+            return self._iterate(equilibrium, vibrations, state)
+        finally:
+            if own_executor:
+                self.executor.shutdown()
+                self.executor = None
+            log.removeHandler(handler)
+            handler.close()
+
+    def _equilibrium(self) -> tuple[Atoms, HarmonicAnalysis]:
+        eq_path, hess_path = self.workdir / "equilibrium.traj", self.workdir / "hessian.npy"
+        if eq_path.exists() and hess_path.exists():
+            equilibrium = read(eq_path)
+            return equilibrium, HarmonicAnalysis(equilibrium, np.load(hess_path))
+        calc = methods(self.reference) if isinstance(self.reference, str) else self.reference
+        log.info("optimising the geometry and computing normal modes with the reference")
+        equilibrium = self.molecule
+        if self.optimize:
+            equilibrium = optimize_geometry(self.molecule, calc, fmax=1e-3)
+        vibrations = freq(equilibrium, calc, ir=False)
+        log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
+        equilibrium = Atoms(
+            equilibrium.numbers, positions=equilibrium.positions, info=dict(self.molecule.info)
+        )
+        np.save(hess_path, vibrations.get_hessian_2d())
+        _write_atomic(eq_path, [equilibrium])
+        return equilibrium, vibrations
+
+    def _wigner(self, equilibrium, vibrations, n, tag):
+        samples = wigner(
+            equilibrium, vibrations, n, self.temperature, seed=self.rng.integers(2**32)
+        )
+        for atoms in samples:
+            atoms.info["uid"] = f"{tag}-{uuid.uuid4().hex[:12]}"
+        return samples
+
+    def _cv_rmse(self, images) -> float:
+        """Cross-validation energy RMSE of an energies-only model on ``images`` (eV)."""
+        model = self.model_factory()
+        model.train(images, forces=False)
+        rmse = getattr(model, "validation_rmse", None)
+        if rmse is not None:
+            return float(rmse)
+        order = np.random.default_rng(self.seed).permutation(len(images))
+        cut = int(0.8 * len(images))
+        model = self.model_factory()
+        model.train([images[i] for i in order[:cut]], forces=False)
+        held = [images[i] for i in order[cut:]]
+        predicted = Committee([model, model]).predict(held, forces=False, uncertainty=False)
+        reference = np.array([a.get_potential_energy() for a in held])
+        return float(np.sqrt(np.mean((predicted["energies"] - reference) ** 2)))
+
+    def _initial_data(self, equilibrium, vibrations, state) -> None:
+        if state.get("initial_data_done"):
+            return
+        init_dir = self.workdir / "init"
+        init_dir.mkdir(exist_ok=True)
+        curve = state.setdefault("learning_curve", [])
+        failures = state.setdefault("failed", 0)
+        batch = len(list(init_dir.glob("batch_*.traj")))
+        # a batch queued before a kill is labelled first
+        if batch and len(curve) < batch:
+            queue = read(init_dir / f"batch_{batch - 1}.traj", ":")
+            failures += self._label_queue(queue, iteration=0, source="initial wigner")
+        while True:
+            images = self.labelled(iteration=0)
+            if len(curve) < batch and len(images) >= 2:
+                curve.append([len(images), self._cv_rmse(images)])
+                log.info("initial data: %d points, CV RMSE %.4f eV", *curve[-1])
+                state["failed"] = failures
+                self._save_state(state)
+            if self._enough_initial_data(curve, len(images)):
+                break
+            queue = self._wigner(equilibrium, vibrations, self.init_batch, "init")
+            _write_atomic(init_dir / f"batch_{batch}.traj", queue)
+            batch += 1
+            failures += self._label_queue(queue, iteration=0, source="initial wigner")
+        state.update(initial_data_done=True, failed=failures)
+        self._save_state(state)
+        self._plot_learning_curve(curve)
+
+    def _enough_initial_data(self, curve, n_points) -> bool:
+        if n_points >= self.max_init_points:
+            return True
+        if self.init_rmse is not None and curve and curve[-1][1] <= self.init_rmse:
+            return True
+        if len(curve) < 5:
+            return False
+        # power law rmse = a·N^b fitted to the curve: relative change for another batch
+        n, rmse = np.log(np.array(curve)).T
+        slope = np.polyfit(n, rmse, 1)[0]
+        change = 1.0 - ((n_points + self.init_batch) / n_points) ** slope
+        return abs(change) < 0.1
+
+    def _train(self, images, iteration_dir: Path):
+        main_path, aux_path = iteration_dir / "main.npz", iteration_dir / "aux.npz"
+        loadable = hasattr(self.model_factory, "load")
+        if loadable and main_path.exists() and aux_path.exists():
+            return self.model_factory.load(main_path), self.model_factory.load(aux_path)
+        aux = self.model_factory()
+        aux.train(images, forces=False)
+        # the main model reuses the auxiliary model's hyperparameters when it has them:
+        # the search is done once, on the cheaper energies-only problem
+        main = self.model_factory(**getattr(aux, "hyperparameters", {}))
+        main.train(images, forces=True)
+        if hasattr(main, "save"):
+            iteration_dir.mkdir(parents=True, exist_ok=True)
+            main.save(main_path)
+            aux.save(aux_path)
+        return main, aux
+
+    def _iterate(self, equilibrium, vibrations, state) -> Committee:
+        iterations = state["iterations"]
+        while True:
+            k = len(iterations) + 1
+            iteration_dir = self.workdir / f"iteration_{k}"
+            images = self.labelled()
+            main, aux = self._train(images, iteration_dir)
+            pair = Committee.physics_informed(main, aux)
+            threshold = state.get("uq_threshold", self.user_threshold)
+            if threshold is None:
+                fresh = self._wigner(equilibrium, vibrations, 100, "threshold")
+                threshold = _threshold(
+                    pair.predict(fresh, forces=False)["energy_uncertainty"],
+                    self.threshold_multiplier,
+                )
+                state["uq_threshold"] = threshold
+                log.info(
+                    "uncertainty threshold set to %.5f eV (median + %g MAD)",
+                    threshold,
+                    self.threshold_multiplier,
+                )
+            selected_path = iteration_dir / "selected.traj"
+            summary_path = iteration_dir / "sampling.json"
+            if selected_path.exists() and summary_path.exists():
+                selected = read(selected_path, ":") if selected_path.stat().st_size else []
+                sampled = json.loads(summary_path.read_text())
+            else:
+                result = self._sample(pair, threshold, equilibrium, vibrations, iteration_dir)
+                selected = list(result)[: self.new_points]
+                for atoms in selected:
+                    atoms.info["uid"] = f"it{k}-{uuid.uuid4().hex[:12]}"
+                _write_atomic(selected_path, selected)
+                sampled = {
+                    "n_trajectories": result.n_trajectories,
+                    "n_certain": result.n_certain,
+                    "n_uncertain": len(result),
+                }
+                summary_path.write_text(json.dumps(sampled))
+            log.info(
+                "iteration %d: %d training points, %d/%d trajectories certain, %d selected",
+                k,
+                len(images),
+                sampled["n_certain"],
+                sampled["n_trajectories"],
+                len(selected),
+            )
+            converged = sampled["n_uncertain"] < self.min_new_points
+            failures = (
+                0 if converged else self._label_queue(selected, iteration=k, source="sampler")
+            )
+            state["failed"] = state.get("failed", 0) + failures
+            iterations.append(
+                {
+                    "iteration": k,
+                    "n_train": len(images),
+                    "threshold": threshold,
+                    "validation_rmse": getattr(aux, "validation_rmse", None),
+                    "failed": failures,
+                    **sampled,
+                }
+            )
+            state["converged"] = converged
+            self._save_state(state)
+            self._plot_progress(iterations)
+            if converged or k >= self.max_iterations:
+                log.info("%s after %d iterations", "converged" if converged else "stopped", k)
+                return pair
+
+    def _sample(self, pair, threshold, equilibrium, vibrations, iteration_dir) -> SamplingResult:
+        kwargs = dict(self.sampler_kwargs)
+        n = kwargs.pop("n_trajectories")
+        if self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner":
+            samples = self._wigner(equilibrium, vibrations, n, "screen")
+            u = pair.predict(samples, forces=False)["energy_uncertainty"]
+            return SamplingResult(
+                [s for s, x in zip(samples, u, strict=True) if x > threshold],
+                n_trajectories=n,
+                n_certain=int(np.sum(u <= threshold)),
+            )
+        conditions = self._wigner(equilibrium, vibrations, n, "ic")
+        kwargs.setdefault("trajectory_dir", iteration_dir / "trajectories")
+        kwargs.setdefault("progress", self.progress)
+        result = self.sampler(pair, initial_conditions=conditions, uq_threshold=threshold, **kwargs)
+        if not isinstance(result, SamplingResult):  # a user function returning list[Atoms]
+            result = SamplingResult(result, n_trajectories=len(result), n_certain=0)
+        return result
+
+    # -- plots ---------------------------------------------------------------------
+    def _plot_learning_curve(self, curve) -> None:
+        if not curve:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        n, rmse = np.array(curve).T
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.loglog(n, rmse, "o-")
+        ax.set(xlabel="training points", ylabel="CV energy RMSE / eV", title="initial data")
+        fig.tight_layout()
+        fig.savefig(self.workdir / "learning_curve.png", dpi=100)
+        plt.close(fig)
+
+    def _plot_progress(self, iterations) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k = [it["iteration"] for it in iterations]
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+        axes[0].plot(k, [it["validation_rmse"] or np.nan for it in iterations], "o-")
+        axes[0].set(xlabel="iteration", ylabel="CV energy RMSE / eV")
+        axes[1].plot(k, [it["threshold"] for it in iterations], "o-")
+        axes[1].set(xlabel="iteration", ylabel="UQ threshold / eV")
+        axes[2].plot(k, [it["n_certain"] / max(it["n_trajectories"], 1) for it in iterations], "o-")
+        axes[2].set(xlabel="iteration", ylabel="certain trajectories", ylim=(0, 1.05))
+        fig.tight_layout()
+        fig.savefig(self.workdir / "progress.png", dpi=100)
+        plt.close(fig)
+
+
+def al(molecule: Atoms, reference_method=None, ml_model="KREG", **kwargs) -> Committee:
+    """MLatom-style functional interface: ``al(molecule, reference_method="GFN2-xTB", ...)``.
+
+    Accepts MLatom's keyword names: ``ml_model``, ``reference_method``, ``sampler``,
+    ``sampler_kwargs`` (with ``maximum_propagation_time``, ``time_step`` in fs and
+    ``number_of_trajectories``), ``uq_threshold``, ``new_points``, ``min_new_points``,
+    ``max_iterations``, ``working_directory``; the rest go to :class:`ActiveLearner`.
+    """
+    sampler_kwargs = dict(kwargs.pop("sampler_kwargs", {}) or {})
+    if "number_of_trajectories" in sampler_kwargs:
+        sampler_kwargs["n_trajectories"] = sampler_kwargs.pop("number_of_trajectories")
+    sampler_kwargs.pop("initcond_sampler", None)  # initial conditions are always Wigner here
+    if "working_directory" in kwargs:
+        kwargs["workdir"] = kwargs.pop("working_directory")
+    reference = kwargs.pop("reference", reference_method)
+    if reference is None:
+        raise ValueError("al() needs reference_method (a method name or a calculator)")
+    return ActiveLearner(
+        molecule, reference, model=ml_model, sampler_kwargs=sampler_kwargs, **kwargs
+    ).run()

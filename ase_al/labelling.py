@@ -1,0 +1,125 @@
+"""Reference calculations on any ``concurrent.futures.Executor``, saved as soon as they finish.
+
+The default executor is a local process pool (spawned workers: safe with OpenMP-threaded
+backends). On a cluster, pass ``dask.distributed.Client(...).get_executor()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
+from tqdm.auto import tqdm
+
+log = logging.getLogger("ase_al")
+
+
+def compute_label(reference: str | Calculator, atoms: Atoms) -> Atoms:
+    """``atoms`` with the reference energy (eV) and forces (eV/Å) attached."""
+    if isinstance(reference, str):
+        from ase_al.calculators import methods
+
+        reference = methods(reference)
+    work = atoms.copy()
+    work.calc = reference
+    energy, forces = work.get_potential_energy(), work.get_forces()
+    labelled = atoms.copy()
+    labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces)
+    return labelled
+
+
+class SerialExecutor(Executor):
+    """Runs each call at submission, in this process (debugging, tiny jobs)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        from concurrent.futures import Future
+
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:  # the caller sees it through the future, as with a pool
+            future.set_exception(err)
+        return future
+
+
+def default_executor(max_workers: int | None = None) -> Executor:
+    """A local pool of spawned worker processes (one per core by default)."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=max_workers or os.cpu_count() or 1,
+        mp_context=multiprocessing.get_context("spawn"),
+    )
+
+
+@dataclass
+class LabellingResult:
+    """What a labelling round produced: labelled structures and the failures (atoms, error)."""
+
+    labelled: list[Atoms] = field(default_factory=list)
+    failed: list[tuple[Atoms, str]] = field(default_factory=list)
+
+
+def label(
+    images: list[Atoms],
+    reference: str | Calculator,
+    executor: Executor | None = None,
+    db=None,
+    key_value_pairs: dict | None = None,
+    progress: bool | None = None,
+) -> LabellingResult:
+    """Run the reference on every structure, writing each result to ``db`` when it arrives.
+
+    Parameters
+    ----------
+    images : list of Atoms
+        Structures to label; ``atoms.info["uid"]``, when present, is stored with the label.
+    reference : str or Calculator
+        A method name for :func:`ase_al.methods` or a (picklable) calculator.
+    executor : Executor, optional
+        Where to run; default: a local process pool, shut down afterwards.
+    db : ase.db connection, optional
+        Each label is written the moment it exists, with ``key_value_pairs``.
+    progress : bool, optional
+        Progress bar (default: when interactive).
+
+    A failed reference calculation is logged and recorded in ``failed``, never raised.
+    """
+    result = LabellingResult()
+    if not images:
+        return result
+    own = executor is None
+    executor = default_executor(min(len(images), os.cpu_count() or 1)) if own else executor
+    try:
+        futures = {executor.submit(compute_label, reference, atoms): atoms for atoms in images}
+        bar = tqdm(
+            total=len(futures), desc="labelling", disable=None if progress is None else not progress
+        )
+        for future in as_completed(futures):
+            atoms = futures[future]
+            try:
+                labelled = future.result()
+            except Exception as err:
+                log.warning(
+                    "reference calculation failed (%s): %s", atoms.info.get("uid", "?"), err
+                )
+                result.failed.append((atoms, f"{type(err).__name__}: {err}"))
+            else:
+                labelled.info.update(atoms.info)
+                if db is not None:
+                    pairs = dict(key_value_pairs or {})
+                    if "uid" in atoms.info:
+                        pairs["uid"] = str(atoms.info["uid"])
+                    db.write(labelled, **pairs)
+                result.labelled.append(labelled)
+            bar.update()
+        bar.close()
+    finally:
+        if own:
+            executor.shutdown()
+    return result

@@ -1,0 +1,75 @@
+"""Uncertainty-stopped NVE MD: one ASE ``VelocityVerlet`` per trajectory.
+
+The reference implementation of what :func:`~ase_al.samplers.batch_md` does in lockstep:
+each trajectory is an ordinary ASE dynamics with the model as calculator, and an observer
+reads the uncertainty after every step and stops the run at the first uncertain structure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.io.trajectory import Trajectory
+from ase.md.verlet import VelocityVerlet
+from tqdm.auto import tqdm
+
+from ase_al.samplers.batch_md import SamplingResult
+
+
+class _Uncertain(Exception):
+    pass
+
+
+def md(
+    model: Calculator,
+    initial_conditions: list[Atoms],
+    uq_threshold: float,
+    maximum_propagation_time: float = 1000.0,
+    time_step: float = 0.5,
+    trajectory_dir: str | Path | None = None,
+    dump_interval: int = 10,
+    progress: bool | None = None,
+) -> SamplingResult:
+    """Run each initial condition with ``ase.md.VelocityVerlet`` until it becomes uncertain.
+
+    ``model`` is a calculator giving ``energy_uncertainty`` (eV), e.g. a
+    :class:`~ase_al.calculators.Committee`; times are in fs. Same arguments and result as
+    :func:`~ase_al.samplers.batch_md`.
+    """
+    n_steps = int(round(maximum_propagation_time / time_step))
+    selected, n_certain = [], 0
+    if trajectory_dir is not None:
+        Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
+    bar = tqdm(initial_conditions, desc="MD", disable=None if progress is None else not progress)
+    for index, start in enumerate(bar):
+        atoms = start.copy()
+        atoms.calc = model
+        dyn = VelocityVerlet(atoms, timestep=time_step * units.fs)
+        if trajectory_dir is not None:
+            traj = Trajectory(Path(trajectory_dir) / f"traj_{index}.traj", "w", atoms)
+            dyn.attach(traj.write, interval=dump_interval)
+
+        def check(atoms=atoms, dyn=dyn, index=index):
+            uncertainty = atoms.calc.get_property("energy_uncertainty", atoms)
+            if uncertainty > uq_threshold:
+                found = atoms.copy()
+                found.calc = None
+                found.info.update(
+                    trajectory=index, time_fs=dyn.nsteps * time_step, uncertainty=float(uncertainty)
+                )
+                selected.append(found)
+                raise _Uncertain
+
+        dyn.attach(check, interval=1)
+        try:
+            dyn.run(n_steps)
+        except _Uncertain:
+            pass
+        else:
+            n_certain += 1
+        finally:
+            if trajectory_dir is not None:
+                traj.close()
+    return SamplingResult(selected, n_trajectories=len(initial_conditions), n_certain=n_certain)

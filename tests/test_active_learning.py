@@ -1,0 +1,249 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.db import connect
+from ase.io import read
+
+import ase_al
+from ase_al import ActiveLearner
+from ase_al.calculators import KREG
+from ase_al.labelling import SerialExecutor, label
+
+FAST = {"n_trajectories": 30, "maximum_propagation_time": 100.0}
+
+
+@pytest.fixture(scope="module")
+def h2_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("al_h2")
+    learner = ActiveLearner(
+        molecule("H2"), "GFN2-xTB", workdir=workdir, sampler_kwargs=FAST, seed=1, progress=False
+    )
+    return learner, learner.run()
+
+
+def test_h2_run_converges_to_the_reference_frequency(h2_run):
+    learner, pair = h2_run
+    state = learner._state()
+    assert state["converged"]
+    reference = ase_al.methods("GFN2-xTB")
+    eq = read(learner.workdir / "equilibrium.traj")
+    omega_ref = ase_al.freq(eq, reference).frequencies[0]
+    main = pair.members[0]
+    omega_ml = ase_al.freq(ase_al.optimize_geometry(eq, main, fmax=1e-4), main).frequencies[0]
+    assert omega_ml == pytest.approx(omega_ref, rel=0.01)
+
+
+def test_outputs_are_ase_data(h2_run):
+    learner, _ = h2_run
+    db = connect(learner.workdir / "labelled.db")
+    rows = list(db.select())
+    assert len(rows) == len(learner.labelled()) > 100
+    assert {row.source for row in rows} >= {"initial wigner"}
+    assert all(np.isfinite(row.energy) and row.forces.shape == (2, 3) for row in rows)
+    uids = [row.uid for row in rows]
+    assert len(set(uids)) == len(uids)
+    out = subprocess.run(
+        [sys.executable, "-m", "ase", "db", str(learner.workdir / "labelled.db"), "-c", "++"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and "initial wigner" in out.stdout
+    trajectories = list(learner.workdir.glob("iteration_*/trajectories/*.traj"))
+    assert trajectories and all(len(read(t, ":")) >= 1 for t in trajectories)
+    for name in ("learning_curve.png", "progress.png", "al.log"):
+        assert (learner.workdir / name).stat().st_size > 0
+
+
+def test_rerun_of_a_finished_run_does_nothing_new(h2_run):
+    learner, _ = h2_run
+    before = len(learner.labelled())
+    again = ActiveLearner(
+        molecule("H2"), "GFN2-xTB", workdir=learner.workdir, sampler_kwargs=FAST, progress=False
+    )
+    state_before = learner._state()
+    # converged state: running again resumes at the next iteration and converges there
+    again.run()
+    assert len(again.labelled()) - before < 5
+    assert again._state()["learning_curve"] == state_before["learning_curve"]
+
+
+class FlakyReference(ase_al.calculators.XTB):
+    """GFN2-xTB that fails for stretched bonds, like an SCF that does not converge."""
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        if atoms.get_distance(0, 1) > 0.80:
+            raise ase_al.ReferenceCalculationError("SCF did not converge", atoms)
+        super().calculate(atoms, properties, system_changes or ["positions"])
+
+
+def test_failing_reference_is_counted_not_fatal(tmp_path):
+    learner = ActiveLearner(
+        molecule("H2"),
+        FlakyReference(),
+        workdir=tmp_path,
+        init_batch=40,
+        sampler_kwargs=FAST,
+        max_iterations=2,
+        executor=SerialExecutor(),
+        progress=False,
+    )
+    learner.run()
+    state = learner._state()
+    assert state["failed"] > 0
+    assert all(a.get_distance(0, 1) <= 0.80 for a in learner.labelled())
+
+
+def test_user_sampler_and_user_model(tmp_path):
+    calls = []
+
+    def my_sampler(model, initial_conditions, uq_threshold, **kwargs):
+        calls.append(len(initial_conditions))
+        u = model.predict(initial_conditions, forces=False)["energy_uncertainty"]
+        return [a for a, x in zip(initial_conditions, u, strict=True) if x > uq_threshold]
+
+    class MyKREG(KREG):  # a user's own model: any calculator with train()
+        trained = 0
+
+        def train(self, images, forces=False, **kwargs):
+            MyKREG.trained += 1
+            return super().train(images, forces=forces, **kwargs)
+
+    learner = ActiveLearner(
+        molecule("H2"),
+        "GFN2-xTB",
+        model=MyKREG,
+        workdir=tmp_path,
+        init_batch=30,
+        sampler=my_sampler,
+        sampler_kwargs={"n_trajectories": 20},
+        max_iterations=2,
+        progress=False,
+    )
+    pair = learner.run()
+    assert calls and calls[0] == 20 and MyKREG.trained >= 2
+    assert isinstance(pair.members[0], MyKREG)
+
+
+def test_mlatom_style_function(tmp_path):
+    pair = ase_al.al(
+        molecule("H2"),
+        reference_method="GFN2-xTB",
+        ml_model="KREG",
+        working_directory=str(tmp_path),
+        init_batch=30,
+        max_iterations=1,
+        sampler_kwargs={
+            "number_of_trajectories": 10,
+            "maximum_propagation_time": 50,
+            "initcond_sampler": "wignersampling",
+        },
+        progress=False,
+    )
+    assert (tmp_path / "iteration_1" / "main.npz").exists()
+    assert pair.predict([molecule("H2")])["energies"].shape == (1,)
+
+
+SCRIPT = """
+import sys
+from ase.build import molecule
+from ase_al import ActiveLearner
+if __name__ == "__main__":
+    ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=sys.argv[1], init_batch=40,
+                  sampler_kwargs={"n_trajectories": 30, "maximum_propagation_time": 100.0},
+                  progress=False).run()
+"""
+
+
+def test_killed_run_resumes_without_losing_or_repeating_labels(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    workdir = tmp_path / "al"
+    process = subprocess.Popen([sys.executable, str(script), str(workdir)], start_new_session=True)
+    db_path = workdir / "labelled.db"
+    deadline = time.time() + 300
+    count = 0
+    while time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        if db_path.exists():
+            try:
+                count = connect(db_path).count()
+            except Exception:
+                continue
+            if count >= 60:  # in the middle of the second initial batch
+                break
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {row.uid for row in connect(db_path).select()}
+    assert len(before) >= 60
+    subprocess.run([sys.executable, str(script), str(workdir)], check=True, timeout=600)
+    rows = list(connect(db_path).select())
+    uids = [row.uid for row in rows]
+    assert len(uids) == len(set(uids)), "a structure was labelled twice"
+    assert before <= set(uids), "a label from before the kill was lost"
+    assert ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir)._state()["converged"]
+
+
+def test_dask_executor_gives_the_same_labels():
+    distributed = pytest.importorskip("distributed")
+    structures = ase_al.samplers.wigner(*_h2_modes(), n=6, temperature=300, seed=2)
+    for i, atoms in enumerate(structures):
+        atoms.info["uid"] = f"s{i}"
+    local = label(structures, "GFN2-xTB", progress=False).labelled
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = label(
+                structures, "GFN2-xTB", executor=client.get_executor(), progress=False
+            ).labelled
+    by_uid = {a.info["uid"]: a.get_potential_energy() for a in local}
+    assert sorted(by_uid) == sorted(a.info["uid"] for a in remote)
+    for atoms in remote:
+        assert atoms.get_potential_energy() == pytest.approx(by_uid[atoms.info["uid"]], abs=1e-9)
+
+
+def _h2_modes():
+    calc = ase_al.methods("GFN2-xTB")
+    eq = ase_al.optimize_geometry(molecule("H2"), calc)
+    return eq, ase_al.freq(eq, calc)
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="unknown method"):
+        ActiveLearner(molecule("H2"), "B3LIP/6-31G*", workdir=tmp_path)
+    with pytest.raises(ValueError, match="unknown model type"):
+        ActiveLearner(molecule("H2"), "GFN2-xTB", model="KRR", workdir=tmp_path)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        ActiveLearner(molecule("H2"), "GFN2-xTB", sampler="metadynamics", workdir=tmp_path)
+    bad = molecule("H2")
+    bad.positions[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ActiveLearner(bad, "GFN2-xTB", workdir=tmp_path)
+    with pytest.raises(ValueError, match="reference_method"):
+        ase_al.al(molecule("H2"))
+
+
+def test_batch_md_matches_one_ase_dynamics_per_trajectory(h2_run):
+    from ase_al.samplers import batch_md, md
+
+    learner, pair = h2_run
+    eq = read(learner.workdir / "equilibrium.traj")
+    from ase_al.simulations import HarmonicAnalysis
+
+    vib = HarmonicAnalysis(eq, np.load(learner.workdir / "hessian.npy"))
+    conditions = ase_al.samplers.wigner(eq, vib, n=12, temperature=1500, seed=9)
+    threshold = learner._state()["uq_threshold"]
+    lockstep = batch_md(pair, conditions, threshold, maximum_propagation_time=60, progress=False)
+    looped = md(pair, conditions, threshold, maximum_propagation_time=60, progress=False)
+    assert lockstep.n_certain == looped.n_certain and len(lockstep) == len(looped)
+    first = {a.info["trajectory"]: a for a in lockstep}
+    for atoms in looped:
+        twin = first[atoms.info["trajectory"]]
+        assert twin.info["time_fs"] == atoms.info["time_fs"]
+        # same integrator; batched kernel sums differ in round-off, which grows over the run
+        np.testing.assert_allclose(twin.positions, atoms.positions, atol=1e-5)
