@@ -149,7 +149,9 @@ class ActiveLearner:
         tmp.replace(path)  # atomic: a kill never leaves half a state file
 
     def _db(self):
-        return connect(self.workdir / "labelled.db")
+        # SQLite's own locks die with a killed process; ASE's extra lock file would not,
+        # and would block the resumed run forever
+        return connect(self.workdir / "labelled.db", use_lock_file=False)
 
     def labelled(self, **selection) -> list[Atoms]:
         """All labelled structures (optionally selected by key-value pairs), in order."""

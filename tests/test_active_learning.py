@@ -150,7 +150,9 @@ def test_mlatom_style_function(tmp_path):
 
 
 SCRIPT = """
+import faulthandler
 import sys
+faulthandler.dump_traceback_later(240, exit=True)  # a hang shows its stack instead of blocking
 from ase.build import molecule
 from ase_al import ActiveLearner
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""Throughput of uncertainty-checked MD: batch_md vs one ASE VelocityVerlet per trajectory.
+
+    python benchmarks/batch_md.py [--trajectories 100] [--steps 1000] [--loop-steps 100]
+
+Model: the physics-informed KREG pair (main 500, auxiliary 250 ethanol GFN2-xTB structures,
+energies only, fixed σ/λ so that training takes no time), uncertainty threshold set to
+infinity so that every trajectory runs its full length. Initial conditions are the data
+set's own 300 K Wigner samples (positions) with zero momenta. batch_md runs all
+trajectories × steps; the per-trajectory loop runs every trajectory for --loop-steps steps
+(the loop's cost per step is constant, so fewer steps measure the same rate).
+Reported: trajectory-steps per second and the ratio.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from ase_al.calculators import KREG, Committee
+from ase_al.samplers import batch_md, md
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ethanol_gfn2.extxyz"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trajectories", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--loop-steps", type=int, default=100)
+    args = parser.parse_args()
+    frames = read(DATA, ":")
+    order = np.random.default_rng(0).permutation(np.arange(1, 1501))
+    main_model = KREG(sigma=3.0, lambda_=1e-8).train([frames[i] for i in order[:500]])
+    aux_model = KREG(sigma=3.0, lambda_=1e-8).train([frames[i] for i in order[500:750]])
+    pair = Committee.physics_informed(main_model, aux_model)
+    starts = [frames[i].copy() for i in order[750 : 750 + args.trajectories]]
+    for atoms in starts:
+        atoms.calc = None
+        atoms.set_momenta(np.zeros((len(atoms), 3)))
+    time_step = 0.5
+
+    t0 = time.perf_counter()
+    result = batch_md(pair, starts, np.inf, args.steps * time_step, time_step, progress=False)
+    batch_rate = args.trajectories * args.steps / (time.perf_counter() - t0)
+    assert result.n_certain == args.trajectories
+
+    t0 = time.perf_counter()
+    md(pair, starts, np.inf, args.loop_steps * time_step, time_step, progress=False)
+    loop_rate = args.trajectories * args.loop_steps / (time.perf_counter() - t0)
+
+    print(f"{args.trajectories} ethanol trajectories, KREG pair (500/250 training points)")
+    print(f"batch_md           : {batch_rate:10.0f} trajectory-steps/s ({args.steps} steps)")
+    print(
+        f"ASE VelocityVerlet : {loop_rate:10.0f} trajectory-steps/s ({args.loop_steps} steps each)"
+    )
+    print(f"ratio batch_md / per-trajectory loop: {batch_rate / loop_rate:.1f} (target >= 5)")
+
+
+if __name__ == "__main__":
+    main()
