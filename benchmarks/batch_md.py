@@ -8,10 +8,16 @@ infinity so that every trajectory runs its full length. Initial conditions are t
 set's own 300 K Wigner samples (positions) with zero momenta. batch_md runs all
 trajectories × steps; the per-trajectory loop runs every trajectory for --loop-steps steps
 (the loop's cost per step is constant, so fewer steps measure the same rate).
-Reported: trajectory-steps per second and the ratio.
+MLatom 3.25.5's ``md_parallel`` (its batched MD) runs the same starts with its own KREG
+(MLatomF, same σ/λ, main model only: no uncertainty) in its virtual environment
+(../peer-venv/bin/python or $MLATOM_PYTHON) for --peer-steps steps.
+Reported: trajectory-steps per second and the ratios.
 """
 
 import argparse
+import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +27,8 @@ from ase.io import read
 from ase_al.calculators import KREG, Committee
 from ase_al.samplers import batch_md, md
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ethanol_gfn2.extxyz"
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data" / "ethanol_gfn2.extxyz"
 
 
 def main():
@@ -29,6 +36,13 @@ def main():
     parser.add_argument("--trajectories", type=int, default=100)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--loop-steps", type=int, default=100)
+    parser.add_argument("--peer-steps", type=int, default=200)
+    parser.add_argument(
+        "--peer-python",
+        default=os.environ.get(
+            "MLATOM_PYTHON", str(HERE.parents[1] / "peer-venv" / "bin" / "python")
+        ),
+    )
     args = parser.parse_args()
     frames = read(DATA, ":")
     order = np.random.default_rng(0).permutation(np.arange(1, 1501))
@@ -50,12 +64,37 @@ def main():
     md(pair, starts, np.inf, args.loop_steps * time_step, time_step, progress=False)
     loop_rate = args.trajectories * args.loop_steps / (time.perf_counter() - t0)
 
+    peer = None
+    if Path(args.peer_python).exists():
+        out = subprocess.run(
+            [
+                args.peer_python,
+                str(HERE / "_mlatom_batch_md.py"),
+                str(DATA),
+                str(args.trajectories),
+                str(args.peer_steps),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peer = json.loads(out.stdout.strip().splitlines()[-1])["trajectory_steps_per_s"]
+
     print(f"{args.trajectories} ethanol trajectories, KREG pair (500/250 training points)")
     print(f"batch_md           : {batch_rate:10.0f} trajectory-steps/s ({args.steps} steps)")
     print(
         f"ASE VelocityVerlet : {loop_rate:10.0f} trajectory-steps/s ({args.loop_steps} steps each)"
     )
+    if peer is not None:
+        print(
+            f"MLatom md_parallel : {peer:10.0f} trajectory-steps/s "
+            f"({args.peer_steps} steps, one model)"
+        )
     print(f"ratio batch_md / per-trajectory loop: {batch_rate / loop_rate:.1f} (target >= 5)")
+    if peer is not None:
+        print(f"ratio batch_md / MLatom md_parallel: {batch_rate / peer:.1f}")
+    else:
+        print(f"MLatom not found at {args.peer_python}: peer not measured")
 
 
 if __name__ == "__main__":
