@@ -88,6 +88,10 @@ class ActiveLearner:
     max_iterations : int
     executor : concurrent.futures.Executor, optional
         Where reference calculations run (default: a local process pool).
+    uq : {"physics-informed", "committee"}
+        Uncertainty: |E_main − E_aux| of a main (energies + forces) and an auxiliary
+        (energies only) model, or the standard deviation of ``committee_size`` models trained
+        on different random 80 % subsets.
     seed : int
     """
 
@@ -109,6 +113,8 @@ class ActiveLearner:
         min_new_points: int = 5,
         max_iterations: int = 20,
         executor=None,
+        uq: str = "physics-informed",
+        committee_size: int = 4,
         optimize: bool = True,
         seed: int = 0,
         progress: bool | None = None,
@@ -132,6 +138,12 @@ class ActiveLearner:
         self.min_new_points = min_new_points
         self.max_iterations = max_iterations
         self.executor = executor
+        if uq not in ("physics-informed", "committee"):
+            raise ValueError(f"uq must be 'physics-informed' or 'committee', got {uq!r}")
+        if uq == "committee" and committee_size < 2:
+            raise ValueError("a committee needs committee_size >= 2")
+        self.uq = uq
+        self.committee_size = committee_size
         self.optimize = optimize
         self.rng = np.random.default_rng(seed)
         self.seed = seed
@@ -172,7 +184,8 @@ class ActiveLearner:
 
     # -- the workflow --------------------------------------------------------------
     def run(self) -> Committee:
-        """Run (or resume) active learning; returns the final physics-informed pair."""
+        """Run (or resume) active learning; returns the final model as a :class:`Committee`
+        (for ``uq="physics-informed"`` its prediction is the main model's)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.workdir / "al.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -280,22 +293,50 @@ class ActiveLearner:
         change = 1.0 - ((n_points + self.init_batch) / n_points) ** slope
         return abs(change) < 0.1
 
-    def _train(self, images, iteration_dir: Path):
-        main_path, aux_path = iteration_dir / "main.npz", iteration_dir / "aux.npz"
-        loadable = hasattr(self.model_factory, "load")
-        if loadable and main_path.exists() and aux_path.exists():
-            return self.model_factory.load(main_path), self.model_factory.load(aux_path)
-        aux = self.model_factory()
-        aux.train(images, forces=False)
-        # the main model reuses the auxiliary model's hyperparameters when it has them:
-        # the search is done once, on the cheaper energies-only problem
-        main = self.model_factory(**getattr(aux, "hyperparameters", {}))
-        main.train(images, forces=True)
-        if hasattr(main, "save"):
-            iteration_dir.mkdir(parents=True, exist_ok=True)
-            main.save(main_path)
-            aux.save(aux_path)
-        return main, aux
+    def _train(self, images, iteration_dir: Path) -> tuple[Committee, float | None]:
+        """The uncertainty-aware model of this iteration and its CV energy RMSE (eV).
+
+        ``uq="physics-informed"``: main (energies + forces) and auxiliary (energies only)
+        model. ``uq="committee"``: ``committee_size`` energies + forces models, each on its own
+        random 80 % of the data. Models are saved and, on resume, loaded instead of retrained.
+        """
+        names = (
+            ["main", "aux"]
+            if self.uq == "physics-informed"
+            else [f"member_{i}" for i in range(self.committee_size)]
+        )
+        paths = [iteration_dir / f"{name}.npz" for name in names]
+        rmse_path = iteration_dir / "validation_rmse.json"
+        if hasattr(self.model_factory, "load") and all(p.exists() for p in paths):
+            models = [self.model_factory.load(p) for p in paths]
+            rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None
+        else:
+            # one energies-only fit: the auxiliary model, and the hyperparameter search whose
+            # result the force-trained models reuse (the cheaper problem, searched once)
+            scout = self.model_factory()
+            scout.train(images, forces=False)
+            rmse = getattr(scout, "validation_rmse", None)
+            hyper = getattr(scout, "hyperparameters", {})
+            if self.uq == "physics-informed":
+                main = self.model_factory(**hyper)
+                main.train(images, forces=True)
+                models = [main, scout]
+            else:
+                models = []
+                for i in range(self.committee_size):
+                    rng = np.random.default_rng([self.seed, i])
+                    subset = rng.choice(len(images), int(0.8 * len(images)), replace=False)
+                    member = self.model_factory(**hyper)
+                    member.train([images[j] for j in np.sort(subset)], forces=True)
+                    models.append(member)
+            if hasattr(models[0], "save"):
+                iteration_dir.mkdir(parents=True, exist_ok=True)
+                for model, path in zip(models, paths, strict=True):
+                    model.save(path)
+                rmse_path.write_text(json.dumps(rmse))
+        if self.uq == "physics-informed":
+            return Committee.physics_informed(*models), rmse
+        return Committee(models, spread="std"), rmse
 
     def _iterate(self, equilibrium, vibrations, state) -> Committee:
         iterations = state["iterations"]
@@ -303,8 +344,7 @@ class ActiveLearner:
             k = len(iterations) + 1
             iteration_dir = self.workdir / f"iteration_{k}"
             images = self.labelled()
-            main, aux = self._train(images, iteration_dir)
-            pair = Committee.physics_informed(main, aux)
+            pair, validation_rmse = self._train(images, iteration_dir)
             threshold = state.get("uq_threshold", self.user_threshold)
             if threshold is None:
                 fresh = self._wigner(equilibrium, vibrations, 100, "threshold")
@@ -353,7 +393,7 @@ class ActiveLearner:
                     "iteration": k,
                     "n_train": len(images),
                     "threshold": threshold,
-                    "validation_rmse": getattr(aux, "validation_rmse", None),
+                    "validation_rmse": validation_rmse,
                     "failed": failures,
                     **sampled,
                 }

@@ -249,3 +249,27 @@ def test_batch_md_matches_one_ase_dynamics_per_trajectory(h2_run):
         assert twin.info["time_fs"] == atoms.info["time_fs"]
         # same integrator; batched kernel sums differ in round-off, which grows over the run
         np.testing.assert_allclose(twin.positions, atoms.positions, atol=1e-5)
+
+
+def test_committee_uncertainty_mode(tmp_path):
+    learner = ActiveLearner(
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=tmp_path,
+        uq="committee",
+        committee_size=3,
+        init_batch=40,
+        sampler_kwargs=FAST,
+        max_iterations=3,
+        progress=False,
+    )
+    committee = learner.run()
+    assert len(committee.members) == 3 and committee.spread == "std"
+    assert len(list((tmp_path / "iteration_1").glob("member_*.npz"))) == 3
+    eq = read(tmp_path / "equilibrium.traj")
+    stretched = eq.copy()
+    stretched.set_distance(0, 1, 1.3)  # far outside 300 K sampling
+    u = committee.predict([eq, stretched], forces=False)["energy_uncertainty"]
+    assert u[1] > 10 * u[0]
+    with pytest.raises(ValueError, match="uq must be"):
+        ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path, uq="dropout")
