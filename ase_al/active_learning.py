@@ -92,6 +92,13 @@ class ActiveLearner:
         Uncertainty: |E_main − E_aux| of a main (energies + forces) and an auxiliary
         (energies only) model, or the standard deviation of ``committee_size`` models trained
         on different random 80 % subsets.
+    vibrations : HarmonicAnalysis or VibrationsData, optional
+        Normal modes of ``molecule``, taken as the equilibrium: no optimisation, no frequencies.
+    optfreq : str or Calculator, optional
+        Method for the optimisation and frequencies instead of the reference.
+    initial_data : path or list of Atoms, optional
+        Labelled structures (an ASE database, or Atoms carrying energies and forces) used as
+        the initial data instead of Wigner sampling.
     seed : int
     """
 
@@ -114,6 +121,9 @@ class ActiveLearner:
         max_iterations: int = 20,
         executor=None,
         uq: str = "physics-informed",
+        vibrations=None,
+        optfreq=None,
+        initial_data=None,
         committee_size: int = 4,
         optimize: bool = True,
         seed: int = 0,
@@ -143,6 +153,9 @@ class ActiveLearner:
         if uq == "committee" and committee_size < 2:
             raise ValueError("a committee needs committee_size >= 2")
         self.uq = uq
+        self.vibrations = vibrations
+        self.optfreq = optfreq
+        self.initial_data = initial_data
         self.committee_size = committee_size
         self.optimize = optimize
         self.rng = np.random.default_rng(seed)
@@ -213,12 +226,17 @@ class ActiveLearner:
         if eq_path.exists() and hess_path.exists():
             equilibrium = read(eq_path)
             return equilibrium, HarmonicAnalysis(equilibrium, np.load(hess_path))
-        calc = methods(self.reference) if isinstance(self.reference, str) else self.reference
-        log.info("optimising the geometry and computing normal modes with the reference")
-        equilibrium = self.molecule
-        if self.optimize:
-            equilibrium = optimize_geometry(self.molecule, calc, fmax=1e-3)
-        vibrations = freq(equilibrium, calc, ir=False)
+        if self.vibrations is not None:
+            equilibrium = self.molecule
+            vibrations = HarmonicAnalysis(equilibrium, self.vibrations.get_hessian_2d())
+        else:
+            calc = self.optfreq if self.optfreq is not None else self.reference
+            calc = methods(calc) if isinstance(calc, str) else calc
+            log.info("optimising the geometry and computing normal modes")
+            equilibrium = self.molecule
+            if self.optimize:
+                equilibrium = optimize_geometry(self.molecule, calc, fmax=1e-3)
+            vibrations = freq(equilibrium, calc, ir=False)
         log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
         equilibrium = Atoms(
             equilibrium.numbers, positions=equilibrium.positions, info=dict(self.molecule.info)
@@ -258,6 +276,11 @@ class ActiveLearner:
         init_dir.mkdir(exist_ok=True)
         curve = state.setdefault("learning_curve", [])
         failures = state.setdefault("failed", 0)
+        if self.initial_data is not None:
+            self._import_initial_data()
+            state["initial_data_done"] = True
+            self._save_state(state)
+            return
         batch = len(list(init_dir.glob("batch_*.traj")))
         # a batch queued before a kill is labelled first
         if batch and len(curve) < batch:
@@ -279,6 +302,36 @@ class ActiveLearner:
         state.update(initial_data_done=True, failed=failures)
         self._save_state(state)
         self._plot_learning_curve(curve)
+
+    def _import_initial_data(self) -> None:
+        """Copy the user's labelled structures (a database path or a list) into labelled.db."""
+        source = self.initial_data
+        if isinstance(source, (str, Path)):
+            try:
+                source = [row.toatoms() for row in connect(source).select()]
+            except Exception as err:
+                raise ValueError(
+                    f"cannot read initial data from {self.initial_data}: {err}"
+                ) from None
+        db = self._db()
+        if db.count(iteration=0):
+            return  # imported before a kill
+        reference_numbers = self.molecule.numbers
+        for index, atoms in enumerate(source):
+            if len(atoms) != len(reference_numbers) or np.any(atoms.numbers != reference_numbers):
+                raise ValueError(
+                    f"initial data structure {index} does not match the molecule's atoms "
+                    "in count, elements or order"
+                )
+            try:
+                atoms.get_potential_energy(), atoms.get_forces()
+            except Exception as err:
+                raise ValueError(
+                    f"initial data structure {index} carries no energy and forces"
+                ) from err
+        with db:
+            for index, atoms in enumerate(source):
+                db.write(atoms, iteration=0, source="user", uid=f"user-{index}")
 
     def _enough_initial_data(self, curve, n_points) -> bool:
         if n_points >= self.max_init_points:

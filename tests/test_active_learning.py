@@ -273,3 +273,39 @@ def test_committee_uncertainty_mode(tmp_path):
     assert u[1] > 10 * u[0]
     with pytest.raises(ValueError, match="uq must be"):
         ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path, uq="dropout")
+
+
+def test_user_vibrations_and_initial_database(h2_run, tmp_path):
+    learner, _ = h2_run
+    from ase_al.simulations import HarmonicAnalysis
+
+    eq = read(learner.workdir / "equilibrium.traj")
+    vib = HarmonicAnalysis(eq, np.load(learner.workdir / "hessian.npy"))
+    user = ActiveLearner(
+        eq,
+        "GFN2-xTB",
+        workdir=tmp_path / "user",
+        vibrations=vib,
+        initial_data=str(learner.workdir / "labelled.db"),
+        sampler_kwargs=FAST,
+        max_iterations=1,
+        progress=False,
+    )
+    user.run()
+    imported = user.labelled(source="user")
+    assert len(imported) == len(learner.labelled())
+    np.testing.assert_array_equal(
+        read(tmp_path / "user" / "equilibrium.traj").positions, eq.positions
+    )
+    assert not user._state()["learning_curve"]  # no Wigner initial data was made
+    broken = tmp_path / "broken.db"
+    broken.write_text("not a database")
+    with pytest.raises(ValueError, match="cannot read initial data"):
+        ActiveLearner(
+            eq,
+            "GFN2-xTB",
+            workdir=tmp_path / "bad",
+            vibrations=vib,
+            initial_data=str(broken),
+            progress=False,
+        ).run()
