@@ -508,6 +508,10 @@ class ActiveLearner:
         axes[1].set(xlabel="iteration", ylabel="UQ threshold / eV")
         axes[2].plot(k, [it["n_certain"] / max(it["n_trajectories"], 1) for it in iterations], "o-")
         axes[2].set(xlabel="iteration", ylabel="certain trajectories", ylim=(0, 1.05))
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         fig.savefig(self.workdir / "progress.png", dpi=100)
         plt.close(fig)
