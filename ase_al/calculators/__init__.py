@@ -50,6 +50,7 @@ def available() -> list[str]:
     names = [shown for shown, _ in _registry.values()]
     names += [shown for shown, _ in _plugins().values()]
     names += ["HF/<basis>", "MP2/<basis>", "<functional>/<basis>", "<functional>-D4/<basis>"]
+    names += ["TD-<functional or HF>/<basis>", "TDA-<functional>/<basis>", "CIS/<basis>"]
     return names
 
 
@@ -79,6 +80,15 @@ def methods(name: str, **kwargs) -> Calculator:
         return plugins[key][1].load()(**kwargs)
     if "/" in key:
         method, basis = (part.strip() for part in name.strip().split("/", 1))
+        for prefix, tda in (("TDA-", True), ("TD-", False)):
+            if method.upper().startswith(prefix):
+                method = method[len(prefix) :]
+                if method.upper() == "CIS":
+                    method, tda = "HF", True
+                kwargs = {"tda": tda, "nstates": 3, **kwargs}
+                break
+        if method.upper() == "CIS":
+            method, kwargs = "HF", {"tda": True, "nstates": 3, **kwargs}
         dispersion = method.lower().endswith("-d4")
         if dispersion:
             method = method[:-3]

@@ -52,13 +52,23 @@ class PySCF(Calculator):
         PySCF DFT integration grid level (0–9).
     threads : int, optional
         Number of OpenMP threads PySCF may use during this calculator's work.
+    nstates : int
+        Number of singlet (or, for open shells, spin-conserving) excited states computed by
+        linear response on top of the SCF: TDDFT/TDHF, or TDA/CIS with ``tda=True``.
+        Results ``excitation_energies`` (eV) and ``oscillator_strengths`` (length gauge).
 
     Results are ``energy`` (eV), ``forces`` (eV/Å, analytic) and ``dipole`` (e·Å; not for MP2,
     whose relaxed density PySCF does not provide). ``get_hessian`` gives the analytic Hessian
     for HF and DFT, finite differences of analytic forces for MP2.
     """
 
-    implemented_properties = ["energy", "forces", "dipole"]
+    implemented_properties = [
+        "energy",
+        "forces",
+        "dipole",
+        "excitation_energies",
+        "oscillator_strengths",
+    ]
     default_parameters = {
         "method": "HF",
         "basis": "6-31G*",
@@ -68,6 +78,8 @@ class PySCF(Calculator):
         "max_cycle": 100,
         "grid_level": 3,
         "threads": None,
+        "nstates": 0,
+        "tda": False,
     }
 
     def __init__(self, method: str = "HF", basis: str = "6-31G*", **kwargs):
@@ -181,10 +193,28 @@ class PySCF(Calculator):
             with self._threads():
                 gradient = solver.nuc_grad_method().kernel()
             self.results["forces"] = -np.asarray(gradient) * Hartree / Bohr
+        if self.parameters.nstates and "excitation_energies" not in self.results:
+            self._excited_states(mf)
         if "dipole" in properties:
             if post is not None:
                 raise PropertyNotImplementedError("MP2 dipoles (relaxed density) are not available")
             self.results["dipole"] = np.asarray(mf.dip_moment(unit="AU", verbose=0)) * Bohr
+
+    def _excited_states(self, mf) -> None:
+        if self.parameters.method.upper() == "MP2":
+            raise ValueError("excited states are available on top of HF or DFT, not MP2")
+        td = mf.TDA() if self.parameters.tda else mf.TDDFT()
+        td.nstates = int(self.parameters.nstates)
+        with self._threads():
+            td.kernel()
+        if not np.all(td.converged):
+            raise ReferenceCalculationError(
+                f"excited-state solver did not converge for states "
+                f"{np.flatnonzero(~np.asarray(td.converged)).tolist()}",
+                self.atoms,
+            )
+        self.results["excitation_energies"] = np.asarray(td.e) * Hartree
+        self.results["oscillator_strengths"] = np.asarray(td.oscillator_strength(gauge="length"))
 
     def get_hessian(self, atoms: Atoms | None = None) -> np.ndarray:
         """Cartesian Hessian (3N, 3N) in eV/Å².

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from ase_al import methods
+from ase_al.spectra import PREFACTOR, cross_section, spc, wavelengths
+
+
+def test_prefactor_from_independent_constants():
+    # 2π² · e²/(4πε₀) · ħ/(mₑc): Coulomb constant 14.399645 eV·Å, reduced Compton 3.8615927e-3 Å
+    assert PREFACTOR == pytest.approx(2 * np.pi**2 * 14.399645 * 3.8615927e-3, rel=1e-6)
+
+
+def test_band_integrates_to_the_sum_rule():
+    grid = np.linspace(3.0, 7.0, 40001)
+    sigma = cross_section([[5.0]], [[0.2]], grid, delta=0.2)
+    # ∫σ dE = PREFACTOR · f · <ΔE/E>; for a narrow band <ΔE/E> = 1 + (δ/2)²/ΔE² to second order
+    expected = PREFACTOR * 0.2 * (1 + (0.1 / 5.0) ** 2)
+    assert np.trapezoid(sigma, grid) == pytest.approx(expected, rel=1e-4)
+    assert grid[np.argmax(sigma)] == pytest.approx(5.0, abs=0.01)
+
+
+def test_ensemble_is_the_average_of_its_points():
+    grid = np.linspace(2, 8, 301)
+    de = np.array([[4.0, 6.0], [4.5, 6.2], [3.9, 5.8]])
+    f = np.array([[0.1, 0.3], [0.05, 0.2], [0.2, 0.1]])
+    each = [cross_section(de[i], f[i], grid) for i in range(3)]
+    np.testing.assert_allclose(cross_section(de, f, grid), np.mean(each, axis=0), rtol=1e-12)
+
+
+def test_wavelength():
+    assert wavelengths(1.0) == pytest.approx(1239.84198, rel=1e-6)
+
+
+def test_tddft_matches_direct_pyscf_and_symmetry():
+    from ase.units import Hartree
+    from pyscf import dft, gto
+
+    atoms = molecule("H2O")  # C2v
+    calc = methods("TD-B3LYP/6-31G*", nstates=3)
+    atoms.calc = calc
+    energies = calc.get_property("excitation_energies", atoms)
+    strengths = calc.get_property("oscillator_strengths", atoms)
+    mol = gto.M(
+        atom=[
+            (s, tuple(p))
+            for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)
+        ],
+        basis="6-31G*",
+        verbose=0,
+    )
+    mf = dft.RKS(mol)
+    mf.xc = "B3LYP"
+    mf.conv_tol = 1e-10
+    mf.kernel()
+    td = mf.TDDFT()
+    td.nstates = 3
+    td.kernel()
+    np.testing.assert_allclose(energies, td.e * Hartree, atol=1e-5)
+    # water's three lowest singlets: 1B1 (allowed), 1A2 (dipole-forbidden in C2v), 2A1
+    assert strengths[0] > 1e-3 and strengths[1] < 1e-8 and strengths[2] > 1e-3
+
+
+def test_tda_and_cis_names():
+    atoms = molecule("H2O")
+    cis = methods("CIS/6-31G*", nstates=2)
+    tda_hf = methods("TDA-HF/6-31G*", nstates=2)
+    atoms.calc = cis
+    a = cis.get_property("excitation_energies", atoms)
+    atoms.calc = tda_hf
+    np.testing.assert_allclose(a, tda_hf.get_property("excitation_energies", atoms), atol=1e-8)
+    assert cis.parameters.tda and not methods("TD-HF/6-31G*").parameters.tda
+
+
+def test_spc_peaks_at_the_bright_state():
+    atoms = molecule("H2O")
+    calc = methods("TD-B3LYP/6-31G*", nstates=1)
+    grid = np.linspace(5, 11, 601)
+    sigma = spc(atoms, calc, grid, delta=0.3)
+    atoms.calc = calc
+    assert grid[np.argmax(sigma)] == pytest.approx(
+        calc.get_property("excitation_energies", atoms)[0], abs=0.02
+    )
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="differ"):
+        cross_section([[5.0, 6.0]], [[0.1]], [5.0])
+    with pytest.raises(ValueError, match="positive"):
+        cross_section([[5.0]], [[0.1]], [0.0, 5.0])
+    with pytest.raises(ValueError, match="NaN"):
+        cross_section([[np.nan]], [[0.1]], [5.0])
+    with pytest.raises(ValueError, match="not MP2"):
+        atoms = molecule("H2")
+        calc = methods("MP2/cc-pVDZ", nstates=2)
+        atoms.calc = calc
+        calc.get_property("excitation_energies", atoms)
