@@ -39,8 +39,11 @@ log = logging.getLogger("ase_al")
 
 def _write_atomic(path: Path, images: list[Atoms]) -> None:
     """Write a .traj so that a kill leaves either the whole file or none."""
-    partial = path.with_name(path.name + ".partial.traj")
-    write(partial, images) if images else partial.write_bytes(b"")
+    partial = path.with_name(path.name + ".partial")  # not matched by a *.traj glob
+    if images:
+        write(partial, images, format="traj")
+    else:
+        partial.write_bytes(b"")
     partial.replace(path)
 
 

@@ -184,6 +184,8 @@ def test_killed_run_resumes_without_losing_or_repeating_labels(tmp_path):
     process.wait()
     before = {row.uid for row in connect(db_path).select()}
     assert len(before) >= 60
+    # as if the kill had also interrupted the writing of the next queue
+    (workdir / "init" / "batch_7.traj.partial").write_bytes(b"half a trajectory")
     subprocess.run([sys.executable, str(script), str(workdir)], check=True, timeout=600)
     rows = list(connect(db_path).select())
     uids = [row.uid for row in rows]
