@@ -95,3 +95,77 @@ def test_bad_input():
         calc = methods("MP2/cc-pVDZ", nstates=2)
         atoms.calc = calc
         calc.get_property("excitation_energies", atoms)
+
+
+@pytest.fixture(scope="module")
+def mlnea_run(tmp_path_factory):
+    from ase_al.spectra import MLNEA
+
+    workdir = tmp_path_factory.mktemp("mlnea")
+    job = MLNEA(
+        molecule("H2O"),
+        reference="CIS/STO-3G",
+        nstates=2,
+        ensemble_size=2000,
+        step=25,
+        max_points=150,
+        temperature=300,
+        workdir=workdir,
+    )
+    return job, job.run()
+
+
+def test_mlnea_reproduces_qc_nea(mlnea_run):
+    job, result = mlnea_run
+    grid = result["energies"]
+    ml = np.trapezoid(result["cross_section"], grid)
+    qc = np.trapezoid(result["qc_cross_section"], grid)
+    # the band intensity (∫σ dE ≈ PREFACTOR · mean Σₙ f) of QC-NEA is a mean over only the
+    # labelled points: ML-NEA over the whole ensemble must agree within its statistical error
+    with np.load(job.workdir / "qc.npz") as data:
+        per_point = PREFACTOR * data["oscillator_strengths"].sum(axis=1)
+    standard_error = per_point.std(ddof=1) / np.sqrt(len(per_point))
+    assert qc == pytest.approx(per_point.mean(), rel=0.02)
+    assert abs(ml - qc) < 3 * standard_error
+    # independent check of the models: fresh ensemble points never used in training
+    from ase import Atoms
+
+    from ase_al.spectra.mlnea import reference_excitations
+
+    eq = job._equilibrium()[0]
+    positions = np.load(job.workdir / "ensemble.npy")
+    labelled = set(np.load(job.workdir / "qc.npz")["indices"].tolist())
+    fresh = [i for i in range(len(positions)) if i not in labelled][:10]
+    models, _, _ = job._train(eq, positions, job._load_qc())
+    images = [Atoms(eq.numbers, positions=positions[i]) for i in fresh]
+    predicted = models[0].predict(images, forces=False)["energies"]
+    reference = np.array([reference_excitations("CIS/STO-3G", 2, a)[0][0] for a in images])
+    assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.15  # eV, first excitation
+    assert (job.workdir / "cross_section.dat").exists() and (job.workdir / "spectrum.png").exists()
+
+
+def test_mlnea_resume_reuses_qc_points(mlnea_run):
+    from ase_al.spectra import MLNEA
+
+    job, result = mlnea_run
+    calls = []
+    import ase_al.spectra.mlnea as module
+
+    original = module.reference_excitations
+    module.reference_excitations = lambda *a: calls.append(1) or original(*a)
+    try:
+        again = MLNEA(
+            molecule("H2O"),
+            reference="CIS/STO-3G",
+            nstates=2,
+            ensemble_size=2000,
+            step=25,
+            max_points=150,
+            temperature=300,
+            workdir=job.workdir,
+        ).run()
+    finally:
+        module.reference_excitations = original
+    assert again["n_qc"] >= result["n_qc"]
+    assert len(calls) <= again["n_qc"] - result["n_qc"] + 25
+    np.testing.assert_allclose(again["qc_cross_section"][:10], result["qc_cross_section"][:10])

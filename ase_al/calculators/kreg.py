@@ -177,6 +177,7 @@ class KREG(Calculator):
         sigma_grid: np.ndarray | None = None,
         lambda_grid: np.ndarray | None = None,
         progress: bool | None = None,
+        targets=None,
     ) -> KREG:
         """Fit to ``images``, which carry reference energies (and forces) via their calculators.
 
@@ -193,6 +194,9 @@ class KREG(Calculator):
             Values to search when σ or λ were not fixed.
         progress : bool, optional
             Show a progress bar of the hyperparameter search (default: when interactive).
+        targets : array (N_images,), optional
+            Learn these values instead of the energies (any scalar property of the
+            structures, e.g. an excitation energy); only with ``forces=False``.
 
         Returns
         -------
@@ -203,7 +207,14 @@ class KREG(Calculator):
         images = list(images)
         if len(images) < 2:
             raise ValueError(f"KREG needs at least 2 training structures, got {len(images)}")
-        y_energy = np.array([a.get_potential_energy() for a in images])
+        if targets is not None:
+            if forces:
+                raise ValueError("targets other than energies are learned without forces")
+            y_energy = np.asarray(targets, dtype=float)
+            if y_energy.shape != (len(images),) or not np.all(np.isfinite(y_energy)):
+                raise ValueError("targets must be one finite number per image")
+        else:
+            y_energy = np.array([a.get_potential_energy() for a in images])
         if self.equilibrium is None:
             self.equilibrium = images[int(np.argmin(y_energy))].copy()
             self.equilibrium.calc = None

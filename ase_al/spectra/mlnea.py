@@ -1,0 +1,295 @@
+"""ML-NEA: a converged nuclear-ensemble spectrum from a few hundred QC calculations.
+
+Xue, Dral, Barbatti, J. Phys. Chem. A 124, 7199 (2020): excitation energies ΔE₀ₙ and
+oscillator strengths f₀ₙ computed by the reference on a growing subset of a Wigner ensemble
+teach one KREG model per state and quantity; when the geometric-mean validation error stops
+changing, the models predict ΔE and f for the whole ensemble (tens of thousands of
+geometries) and the NEA cross section follows.
+
+    workdir/
+      equilibrium.traj, hessian.npy   reference ground-state minimum and Hessian
+      ensemble.npy                    Wigner positions (N_ensemble, N_atoms, 3), Å
+      qc.npz                          reference ΔE (eV) and f of the labelled ensemble points
+      cross_section.dat, spectrum.png ML-NEA (and QC-NEA, SPC) cross sections
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+
+from ase_al.calculators import methods
+from ase_al.calculators.kreg import KREG
+from ase_al.simulations import HarmonicAnalysis, freq, optimize_geometry
+from ase_al.spectra.nea import cross_section, wavelengths
+
+log = logging.getLogger("ase_al")
+
+
+def reference_excitations(reference, nstates: int, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """(ΔE in eV, f) of ``nstates`` states for one structure (picklable for executors)."""
+    calc = methods(reference, nstates=nstates) if isinstance(reference, str) else reference
+    work = atoms.copy()
+    work.calc = calc
+    return (
+        np.asarray(calc.get_property("excitation_energies", work))[:nstates],
+        np.asarray(calc.get_property("oscillator_strengths", work))[:nstates],
+    )
+
+
+class MLNEA:
+    """ML-NEA absorption spectrum of one molecule.
+
+    Parameters
+    ----------
+    molecule : Atoms
+        Starting geometry (optimised with the ground state of the reference).
+    reference : str
+        Excited-state method, e.g. ``"TD-B3LYP/6-31G*"``, ``"TDA-PBE0/def2-SVP"``, ``"CIS/6-31G"``.
+    nstates : int
+        Excited states in the spectrum.
+    ensemble_size : int
+        Wigner geometries whose ΔE and f the ML models predict.
+    step : int
+        QC points added per iteration.
+    max_points : int
+        Upper bound on QC calculations.
+    rrmse_threshold : float
+        Converged when |rRMSE| = |RMSE_geom(N) − RMSE_geom(N − step)| / RMSE_geom(N) is below it.
+    temperature : float
+        Wigner sampling temperature in K (0: vibrational ground state).
+    delta : float
+        NEA broadening in eV.
+    executor : concurrent.futures.Executor, optional
+        Where the QC calculations run (default: in this process).
+    """
+
+    def __init__(
+        self,
+        molecule: Atoms,
+        reference: str = "TD-B3LYP/6-31G*",
+        nstates: int = 3,
+        ensemble_size: int = 50000,
+        step: int = 50,
+        max_points: int = 1000,
+        rrmse_threshold: float = 0.1,
+        temperature: float = 0.0,
+        delta: float = 0.05,
+        workdir: str | Path = "mlnea",
+        executor=None,
+        seed: int = 0,
+    ):
+        self.molecule = molecule.copy()
+        self.reference = reference
+        methods(reference, nstates=nstates)  # an unknown method fails here
+        self.nstates = nstates
+        self.ensemble_size = ensemble_size
+        self.step = step
+        self.max_points = max_points
+        self.rrmse_threshold = rrmse_threshold
+        self.temperature = temperature
+        self.delta = delta
+        self.workdir = Path(workdir)
+        self.executor = executor
+        self.seed = seed
+        self.history: list[tuple[int, float]] = []
+
+    # -- pieces ------------------------------------------------------------------------
+    def _equilibrium(self):
+        eq_path, hess_path = self.workdir / "equilibrium.traj", self.workdir / "hessian.npy"
+        if eq_path.exists() and hess_path.exists():
+            eq = read(eq_path)
+            return eq, HarmonicAnalysis(eq, np.load(hess_path))
+        calc = methods(self.reference)  # its ground state: energy, forces, Hessian
+        calc.set(nstates=0)
+        eq = optimize_geometry(self.molecule, calc, fmax=1e-3)
+        vibrations = freq(eq, calc, ir=False)
+        eq = Atoms(eq.numbers, positions=eq.positions)
+        np.save(hess_path, vibrations.get_hessian_2d())
+        write(eq_path, eq)
+        return eq, vibrations
+
+    def _ensemble(self, eq, vibrations) -> np.ndarray:
+        path = self.workdir / "ensemble.npy"
+        if path.exists():
+            return np.load(path)
+        from ase_al.samplers import wigner
+
+        samples = wigner(eq, vibrations, self.ensemble_size, self.temperature, seed=self.seed)
+        positions = np.array([s.positions for s in samples])
+        np.save(path, positions)
+        return positions
+
+    def _label(self, eq, positions, indices, qc):
+        """Reference ΔE and f for ``indices`` not in ``qc`` yet; ``qc`` saved after each."""
+        from ase_al.labelling import SerialExecutor
+
+        executor = self.executor or SerialExecutor()
+        todo = [i for i in indices if i not in qc]
+        futures = {
+            executor.submit(
+                reference_excitations,
+                self.reference,
+                self.nstates,
+                Atoms(eq.numbers, positions=positions[i]),
+            ): i
+            for i in todo
+        }
+        from concurrent.futures import as_completed
+
+        for future in as_completed(futures):
+            try:
+                qc[futures[future]] = future.result()
+            except Exception as err:
+                log.warning(
+                    "reference excited states failed for point %d: %s", futures[future], err
+                )
+                qc[futures[future]] = None
+            self._save_qc(qc)
+
+    def _save_qc(self, qc):
+        done = sorted(i for i, v in qc.items() if v is not None)
+        failed = sorted(i for i, v in qc.items() if v is None)
+        path = self.workdir / "qc.npz"
+        with open(path.with_suffix(".partial"), "wb") as handle:
+            np.savez(
+                handle,
+                indices=np.array(done, dtype=int),
+                excitation_energies=np.array([qc[i][0] for i in done]).reshape(-1, self.nstates),
+                oscillator_strengths=np.array([qc[i][1] for i in done]).reshape(-1, self.nstates),
+                failed=np.array(failed, dtype=int),
+            )
+        path.with_suffix(".partial").replace(path)
+
+    def _load_qc(self) -> dict:
+        path = self.workdir / "qc.npz"
+        if not path.exists():
+            return {}
+        with np.load(path) as data:
+            qc = {
+                int(i): (de, f)
+                for i, de, f in zip(
+                    data["indices"],
+                    data["excitation_energies"],
+                    data["oscillator_strengths"],
+                    strict=True,
+                )
+            }
+            qc.update({int(i): None for i in data["failed"]})
+        return qc
+
+    def _train(self, eq, positions, qc):
+        done = sorted(i for i, v in qc.items() if v is not None)
+        images = [Atoms(eq.numbers, positions=positions[i]) for i in done]
+        de = np.array([qc[i][0] for i in done])
+        f = np.array([qc[i][1] for i in done])
+        models, errors = [], []
+        for quantity in (de, f):
+            for n in range(self.nstates):
+                model = KREG(equilibrium=eq).train(images, targets=quantity[:, n], progress=False)
+                models.append(model)
+                errors.append(model.validation_rmse)
+        rmse_geom = float(np.exp(np.mean(np.log(np.maximum(errors, 1e-12)))))
+        return models, rmse_geom, len(done)
+
+    # -- the workflow ------------------------------------------------------------------
+    def run(self, energies_grid=None) -> dict:
+        """Run (or resume) ML-NEA; returns the spectra and the convergence history.
+
+        Returns a dict with ``energies`` (eV), ``wavelengths`` (nm), ``cross_section`` (ML-NEA,
+        Å²), ``qc_cross_section`` (QC-NEA over the labelled points), ``n_qc``, ``history``
+        [(N, RMSE_geom)], ``converged``.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        eq, vibrations = self._equilibrium()
+        positions = self._ensemble(eq, vibrations)
+        order = np.random.default_rng(self.seed).permutation(len(positions))
+        qc = self._load_qc()
+        n_requested = max(self.step, len(qc))
+        previous, converged = None, False
+        while True:
+            self._label(eq, positions, order[:n_requested].tolist(), qc)
+            models, rmse_geom, n_done = self._train(eq, positions, qc)
+            self.history.append((n_done, rmse_geom))
+            log.info("ML-NEA: %d QC points, geometric-mean validation RMSE %.4g", n_done, rmse_geom)
+            if (
+                previous is not None
+                and abs(rmse_geom - previous) / rmse_geom < self.rrmse_threshold
+            ):
+                converged = True
+                break
+            if n_requested >= min(self.max_points, len(positions)):
+                break
+            previous = rmse_geom
+            n_requested += self.step
+        ensemble = [Atoms(eq.numbers, positions=p) for p in positions]
+        predictions = np.array([m.predict(ensemble, forces=False)["energies"] for m in models])
+        de_ml = predictions[: self.nstates].T
+        f_ml = np.clip(predictions[self.nstates :].T, 0.0, None)  # f ≥ 0 physically
+        if energies_grid is None:
+            energies_grid = np.linspace(max(de_ml.min() - 1.0, 0.1), de_ml.max() + 1.0, 1000)
+        done = sorted(i for i, v in qc.items() if v is not None)
+        de_qc = np.array([qc[i][0] for i in done])
+        f_qc = np.array([qc[i][1] for i in done])
+        result = {
+            "energies": np.asarray(energies_grid),
+            "wavelengths": wavelengths(energies_grid),
+            "cross_section": cross_section(de_ml, f_ml, energies_grid, self.delta),
+            "qc_cross_section": cross_section(de_qc, f_qc, energies_grid, self.delta),
+            "n_qc": len(done),
+            "history": self.history,
+            "converged": converged,
+        }
+        self._write(result)
+        return result
+
+    def _write(self, result) -> None:
+        table = np.column_stack(
+            [
+                result["energies"],
+                result["wavelengths"],
+                result["cross_section"],
+                result["qc_cross_section"],
+            ]
+        )
+        np.savetxt(
+            self.workdir / "cross_section.dat",
+            table,
+            header="E/eV  lambda/nm  sigma_ML-NEA/A^2  sigma_QC-NEA/A^2",
+        )
+        (self.workdir / "summary.json").write_text(
+            json.dumps(
+                {
+                    "n_qc": result["n_qc"],
+                    "history": result["history"],
+                    "converged": result["converged"],
+                }
+            )
+        )
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(
+            result["energies"],
+            result["cross_section"],
+            label=f"ML-NEA ({self.ensemble_size} points)",
+        )
+        ax.plot(
+            result["energies"],
+            result["qc_cross_section"],
+            "--",
+            label=f"QC-NEA ({result['n_qc']} points)",
+        )
+        ax.set(xlabel="E / eV", ylabel="σ / Å²", title=f"{self.reference}, {self.nstates} states")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.workdir / "spectrum.png", dpi=110)
+        plt.close(fig)
