@@ -39,3 +39,10 @@ def test_active_learning_example(tmp_path):
     deviation = float(line.split("(")[1].split("%")[0])
     assert abs(deviation) < 1.0  # the final model's frequency within 1 % of GFN2-xTB's
     assert (tmp_path / "al" / "labelled.db").exists()
+
+
+def test_mlnea_example(tmp_path):
+    out = run_example("mlnea_water.py", "CIS/STO-3G", "1000", cwd=tmp_path)
+    assert "ML-NEA band maximum" in out
+    table = np.loadtxt(tmp_path / "mlnea_water" / "cross_section.dat")
+    assert table.shape[1] == 4 and np.all(table[:, 2] >= 0) and table[:, 2].max() > 0
