@@ -45,4 +45,4 @@ def test_mlnea_example(tmp_path):
     out = run_example("mlnea_water.py", "CIS/STO-3G", "1000", cwd=tmp_path)
     assert "ML-NEA band maximum" in out
     table = np.loadtxt(tmp_path / "mlnea_water" / "cross_section.dat")
-    assert table.shape[1] == 4 and np.all(table[:, 2] >= 0) and table[:, 2].max() > 0
+    assert table.shape[1] == 5 and np.all(table[:, 2] >= 0) and table[:, 2].max() > 0

@@ -65,6 +65,8 @@ class MLNEA:
         Wigner sampling temperature in K (0: vibrational ground state).
     delta : float
         NEA broadening in eV.
+    spc_delta : float
+        Broadening in eV of the single-point convolution at the equilibrium geometry.
     executor : concurrent.futures.Executor, optional
         Where the QC calculations run (default: in this process).
     """
@@ -80,6 +82,7 @@ class MLNEA:
         rrmse_threshold: float = 0.1,
         temperature: float = 0.0,
         delta: float = 0.05,
+        spc_delta: float = 0.3,
         workdir: str | Path = "mlnea",
         executor=None,
         seed: int = 0,
@@ -94,6 +97,7 @@ class MLNEA:
         self.rrmse_threshold = rrmse_threshold
         self.temperature = temperature
         self.delta = delta
+        self.spc_delta = spc_delta
         self.workdir = Path(workdir)
         self.executor = executor
         self.seed = seed
@@ -202,8 +206,8 @@ class MLNEA:
         """Run (or resume) ML-NEA; returns the spectra and the convergence history.
 
         Returns a dict with ``energies`` (eV), ``wavelengths`` (nm), ``cross_section`` (ML-NEA,
-        Å²), ``qc_cross_section`` (QC-NEA over the labelled points), ``n_qc``, ``history``
-        [(N, RMSE_geom)], ``converged``.
+        Å²), ``qc_cross_section`` (QC-NEA over the labelled points), ``spc_cross_section``,
+        ``n_qc``, ``history`` [(N, RMSE_geom)], ``converged``.
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         eq, vibrations = self._equilibrium()
@@ -236,7 +240,9 @@ class MLNEA:
         done = sorted(i for i, v in qc.items() if v is not None)
         de_qc = np.array([qc[i][0] for i in done])
         f_qc = np.array([qc[i][1] for i in done])
+        de_eq, f_eq = reference_excitations(self.reference, self.nstates, eq)
         result = {
+            "spc_cross_section": cross_section(de_eq, f_eq, energies_grid, self.spc_delta),
             "energies": np.asarray(energies_grid),
             "wavelengths": wavelengths(energies_grid),
             "cross_section": cross_section(de_ml, f_ml, energies_grid, self.delta),
@@ -255,12 +261,13 @@ class MLNEA:
                 result["wavelengths"],
                 result["cross_section"],
                 result["qc_cross_section"],
+                result["spc_cross_section"],
             ]
         )
         np.savetxt(
             self.workdir / "cross_section.dat",
             table,
-            header="E/eV  lambda/nm  sigma_ML-NEA/A^2  sigma_QC-NEA/A^2",
+            header="E/eV  lambda/nm  sigma_ML-NEA/A^2  sigma_QC-NEA/A^2  sigma_SPC/A^2",
         )
         (self.workdir / "summary.json").write_text(
             json.dumps(
@@ -288,6 +295,7 @@ class MLNEA:
             "--",
             label=f"QC-NEA ({result['n_qc']} points)",
         )
+        ax.plot(result["energies"], result["spc_cross_section"], ":", label="SPC (equilibrium)")
         ax.set(xlabel="E / eV", ylabel="σ / Å²", title=f"{self.reference}, {self.nstates} states")
         ax.legend()
         fig.tight_layout()
