@@ -32,7 +32,7 @@ from ase_al.errors import check_atoms
 from ase_al.labelling import label
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.simulations import HarmonicAnalysis, freq, optimize_geometry
+from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
 
 log = logging.getLogger("ase_al")
 
@@ -225,27 +225,12 @@ class ActiveLearner:
             handler.close()
 
     def _equilibrium(self) -> tuple[Atoms, HarmonicAnalysis]:
-        eq_path, hess_path = self.workdir / "equilibrium.traj", self.workdir / "hessian.npy"
-        if eq_path.exists() and hess_path.exists():
-            equilibrium = read(eq_path)
-            return equilibrium, HarmonicAnalysis(equilibrium, np.load(hess_path))
-        if self.vibrations is not None:
-            equilibrium = self.molecule
-            vibrations = HarmonicAnalysis(equilibrium, self.vibrations.get_hessian_2d())
-        else:
-            calc = self.optfreq if self.optfreq is not None else self.reference
-            calc = methods(calc) if isinstance(calc, str) else calc
-            log.info("optimising the geometry and computing normal modes")
-            equilibrium = self.molecule
-            if self.optimize:
-                equilibrium = optimize_geometry(self.molecule, calc, fmax=1e-3)
-            vibrations = freq(equilibrium, calc, ir=False)
-        log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
-        equilibrium = Atoms(
-            equilibrium.numbers, positions=equilibrium.positions, info=dict(self.molecule.info)
+        calc = self.optfreq if self.optfreq is not None else self.reference
+        calc = methods(calc) if isinstance(calc, str) else calc
+        equilibrium, vibrations = equilibrium_and_modes(
+            self.molecule, calc, self.workdir, self.optimize, self.vibrations
         )
-        np.save(hess_path, vibrations.get_hessian_2d())
-        _write_atomic(eq_path, [equilibrium])
+        log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
         return equilibrium, vibrations
 
     def _wigner(self, equilibrium, vibrations, n, tag):

@@ -276,3 +276,42 @@ def finite_difference_dipole_derivatives(
     return central_differences(atoms, calc, {"dipole": lambda a: a.get_dipole_moment()}, delta)[
         "dipole"
     ]
+
+
+def equilibrium_and_modes(
+    molecule: Atoms,
+    calc: Calculator | None,
+    workdir,
+    optimize: bool = True,
+    vibrations: VibrationsData | None = None,
+) -> tuple[Atoms, HarmonicAnalysis]:
+    """Equilibrium geometry and normal modes, computed once and kept in ``workdir``.
+
+    ``workdir/equilibrium.traj`` and ``workdir/hessian.npy`` (eV/Å²) are read when present
+    (a resumed workflow), else written: from ``vibrations`` when given (``molecule`` is then
+    the equilibrium), else by optimising ``molecule`` with ``calc`` (unless ``optimize`` is
+    False) and computing its Hessian.
+    """
+    from pathlib import Path
+
+    from ase.io import read, write
+
+    workdir = Path(workdir)
+    eq_path, hess_path = workdir / "equilibrium.traj", workdir / "hessian.npy"
+    if eq_path.exists() and hess_path.exists():
+        equilibrium = read(eq_path)
+        return equilibrium, HarmonicAnalysis(equilibrium, np.load(hess_path))
+    equilibrium = molecule
+    if vibrations is None:
+        if optimize:
+            equilibrium = optimize_geometry(molecule, calc, fmax=1e-3)
+        vibrations = freq(equilibrium, calc, ir=False)
+    equilibrium = Atoms(
+        equilibrium.numbers, positions=equilibrium.positions, info=dict(molecule.info)
+    )
+    analysis = HarmonicAnalysis(equilibrium, vibrations.get_hessian_2d())
+    np.save(hess_path, analysis.get_hessian_2d())
+    partial = eq_path.with_name(eq_path.name + ".partial")
+    write(partial, equilibrium, format="traj")
+    partial.replace(eq_path)  # written last and atomically: its presence means both are complete
+    return equilibrium, analysis

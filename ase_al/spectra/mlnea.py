@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.io import read, write
 
 from ase_al.calculators import methods
 from ase_al.calculators.kreg import KREG
-from ase_al.simulations import HarmonicAnalysis, freq, optimize_geometry
+from ase_al.simulations import equilibrium_and_modes
 from ase_al.spectra.nea import cross_section, wavelengths
 
 log = logging.getLogger("ase_al")
@@ -105,18 +104,9 @@ class MLNEA:
 
     # -- pieces ------------------------------------------------------------------------
     def _equilibrium(self):
-        eq_path, hess_path = self.workdir / "equilibrium.traj", self.workdir / "hessian.npy"
-        if eq_path.exists() and hess_path.exists():
-            eq = read(eq_path)
-            return eq, HarmonicAnalysis(eq, np.load(hess_path))
         calc = methods(self.reference)  # its ground state: energy, forces, Hessian
         calc.set(nstates=0)
-        eq = optimize_geometry(self.molecule, calc, fmax=1e-3)
-        vibrations = freq(eq, calc, ir=False)
-        eq = Atoms(eq.numbers, positions=eq.positions)
-        np.save(hess_path, vibrations.get_hessian_2d())
-        write(eq_path, eq)
-        return eq, vibrations
+        return equilibrium_and_modes(self.molecule, calc, self.workdir)
 
     def _ensemble(self, eq, vibrations) -> np.ndarray:
         path = self.workdir / "ensemble.npy"
