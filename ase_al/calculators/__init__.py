@@ -80,15 +80,15 @@ def methods(name: str, **kwargs) -> Calculator:
         return plugins[key][1].load()(**kwargs)
     if "/" in key:
         method, basis = (part.strip() for part in name.strip().split("/", 1))
-        for prefix, tda in (("TDA-", True), ("TD-", False)):
+        tda = None  # ground state only unless the name asks for excited states
+        for prefix, is_tda in (("TDA-", True), ("TD-", False)):
             if method.upper().startswith(prefix):
-                method = method[len(prefix) :]
-                if method.upper() == "CIS":
-                    method, tda = "HF", True
-                kwargs = {"tda": tda, "nstates": 3, **kwargs}
+                method, tda = method[len(prefix) :], is_tda
                 break
         if method.upper() == "CIS":
-            method, kwargs = "HF", {"tda": True, "nstates": 3, **kwargs}
+            method, tda = "HF", True
+        if tda is not None:
+            kwargs = {"tda": tda, "nstates": 3, **kwargs}
         dispersion = method.lower().endswith("-d4")
         if dispersion:
             method = method[:-3]
