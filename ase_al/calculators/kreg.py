@@ -229,28 +229,37 @@ class KREG(Calculator):
                 f"{len(images) * (1 + positions[0].size)}² elements: this needs a lot of memory",
                 stacklevel=2,
             )
+        # descriptors (and Jacobians) once: every σ tried and the final fit share them
+        if forces:
+            x, jac = self._descriptors(positions, jacobian=True)
+            jac = jac.reshape(len(x), x.shape[1], -1)
+        else:
+            x, jac = self._descriptors(positions), None
         sigma, lambda_, loss = self.sigma, self.lambda_, None
         if sigma is None or lambda_ is None:
             sigma, lambda_, loss = self._search(
-                positions, y_energy, gradients, sigma_grid, lambda_grid, progress
+                x, jac, y_energy, gradients, sigma_grid, lambda_grid, progress
             )
-        self._model.update(self._fit(positions, y_energy, gradients, sigma, lambda_))
+        self._model.update(self._fit(x, jac, y_energy, gradients, sigma, lambda_))
         if loss is not None and gradients is None:
             self._model["validation_rmse"] = loss
         self.results = {}
         return self
 
-    def _fit(self, positions, y_energy, gradients, sigma, lambda_) -> dict:
+    @staticmethod
+    def _linear_system(x, jac, y_energy, gradients, sigma):
+        """Covariance matrix, targets and prior (mean energy) of the training data.
+
+        x : (T, M) descriptors; jac : (T, M, 3N) Jacobians, used only with ``gradients``.
+        """
         prior = float(y_energy.mean())
         if gradients is None:
-            x = self._descriptors(positions)
-            matrix = gaussian_kernel(x, x, sigma)
-            targets = y_energy - prior
-        else:
-            x, jac = self._descriptors(positions, jacobian=True)
-            jac = jac.reshape(len(x), x.shape[1], -1)
-            matrix = covariance_with_gradients(x, jac, sigma)
-            targets = np.concatenate([y_energy - prior, gradients.ravel()])
+            return gaussian_kernel(x, x, sigma), y_energy - prior, prior
+        matrix = covariance_with_gradients(x, jac, sigma)
+        return matrix, np.concatenate([y_energy - prior, gradients.ravel()]), prior
+
+    def _fit(self, x, jac, y_energy, gradients, sigma, lambda_) -> dict:
+        matrix, targets, prior = self._linear_system(x, jac, y_energy, gradients, sigma)
         diagonal = np.diag_indices_from(matrix)
         matrix[diagonal] += lambda_
         # derivative blocks make the matrix far worse conditioned than K alone: a λ chosen on
@@ -284,7 +293,7 @@ class KREG(Calculator):
             model["w"] = np.einsum("bmk,bk->bm", jac, beta)
         return model
 
-    def _search(self, positions, y_energy, gradients, sigma_grid, lambda_grid, progress):
+    def _search(self, x, jac, y_energy, gradients, sigma_grid, lambda_grid, progress):
         """Choose σ and λ by leave-one-out cross-validation.
 
         For kernel ridge regression the leave-one-out residual of observation i is
@@ -292,7 +301,6 @@ class KREG(Calculator):
         LOO error for every λ at O(n²) each: every training point validates, and nothing is
         refactorised per grid point. σ: a coarse log-grid, then golden-section refinement.
         """
-        x_all = self._descriptors(positions)
         if self.lambda_ is not None:
             lambda_grid = np.array([self.lambda_])
         elif lambda_grid is None:
@@ -302,7 +310,7 @@ class KREG(Calculator):
         def score(sigma):
             sigma = float(sigma)
             if sigma not in cache:
-                cache[sigma] = self._loo(positions, y_energy, gradients, sigma, lambda_grid)
+                cache[sigma] = self._loo(x, jac, y_energy, gradients, sigma, lambda_grid)
             return cache[sigma][1]
 
         if self.sigma is not None:
@@ -310,7 +318,7 @@ class KREG(Calculator):
         elif sigma_grid is not None:
             grid = list(sigma_grid)
         else:
-            sample = x_all[:: max(1, len(x_all) // 300)]
+            sample = x[:: max(1, len(x) // 300)]
             typical = np.sqrt(np.median(_squared_distances(sample, sample)))
             grid = list(typical * 2.0 ** np.arange(-2.0, 4.1, 1.5))
         bar = tqdm(desc="KREG σ, λ search", disable=None if progress is None else not progress)
@@ -336,16 +344,9 @@ class KREG(Calculator):
         sigma = min(cache, key=lambda s: cache[s][1])
         return sigma, cache[sigma][0], cache[sigma][1]
 
-    def _loo(self, positions, y_energy, gradients, sigma, lambda_grid):
+    def _loo(self, x, jac, y_energy, gradients, sigma, lambda_grid):
         """(best λ, its leave-one-out loss in eV or eV·(eV/Å) geometric mean) for one σ."""
-        prior = y_energy.mean()
-        if gradients is None:
-            matrix = gaussian_kernel(*(2 * (self._descriptors(positions),)), sigma)
-            targets = y_energy - prior
-        else:
-            x, jac = self._descriptors(positions, jacobian=True)
-            matrix = covariance_with_gradients(x, jac.reshape(len(x), x.shape[1], -1), sigma)
-            targets = np.concatenate([y_energy - prior, gradients.ravel()])
+        matrix, targets, _ = self._linear_system(x, jac, y_energy, gradients, sigma)
         eigenvalues, vectors = scipy.linalg.eigh(
             matrix, driver="evd", overwrite_a=True, check_finite=False
         )
