@@ -27,7 +27,7 @@ from ase.db import connect
 from ase.io import read, write
 
 from ase_al.calculators import methods, model_class
-from ase_al.calculators.committee import Committee
+from ase_al.calculators.committee import Committee, predict_batch
 from ase_al.errors import check_atoms
 from ase_al.labelling import label
 from ase_al.samplers import get_sampler, wigner
@@ -244,18 +244,18 @@ class ActiveLearner:
     def _cv_rmse(self, images) -> float:
         """Cross-validation energy RMSE of an energies-only model on ``images`` (eV)."""
         model = self.model_factory()
-        model.train(images, forces=False)
-        rmse = getattr(model, "validation_rmse", None)
-        if rmse is not None:
-            return float(rmse)
+        if hasattr(model, "validation_rmse"):  # a model that cross-validates while it trains
+            model.train(images, forces=False)
+            if model.validation_rmse is not None:
+                return float(model.validation_rmse)
         order = np.random.default_rng(self.seed).permutation(len(images))
         cut = int(0.8 * len(images))
         model = self.model_factory()
         model.train([images[i] for i in order[:cut]], forces=False)
         held = [images[i] for i in order[cut:]]
-        predicted = Committee([model, model]).predict(held, forces=False, uncertainty=False)
+        predicted = predict_batch(model, held, forces=False)["energies"]
         reference = np.array([a.get_potential_energy() for a in held])
-        return float(np.sqrt(np.mean((predicted["energies"] - reference) ** 2)))
+        return float(np.sqrt(np.mean((predicted - reference) ** 2)))
 
     def _initial_data(self, equilibrium, vibrations, state) -> None:
         if state.get("initial_data_done"):
@@ -469,40 +469,33 @@ class ActiveLearner:
     def _plot_learning_curve(self, curve) -> None:
         if not curve:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: the user's backend stays as it is
 
         n, rmse = np.array(curve).T
-        fig, ax = plt.subplots(figsize=(4, 3))
+        fig = Figure(figsize=(4, 3))
+        ax = fig.subplots()
         ax.loglog(n, rmse, "o-")
         ax.set(xlabel="training points", ylabel="CV energy RMSE / eV", title="initial data")
         fig.tight_layout()
         fig.savefig(self.workdir / "learning_curve.png", dpi=100)
-        plt.close(fig)
 
     def _plot_progress(self, iterations) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         k = [it["iteration"] for it in iterations]
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+        fig = Figure(figsize=(10, 3))
+        axes = fig.subplots(1, 3)
         axes[0].plot(k, [it["validation_rmse"] or np.nan for it in iterations], "o-")
         axes[0].set(xlabel="iteration", ylabel="CV energy RMSE / eV")
         axes[1].plot(k, [it["threshold"] for it in iterations], "o-")
         axes[1].set(xlabel="iteration", ylabel="UQ threshold / eV")
         axes[2].plot(k, [it["n_certain"] / max(it["n_trajectories"], 1) for it in iterations], "o-")
         axes[2].set(xlabel="iteration", ylabel="certain trajectories", ylim=(0, 1.05))
-        from matplotlib.ticker import MaxNLocator
-
         for ax in axes:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         fig.savefig(self.workdir / "progress.png", dpi=100)
-        plt.close(fig)
 
 
 def al(molecule: Atoms, reference_method=None, ml_model="KREG", **kwargs) -> Committee:

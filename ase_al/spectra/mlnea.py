@@ -268,12 +268,10 @@ class MLNEA:
                 }
             )
         )
-        import matplotlib
+        from matplotlib.figure import Figure  # no pyplot: the user's backend stays as it is
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.subplots()
         ax.plot(
             result["energies"],
             result["cross_section"],
@@ -290,4 +288,3 @@ class MLNEA:
         ax.legend()
         fig.tight_layout()
         fig.savefig(self.workdir / "spectrum.png", dpi=110)
-        plt.close(fig)
