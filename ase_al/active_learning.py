@@ -24,27 +24,18 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.db import connect
-from ase.io import read, write
+from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
 from ase_al.errors import check_atoms
+from ase_al.files import atomic_write, write_traj
 from ase_al.labelling import label
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
 from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
 
 log = logging.getLogger("ase_al")
-
-
-def _write_atomic(path: Path, images: list[Atoms]) -> None:
-    """Write a .traj so that a kill leaves either the whole file or none."""
-    partial = path.with_name(path.name + ".partial")  # not matched by a *.traj glob
-    if images:
-        write(partial, images, format="traj")
-    else:
-        partial.write_bytes(b"")
-    partial.replace(path)
 
 
 def _threshold(uncertainties: np.ndarray, multiplier: float) -> float:
@@ -171,10 +162,8 @@ class ActiveLearner:
         return json.loads(path.read_text()) if path.exists() else {"iterations": []}
 
     def _save_state(self, state: dict) -> None:
-        path = self.workdir / "state.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(path)  # atomic: a kill never leaves half a state file
+        with atomic_write(self.workdir / "state.json") as partial:
+            partial.write_text(json.dumps(state, indent=1))
 
     def _db(self):
         # SQLite's own locks die with a killed process; ASE's extra lock file would not,
@@ -284,7 +273,7 @@ class ActiveLearner:
             if self._enough_initial_data(curve, len(images)):
                 break
             queue = self._wigner(equilibrium, vibrations, self.init_batch, "init")
-            _write_atomic(init_dir / f"batch_{batch}.traj", queue)
+            write_traj(init_dir / f"batch_{batch}.traj", queue)
             batch += 1
             failures += self._label_queue(queue, iteration=0, source="initial wigner")
         state.update(initial_data_done=True, failed=failures)
@@ -409,7 +398,7 @@ class ActiveLearner:
                 selected = list(result)[: self.new_points]
                 for atoms in selected:
                     atoms.info["uid"] = f"it{k}-{uuid.uuid4().hex[:12]}"
-                _write_atomic(selected_path, selected)
+                write_traj(selected_path, selected)
                 sampled = {
                     "n_trajectories": result.n_trajectories,
                     "n_certain": result.n_certain,

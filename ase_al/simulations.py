@@ -294,7 +294,9 @@ def equilibrium_and_modes(
     """
     from pathlib import Path
 
-    from ase.io import read, write
+    from ase.io import read
+
+    from ase_al.files import write_traj
 
     workdir = Path(workdir)
     eq_path, hess_path = workdir / "equilibrium.traj", workdir / "hessian.npy"
@@ -311,7 +313,5 @@ def equilibrium_and_modes(
     )
     analysis = HarmonicAnalysis(equilibrium, vibrations.get_hessian_2d())
     np.save(hess_path, analysis.get_hessian_2d())
-    partial = eq_path.with_name(eq_path.name + ".partial")
-    write(partial, equilibrium, format="traj")
-    partial.replace(eq_path)  # written last and atomically: its presence means both are complete
+    write_traj(eq_path, [equilibrium])  # last and atomic: its presence means both are complete
     return equilibrium, analysis

@@ -29,6 +29,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from tqdm.auto import tqdm
 
 from ase_al.errors import check_atoms
+from ase_al.files import atomic_write
 
 log = logging.getLogger("ase_al")
 
@@ -440,13 +441,11 @@ class KREG(Calculator):
             format="ase-al KREG 1",
             symbols=self.equilibrium.get_chemical_symbols(),
         )
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as handle:  # np.savez would append .npz to a str path
+        # a file handle, because np.savez would append .npz to a str path
+        with atomic_write(path) as partial, open(partial, "wb") as handle:
             np.savez(
                 handle, meta=json.dumps(meta), equilibrium=self.equilibrium.positions, **arrays
             )
-        partial.replace(path)  # atomic: a killed run never leaves half a model
 
     @classmethod
     def load(cls, path: str | Path) -> KREG:

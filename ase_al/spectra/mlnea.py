@@ -24,6 +24,7 @@ from ase import Atoms
 
 from ase_al.calculators import methods
 from ase_al.calculators.kreg import KREG
+from ase_al.files import atomic_write
 from ase_al.simulations import equilibrium_and_modes
 from ase_al.spectra.nea import cross_section, wavelengths
 
@@ -149,8 +150,7 @@ class MLNEA:
     def _save_qc(self, qc):
         done = sorted(i for i, v in qc.items() if v is not None)
         failed = sorted(i for i, v in qc.items() if v is None)
-        path = self.workdir / "qc.npz"
-        with open(path.with_suffix(".partial"), "wb") as handle:
+        with atomic_write(self.workdir / "qc.npz") as partial, open(partial, "wb") as handle:
             np.savez(
                 handle,
                 indices=np.array(done, dtype=int),
@@ -158,7 +158,6 @@ class MLNEA:
                 oscillator_strengths=np.array([qc[i][1] for i in done]).reshape(-1, self.nstates),
                 failed=np.array(failed, dtype=int),
             )
-        path.with_suffix(".partial").replace(path)
 
     def _load_qc(self) -> dict:
         path = self.workdir / "qc.npz"
