@@ -28,7 +28,7 @@ from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
-from ase_al.errors import check_atoms
+from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write, write_traj
 from ase_al.labelling import label
 from ase_al.samplers import get_sampler, wigner
@@ -295,7 +295,7 @@ class ActiveLearner:
             return  # imported before a kill
         reference_numbers = self.molecule.numbers
         for index, atoms in enumerate(source):
-            if len(atoms) != len(reference_numbers) or np.any(atoms.numbers != reference_numbers):
+            if not same_atoms(atoms, reference_numbers):
                 raise ValueError(
                     f"initial data structure {index} does not match the molecule's atoms "
                     "in count, elements or order"

@@ -1,4 +1,4 @@
-"""Exceptions raised by ase-al."""
+"""Exceptions raised by ase-al, and the input checks that raise them."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module!r} is needed for this feature: pip install 'ase-al[{extra}]'"
         ) from err
+
+
+def same_atoms(atoms: Atoms, numbers) -> bool:
+    """True if ``atoms`` has exactly these atomic numbers, in this order."""
+    return len(atoms) == len(numbers) and bool(np.all(atoms.numbers == np.asarray(numbers)))
 
 
 def check_atoms(atoms: Atoms) -> None:

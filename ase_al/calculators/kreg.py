@@ -28,7 +28,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from tqdm.auto import tqdm
 
-from ase_al.errors import check_atoms
+from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write
 
 log = logging.getLogger("ase_al")
@@ -157,7 +157,7 @@ class KREG(Calculator):
         positions = []
         for index, atoms in enumerate(images):
             check_atoms(atoms)
-            if len(atoms) != len(reference) or np.any(atoms.numbers != reference):
+            if not same_atoms(atoms, reference):
                 raise ValueError(
                     f"structure {index} ({atoms.get_chemical_formula()}, elements "
                     f"{atoms.get_chemical_symbols()}) does not match the model's atoms "

@@ -14,6 +14,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.vibrations import VibrationsData
 
+from ase_al.errors import same_atoms
 from ase_al.simulations import HBAR, HarmonicAnalysis
 
 
@@ -70,7 +71,7 @@ def wigner(
     """
     analysis = _as_harmonic_analysis(vibrations)
     reference = analysis.get_atoms()
-    if len(atoms) != len(reference) or np.any(atoms.numbers != reference.numbers):
+    if not same_atoms(atoms, reference.numbers):
         raise ValueError(
             "atoms and vibrations describe different molecules (atoms or order differ)"
         )
