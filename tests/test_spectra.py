@@ -97,21 +97,18 @@ def test_bad_input():
         calc.get_property("excitation_energies", atoms)
 
 
+# a fast reference and a small ensemble; the resume test must use the same settings
+MLNEA_SETTINGS = dict(
+    reference="CIS/STO-3G", nstates=2, ensemble_size=2000, step=25, max_points=150, temperature=300
+)
+
+
 @pytest.fixture(scope="module")
 def mlnea_run(tmp_path_factory):
     from ase_al.spectra import MLNEA
 
     workdir = tmp_path_factory.mktemp("mlnea")
-    job = MLNEA(
-        molecule("H2O"),
-        reference="CIS/STO-3G",
-        nstates=2,
-        ensemble_size=2000,
-        step=25,
-        max_points=150,
-        temperature=300,
-        workdir=workdir,
-    )
+    job = MLNEA(molecule("H2O"), workdir=workdir, **MLNEA_SETTINGS)
     return job, job.run()
 
 
@@ -154,16 +151,7 @@ def test_mlnea_resume_reuses_qc_points(mlnea_run):
     original = module.reference_excitations
     module.reference_excitations = lambda *a: calls.append(1) or original(*a)
     try:
-        again = MLNEA(
-            molecule("H2O"),
-            reference="CIS/STO-3G",
-            nstates=2,
-            ensemble_size=2000,
-            step=25,
-            max_points=150,
-            temperature=300,
-            workdir=job.workdir,
-        ).run()
+        again = MLNEA(molecule("H2O"), workdir=job.workdir, **MLNEA_SETTINGS).run()
     finally:
         module.reference_excitations = original
     assert again["n_qc"] >= result["n_qc"]
