@@ -41,6 +41,19 @@ register("GFN2-xTB", _xtb("GFN2-xTB"))
 register("GFN1-xTB", _xtb("GFN1-xTB"))
 
 
+def _pretrained_ani(name: str) -> Callable[..., Calculator]:
+    def factory(model_file=None, **kwargs):
+        from ase_al.calculators.ani import pretrained
+
+        return pretrained(name, model_file, **kwargs)
+
+    return factory
+
+
+for _name in ("ANI-1x", "ANI-2x", "ANI-1ccx"):
+    register(_name, _pretrained_ani(_name))
+
+
 def _plugins() -> dict[str, tuple[str, object]]:
     return {ep.name.lower(): (ep.name, ep) for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
@@ -112,7 +125,11 @@ def with_d4(calc: Calculator, functional: str) -> Calculator:
 
 #: Trainable model types by name (classes with train/predict/save/load); the active
 #: learner looks models up here. Plugins add theirs with :func:`register_model`.
-_models: dict[str, str] = {"kreg": "ase_al.calculators.kreg:KREG"}
+_models: dict[str, str] = {
+    "kreg": "ase_al.calculators.kreg:KREG",
+    "ani": "ase_al.calculators.ani:ANI",
+    "mace": "ase_al.calculators.mace:MACE",
+}
 
 
 def register_model(name: str, cls) -> None:
@@ -147,6 +164,14 @@ def __getattr__(name):
         from ase_al.calculators.committee import Committee
 
         return Committee
+    if name == "ANI":
+        from ase_al.calculators.ani import ANI
+
+        return ANI
+    if name == "MACE":
+        from ase_al.calculators.mace import MACE
+
+        return MACE
     if name == "XTB":
         from ase_al.calculators.xtb import XTB
 
@@ -154,4 +179,17 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["XTB", "PySCF", "available", "methods", "register", "with_d4"]
+__all__ = [
+    "ANI",
+    "KREG",
+    "MACE",
+    "Committee",
+    "XTB",
+    "PySCF",
+    "available",
+    "methods",
+    "register",
+    "register_model",
+    "model_class",
+    "with_d4",
+]

@@ -1,0 +1,383 @@
+"""What ANI and MACE share: devices, seeds, threads, and the training loop.
+
+A subclass supplies the network (:meth:`TorchPotential._build`), turns structures into its
+batches (:meth:`_batches`) and evaluates a batch (:meth:`_evaluate`); this class fits it with
+Adam, a plateau learning-rate schedule, early stopping on a validation split and the
+best-validation weights restored at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.data import chemical_symbols
+from tqdm.auto import tqdm
+
+from ase_al.errors import check_atoms, require
+
+TRAINING_DEFAULTS = {
+    "max_epochs": 1000,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "lr_factor": 0.5,
+    "lr_patience": 50,
+    "min_lr": 1e-5,
+    "early_stopping": 150,
+    "validation_fraction": 0.1,
+    "energy_weight": 1.0,
+    "force_weight": 1.0,
+}
+
+
+def torch():
+    return require("torch", "ani")
+
+
+def resolve_device(device: str):
+    """``"auto"``: the GPU when torch sees one, else the CPU; otherwise ``torch.device(device)``."""
+    th = torch()
+    if device == "auto":
+        return th.device("cuda" if th.cuda.is_available() else "cpu")
+    try:
+        return th.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: {err}") from None
+
+
+def resolve_dtype(dtype):
+    th = torch()
+    names = {"float32": th.float32, "float64": th.float64}
+    if isinstance(dtype, str) and dtype in names:
+        return names[dtype]
+    if dtype in names.values():
+        return dtype
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def fit_self_energies(images: list[Atoms], energies: np.ndarray, symbols: list[str]) -> dict:
+    """Per-element energies (eV) from a least-squares fit of the energies to element counts.
+
+    For a single molecule the counts are the same in every structure and the fit is
+    rank-deficient; the minimum-norm solution still reproduces the mean energy.
+    """
+    counts = np.array(
+        [[np.sum(a.numbers == chemical_symbols.index(s)) for s in symbols] for a in images]
+    )
+    solution = np.linalg.lstsq(counts.astype(float), energies, rcond=None)[0]
+    return dict(zip(symbols, solution.tolist(), strict=True))
+
+
+class TorchPotential(Calculator):
+    """Base of the neural-network potentials: a trainable ASE calculator on torch.
+
+    Parameters common to all (subclasses add their architecture's):
+
+    device : str
+        ``"auto"`` (GPU when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    dtype : {"float32", "float64"}
+        Precision of the network and of the inputs.
+    seed : int
+        Seeds weight initialisation, the validation split and the batch order: the same seed,
+        data and settings give the same model on the same device.
+    threads : int, optional
+        torch intra-op threads while training and predicting (default: torch's own setting).
+    max_epochs, batch_size, learning_rate, lr_factor, lr_patience, min_lr, early_stopping,
+    validation_fraction, energy_weight, force_weight :
+        Training settings. Adam at ``learning_rate``; the rate is multiplied by ``lr_factor``
+        after ``lr_patience`` epochs without a better validation loss; training stops at
+        ``max_epochs``, when the rate falls below ``min_lr``, or after ``early_stopping``
+        epochs without improvement; the weights of the best validation loss are kept.
+        Loss = ``energy_weight``·mean((ΔE/N_atoms)²) + ``force_weight``·mean(ΔF²) in eV and
+        eV/Å (the force term only when training on forces).
+    """
+
+    implemented_properties = ["energy", "forces"]
+    #: what :meth:`save` writes, so that callers can name files
+    file_extension = ".pt"
+    model_name = "model"
+    default_dtype = "float32"
+
+    def __init__(
+        self,
+        device: str = "auto",
+        dtype: str | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+        **kwargs,
+    ):
+        training = {k: kwargs.pop(k) for k in list(kwargs) if k in TRAINING_DEFAULTS}
+        super().__init__(**kwargs)
+        self.device_name = device
+        self.device = resolve_device(device)
+        self.dtype_name = dtype or self.default_dtype
+        self.dtype = resolve_dtype(self.dtype_name)
+        self.seed = int(seed)
+        self.threads = threads
+        self.training = {**TRAINING_DEFAULTS, **training}
+        self.module = None
+        self.symbols: list[str] | None = None
+        self.history: list[dict] = []
+        self.validation_rmse: float | None = None
+        self.validation_force_rmse: float | None = None
+
+    # -- subclass interface ----------------------------------------------------------
+    def _build(self, symbols: list[str], self_energies: dict, items: list) -> None:
+        """Create ``self.module`` for these elements (``self_energies`` in eV per atom)."""
+        raise NotImplementedError
+
+    def _prepare(self, images, energies=None, forces=None) -> list:
+        """One model input per structure, with its references when given (done once)."""
+        raise NotImplementedError
+
+    def _collate(self, items: list):
+        """``(batch, energy_ref, force_ref, n_atoms)``: references as tensors or None."""
+        raise NotImplementedError
+
+    def _evaluate(self, batch, forces: bool, training: bool = False):
+        """Energies (P,) in eV and forces of the real atoms (n_atoms_total, 3) in eV/Å."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------
+    @property
+    def is_trained(self) -> bool:
+        return self.module is not None
+
+    @contextlib.contextmanager
+    def _torch_settings(self):
+        th = torch()
+        old_threads, old_dtype = th.get_num_threads(), th.get_default_dtype()
+        if self.threads:
+            th.set_num_threads(int(self.threads))
+        th.set_default_dtype(self.dtype)  # mace builds its tensors in the default dtype
+        try:
+            yield th
+        finally:
+            th.set_num_threads(old_threads)
+            th.set_default_dtype(old_dtype)
+
+    def check_elements(self, images) -> None:
+        """Refuse structures with elements the model has no network for, or bad coordinates."""
+        known = set(self.symbols)
+        for index, atoms in enumerate(images):
+            check_atoms(atoms)
+            unknown = sorted(set(atoms.get_chemical_symbols()) - known)
+            if unknown:
+                raise ValueError(
+                    f"structure {index} ({atoms.get_chemical_formula()}) contains "
+                    f"{', '.join(unknown)}, but this {self.model_name} model knows only "
+                    f"{', '.join(self.symbols)}"
+                )
+
+    def train(
+        self,
+        images: list[Atoms],
+        energies: bool = True,
+        forces: bool = True,
+        progress: bool | None = None,
+        **settings,
+    ) -> TorchPotential:
+        """Fit the network from scratch to ``images`` carrying reference results.
+
+        Parameters
+        ----------
+        images : list of Atoms
+            Structures with ``get_potential_energy()`` (eV) and, for ``forces=True``,
+            ``get_forces()`` (eV/Å), e.g. through a ``SinglePointCalculator``.
+        energies : bool
+            Energies are always learned; ``False`` is refused.
+        forces : bool
+            Also learn forces; ``False`` trains on energies only (the auxiliary model of
+            physics-informed uncertainty).
+        progress : bool, optional
+            Show a progress bar over epochs (default: when interactive).
+        **settings
+            Override training settings for this call (``max_epochs=...``, ...).
+
+        After training, :attr:`validation_rmse` (eV) and, with forces,
+        :attr:`validation_force_rmse` (eV/Å) are the errors on the held-out split and
+        :attr:`history` holds one record per epoch.
+        """
+        if not energies:
+            raise ValueError(f"{self.model_name} always learns energies; energies=False is refused")
+        unknown = set(settings) - set(TRAINING_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown training settings {sorted(unknown)}")
+        cfg = {**self.training, **settings}
+        images = list(images)
+        if len(images) < 2:
+            raise ValueError(f"{self.model_name} needs at least 2 training structures")
+        for atoms in images:
+            check_atoms(atoms)
+        energy = np.array([a.get_potential_energy() for a in images], dtype=float)
+        force = [np.asarray(a.get_forces(), float) for a in images] if forces else None
+        if not np.all(np.isfinite(energy)) or (
+            force and not all(np.isfinite(f).all() for f in force)
+        ):
+            raise ValueError("training energies/forces contain NaN or infinite values")
+
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(images))
+        n_val = int(round(cfg["validation_fraction"] * len(images)))
+        if len(images) - n_val < 1:
+            n_val = 0
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        symbols = sorted(
+            {s for a in images for s in a.get_chemical_symbols()}, key=chemical_symbols.index
+        )
+        self.symbols = symbols
+        with self._torch_settings() as th, th.random.fork_rng(devices=[]):
+            th.manual_seed(self.seed)
+            items = self._prepare(images, energy, force)
+            self._build(
+                symbols,
+                fit_self_energies([images[i] for i in train_idx], energy[train_idx], symbols),
+                [items[i] for i in train_idx],
+            )
+            self.history = []
+            self._fit(items, train_idx, val_idx, cfg, rng, progress)
+        self.results = {}
+        return self
+
+    def _chunks(self, items, indices, batch_size):
+        for start in range(0, len(indices), batch_size):
+            yield self._collate([items[i] for i in indices[start : start + batch_size]])
+
+    def _loss(self, batch, e_ref, f_ref, n_atoms, cfg, training):
+        e_pred, f_pred = self._evaluate(batch, forces=f_ref is not None, training=training)
+        loss = cfg["energy_weight"] * (((e_pred - e_ref) / n_atoms) ** 2).mean()
+        if f_ref is not None:
+            loss = loss + cfg["force_weight"] * ((f_pred - f_ref) ** 2).mean()
+        return loss, e_pred.detach(), None if f_pred is None else f_pred.detach()
+
+    def _errors(self, items, indices, cfg):
+        """Loss, energy RMSE (eV) and force RMSE (eV/Å) over ``indices``."""
+        e_sq = f_sq = loss_sum = 0.0
+        f_count = 0
+        for batch, e_ref, f_ref, n_atoms in self._chunks(items, indices, 256):
+            loss, e_pred, f_pred = self._loss(batch, e_ref, f_ref, n_atoms, cfg, training=False)
+            loss_sum += float(loss.detach()) * len(e_ref)
+            e_sq += float(((e_pred - e_ref) ** 2).sum())
+            if f_ref is not None:
+                f_sq += float(((f_pred - f_ref) ** 2).sum())
+                f_count += f_ref.numel()
+        n = len(indices)
+        f_rmse = math.sqrt(f_sq / f_count) if f_count else None
+        return loss_sum / n, math.sqrt(e_sq / n), f_rmse
+
+    def _fit(self, items, train_idx, val_idx, cfg, rng, progress):
+        th = torch()
+        optimizer = th.optim.Adam(self.module.parameters(), lr=cfg["learning_rate"])
+        scheduler = th.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=cfg["lr_factor"], patience=cfg["lr_patience"]
+        )
+        monitor = val_idx if len(val_idx) else train_idx
+        best_loss, best_state, best_epoch = math.inf, None, 0
+        bar = tqdm(
+            range(cfg["max_epochs"]),
+            desc=f"training {self.model_name}",
+            disable=None if progress is None else not progress,
+            leave=False,
+        )
+        for epoch in bar:
+            self.module.train()
+            train_loss = 0.0
+            shuffled = train_idx[rng.permutation(len(train_idx))]
+            for batch, e_ref, f_ref, n_atoms in self._chunks(items, shuffled, cfg["batch_size"]):
+                loss, _, _ = self._loss(batch, e_ref, f_ref, n_atoms, cfg, training=True)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                train_loss += float(loss.detach()) * len(e_ref)
+            self.module.eval()
+            val_loss, e_rmse, f_rmse = self._errors(items, monitor, cfg)
+            lr = optimizer.param_groups[0]["lr"]
+            self.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss / len(train_idx),
+                    "validation_loss": val_loss,
+                    "energy_rmse": e_rmse,
+                    "force_rmse": f_rmse,
+                    "learning_rate": lr,
+                }
+            )
+            if val_loss < best_loss or best_state is None:
+                best_loss, best_epoch = val_loss, epoch
+                best_state = copy.deepcopy(self.module.state_dict())
+                self.validation_rmse, self.validation_force_rmse = e_rmse, f_rmse
+            bar.set_postfix(E_rmse=f"{e_rmse:.4f} eV", lr=f"{lr:.1e}")
+            scheduler.step(val_loss)
+            if lr < cfg["min_lr"] or epoch - best_epoch >= cfg["early_stopping"]:
+                break
+        bar.close()
+        if best_state is None:  # max_epochs=0: the freshly initialised network, as built
+            _, self.validation_rmse, self.validation_force_rmse = self._errors(items, monitor, cfg)
+        else:
+            self.module.load_state_dict(best_state)
+        self.module.eval()
+        if not len(val_idx):  # errors on the training data are no validation errors
+            self.validation_rmse = self.validation_force_rmse = None
+
+    # -- persistence helpers -----------------------------------------------------------
+    def _metadata(self) -> dict:
+        """Settings and learned bookkeeping that :meth:`save` stores beside the weights."""
+        return {
+            "format": f"ase-al {self.model_name} 1",
+            "settings": {
+                "dtype": self.dtype_name,
+                "seed": self.seed,
+                "threads": self.threads,
+                **self.training,
+            },
+            "symbols": self.symbols,
+            "history": self.history,
+            "validation_rmse": self.validation_rmse,
+            "validation_force_rmse": self.validation_force_rmse,
+        }
+
+    def _restore_metadata(self, meta: dict) -> None:
+        self.symbols = list(meta["symbols"])
+        self.history = list(meta.get("history", []))
+        self.validation_rmse = meta.get("validation_rmse")
+        self.validation_force_rmse = meta.get("validation_force_rmse")
+
+    # -- prediction ------------------------------------------------------------------
+    def predict(self, images: list[Atoms], forces: bool = True, batch_size: int = 256) -> dict:
+        """Energies (P,) in eV and, if asked, forces in eV/Å for a batch of structures.
+
+        ``forces`` is an array (P, N, 3) when all structures have N atoms, else a list of
+        (N_i, 3) arrays.
+        """
+        if not self.is_trained:
+            raise RuntimeError(
+                f"this {self.model_name} model is not trained: call train(images) or load(path)"
+            )
+        images = list(images)
+        self.check_elements(images)
+        energies, all_forces = [], []
+        with self._torch_settings():
+            items = self._prepare(images)
+            for batch, _, _, _ in self._chunks(items, np.arange(len(items)), batch_size):
+                e, f = self._evaluate(batch, forces=forces, training=False)
+                energies.append(e.detach().cpu().numpy().astype(float))
+                if forces:
+                    all_forces.append(f.detach().cpu().numpy().astype(float))
+        result = {"energies": np.concatenate(energies)}
+        if forces:
+            flat = np.concatenate(all_forces)
+            sizes = [len(a) for a in images]
+            if len(set(sizes)) == 1:
+                result["forces"] = flat.reshape(len(images), sizes[0], 3)
+            else:
+                result["forces"] = np.split(flat, np.cumsum(sizes)[:-1])
+        return result
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.predict([self.atoms], forces=True)
+        self.results = {"energy": float(result["energies"][0]), "forces": result["forces"][0]}

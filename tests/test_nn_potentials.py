@@ -1,0 +1,254 @@
+"""ANI (torchani) and MACE (mace-torch) as trainable calculators, on GFN2-xTB ethanol data."""
+
+import numpy as np
+import pytest
+from conftest import numerical_forces
+
+pytest.importorskip("torchani")
+pytest.importorskip("mace")
+
+import torch  # noqa: E402
+from ase.build import molecule  # noqa: E402
+from ase.units import Hartree  # noqa: E402
+
+from ase_al.calculators import Committee, methods, model_class  # noqa: E402
+from ase_al.calculators.ani import ANI  # noqa: E402
+from ase_al.calculators.mace import MACE  # noqa: E402
+
+# small settings: seconds per model on two cores
+FAST = {
+    "ANI": dict(max_epochs=60, learning_rate=3e-3, force_weight=0.1, batch_size=16, threads=2),
+    "MACE": dict(max_epochs=12, batch_size=16, threads=2),
+}
+CLASSES = {"ANI": ANI, "MACE": MACE}
+
+
+def reference(images):
+    return (
+        np.array([a.get_potential_energy() for a in images]),
+        np.array([a.get_forces() for a in images]),
+    )
+
+
+def rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def data(ethanol_frames):
+    # the data set is an MD trajectory: every 5th frame spreads 200 structures over it
+    train = ethanol_frames[:1000:5]
+    test = ethanol_frames[1000:1500:10]
+    return train, test
+
+
+@pytest.fixture(scope="module", params=["ANI", "MACE"])
+def trained(request, data):
+    train, _ = data
+    kind = request.param
+    model = CLASSES[kind](seed=1, **FAST[kind]).train(train, forces=True, progress=False)
+    untrained = CLASSES[kind](seed=1, **{**FAST[kind], "max_epochs": 0})
+    untrained.train(train, forces=True, progress=False)
+    return kind, model, untrained
+
+
+def test_training_beats_untrained_model(trained, data):
+    kind, model, untrained = trained
+    _, test = data
+    energies, forces = reference(test)
+    new, old = model.predict(test), untrained.predict(test)
+    # The untrained network already has the fitted per-element energies, so its energy error
+    # is about the spread of the data (~0.5 eV); its forces are noise about as large as the
+    # reference forces (RMS ~2 eV/Å). A few seconds of training must cut both several-fold.
+    assert rmse(new["energies"], energies) < 0.35 * rmse(old["energies"], energies)
+    assert rmse(new["forces"], forces) < 0.35 * rmse(old["forces"], forces)
+    assert rmse(new["forces"], forces) < 0.5  # eV/Å, against forces with an RMS of 2 eV/Å
+    assert model.validation_rmse is not None and model.validation_force_rmse is not None
+    assert model.history[-1]["epoch"] <= FAST[kind]["max_epochs"]
+
+
+def test_forces_are_energy_gradients(trained, data):
+    kind, model, _ = trained
+    atoms = data[1][0].copy()
+    model64 = CLASSES[kind].load(save_tmp(model, kind), dtype="float64")
+    atoms.calc = model64
+    np.testing.assert_allclose(
+        atoms.get_forces(), numerical_forces(atoms, model64, delta=1e-4), atol=2e-4
+    )
+
+
+_saved = {}
+
+
+def save_tmp(model, kind, directory=None):
+    import tempfile
+    from pathlib import Path
+
+    path = Path(directory or tempfile.mkdtemp()) / f"model{model.file_extension}"
+    model.save(path)
+    _saved[kind] = path
+    return path
+
+
+def test_save_load_round_trip(trained, data, tmp_path):
+    kind, model, _ = trained
+    _, test = data
+    path = save_tmp(model, kind, tmp_path)
+    loaded = CLASSES[kind].load(path)
+    a, b = model.predict(test), loaded.predict(test)
+    np.testing.assert_array_equal(a["energies"], b["energies"])
+    np.testing.assert_array_equal(a["forces"], b["forces"])
+    assert loaded.symbols == model.symbols
+    assert loaded.validation_rmse == model.validation_rmse
+    assert loaded.history == model.history
+
+
+def test_wrong_element_is_refused(trained):
+    _, model, _ = trained
+    with pytest.raises(ValueError, match="contains N.*knows only H, C, O"):
+        model.predict([molecule("HCN")])
+    bad = molecule("CH3CH2OH")
+    bad.positions[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict([bad])
+
+
+@pytest.mark.parametrize("kind", ["ANI", "MACE"])
+def test_energies_only_training(kind, data):
+    train, test = data
+    settings = {**FAST[kind], "max_epochs": FAST[kind]["max_epochs"] // 2}
+    model = CLASSES[kind](seed=2, **settings).train(train[:100], forces=False, progress=False)
+    untrained = CLASSES[kind](seed=2, **{**settings, "max_epochs": 0})
+    untrained.train(train[:100], forces=False, progress=False)
+    energies, _ = reference(test)
+    assert model.validation_force_rmse is None
+    error = rmse(model.predict(test, forces=False)["energies"], energies)
+    assert error < 0.5 * rmse(untrained.predict(test, forces=False)["energies"], energies)
+
+
+def test_same_seed_same_model(data):
+    train, test = data
+    a = ANI(seed=5, max_epochs=3, threads=2).train(train[:50], progress=False)
+    b = ANI(seed=5, max_epochs=3, threads=2).train(train[:50], progress=False)
+    c = ANI(seed=6, max_epochs=3, threads=2).train(train[:50], progress=False)
+    np.testing.assert_array_equal(a.predict(test)["energies"], b.predict(test)["energies"])
+    assert not np.allclose(a.predict(test)["energies"], c.predict(test)["energies"])
+
+
+def ani1x_like_torchani_model(members=2):
+    """An ANI-1x-architecture ensemble built by torchani itself (random weights: the real
+    parameters are not downloadable here), as torchani.models.ANI1x assembles it."""
+    import torchani
+
+    asm = torchani.arch.Assembler()
+    asm.set_symbols(("H", "C", "N", "O"))
+    asm.set_global_cutoff_fn("cosine")
+    asm.set_aev_computer(radial="ani1x", angular="ani1x")
+    asm.set_atomic_networks(ctor="ani1x")
+    asm.set_gsaes_as_self_energies("wb97x-631gd")
+    torch.manual_seed(0)
+    return asm.assemble(members).double()
+
+
+def test_torchani_state_dict_loads_with_same_energies(tmp_path):
+    upstream = ani1x_like_torchani_model()
+    path = tmp_path / "ani1x_state_dict.pt"
+    torch.save(upstream.state_dict(), path)
+    atoms = molecule("CH3CH2OH")
+    species = torch.tensor([atoms.numbers])
+    coords = torch.tensor([atoms.positions], requires_grad=True)
+    energy = upstream((species, coords)).energies
+    (grad,) = torch.autograd.grad(energy.sum(), coords)
+
+    model = ANI.load(path, dtype="float64")
+    assert model.n_members == 2
+    atoms.calc = model
+    assert atoms.get_potential_energy() == pytest.approx(float(energy) * Hartree, abs=1e-8)
+    np.testing.assert_allclose(atoms.get_forces(), -grad[0].numpy() * Hartree, atol=1e-8)
+    members = upstream((species, coords), ensemble_values=True).energies.detach().numpy()
+    assert model.get_property("energy_uncertainty", atoms) == pytest.approx(members.std() * Hartree)
+    # the method name resolves to the same file
+    named = methods("ANI-1x", model_file=path, dtype="float64")
+    atoms.calc = named
+    assert atoms.get_potential_energy() == pytest.approx(float(energy) * Hartree, abs=1e-8)
+
+
+def test_missing_pretrained_file_says_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHANI_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="ani2x_state_dict.pt.*does not download"):
+        methods("ANI-2x")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        MACE.load(tmp_path / "foundation.model")
+    (tmp_path / "junk.pt").write_text("not a model")
+    with pytest.raises(ValueError, match="not a readable torch file"):
+        ANI.load(tmp_path / "junk.pt")
+
+
+def test_mace_file_saved_by_mace_torch_loads_with_same_energies(tmp_path):
+    from e3nn import o3
+    from mace import modules
+    from mace.calculators import MACECalculator
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        upstream = modules.ScaleShiftMACE(
+            r_max=4.5,
+            num_bessel=6,
+            num_polynomial_cutoff=5,
+            max_ell=2,
+            interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            interaction_cls_first=modules.interaction_classes["RealAgnosticInteractionBlock"],
+            num_interactions=2,
+            num_elements=3,
+            hidden_irreps=o3.Irreps("8x0e+8x1o"),
+            MLP_irreps=o3.Irreps("8x0e"),
+            atomic_energies=np.array([-13.6, -1029.0, -2041.0]),
+            avg_num_neighbors=6.0,
+            atomic_numbers=[1, 6, 8],
+            correlation=2,
+            gate=torch.nn.functional.silu,
+            atomic_inter_scale=1.3,
+            atomic_inter_shift=0.0,
+        )
+    finally:
+        torch.set_default_dtype(torch.float32)
+    path = tmp_path / "upstream.model"
+    torch.save(upstream, path)  # what mace-torch's training script writes
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = MACECalculator(model_paths=str(path), device="cpu", default_dtype="float64")
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+
+    model = MACE.load(path)
+    assert model.symbols == ["H", "C", "O"]
+    atoms.calc = model
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-8)
+    np.testing.assert_allclose(atoms.get_forces(), forces, atol=1e-8)
+
+
+def test_committee_of_four_networks(data):
+    train, test = data
+    rng = np.random.default_rng(0)
+    members = []
+    for seed in range(4):
+        subset = [train[i] for i in np.sort(rng.choice(len(train), 120, replace=False))]
+        members.append(ANI(seed=seed, **FAST["ANI"]).train(subset, progress=False))
+    committee = Committee(members)
+    result = committee.predict(test[:10])
+    single = np.array([m.predict(test[:10])["energies"] for m in members])
+    forces = np.array([m.predict(test[:10])["forces"] for m in members])
+    np.testing.assert_allclose(result["energies"], single.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(result["energy_uncertainty"], single.std(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(result["forces"], forces.mean(axis=0), rtol=1e-10, atol=1e-12)
+    # far from the data (C-O bond stretched from 1.43 to 2.2 Å) the members disagree more
+    stretched = test[0].copy()
+    c, o = 1, 2  # C1-O bond of the data set's atom order
+    assert stretched.get_chemical_symbols()[c] == "C" and stretched.get_chemical_symbols()[o] == "O"
+    direction = stretched.positions[o] - stretched.positions[c]
+    stretched.positions[o] = stretched.positions[c] + 2.2 * direction / np.linalg.norm(direction)
+    far = committee.predict([stretched])["energy_uncertainty"][0]
+    assert far > 5 * np.median(result["energy_uncertainty"])
+
+
+def test_model_types_are_registered():
+    assert model_class("ANI") is ANI and model_class("mace") is MACE
