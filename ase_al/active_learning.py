@@ -55,8 +55,11 @@ class ActiveLearner:
         Labelling method: a name for :func:`ase_al.methods` (``"GFN2-xTB"``,
         ``"B3LYP/6-31G*"``) or a picklable calculator.
     model : str or class
-        Trainable model type (``"KREG"``) or a class whose instances are calculators with
-        ``train(images, forces=...)`` (and ideally ``predict``, ``save``, ``load``).
+        Trainable model type (``"KREG"``, ``"ANI"``, ``"MACE"``) or a class whose instances
+        are calculators with ``train(images, forces=...)`` (and ideally ``predict``, ``save``,
+        ``load``).
+    model_kwargs : dict, optional
+        Passed to every model the learner creates, e.g. ``{"max_epochs": 500}`` for ANI.
     workdir : path
         Where everything is written; re-running with the same workdir resumes.
     temperature : float
@@ -101,6 +104,7 @@ class ActiveLearner:
         molecule: Atoms,
         reference,
         model="KREG",
+        model_kwargs: dict | None = None,
         workdir: str | Path = "al",
         temperature: float = 300.0,
         init_batch: int = 50,
@@ -128,7 +132,8 @@ class ActiveLearner:
         self.reference = reference
         if isinstance(reference, str):
             methods(reference)  # an unknown name fails now, not inside a worker
-        self.model_factory = model_class(model) if isinstance(model, str) else model
+        self.model_type = model_class(model) if isinstance(model, str) else model
+        self.model_kwargs = dict(model_kwargs or {})
         self.workdir = Path(workdir)
         self.temperature = temperature
         self.init_batch = init_batch
@@ -221,6 +226,10 @@ class ActiveLearner:
         )
         log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
         return equilibrium, vibrations
+
+    def model_factory(self, **hyperparameters):
+        """A new, untrained model of the learner's type and settings."""
+        return self.model_type(**{**self.model_kwargs, **hyperparameters})
 
     def _wigner(self, equilibrium, vibrations, n, tag):
         samples = wigner(
@@ -335,10 +344,11 @@ class ActiveLearner:
             if self.uq == "physics-informed"
             else [f"member_{i}" for i in range(self.committee_size)]
         )
-        paths = [iteration_dir / f"{name}.npz" for name in names]
+        extension = getattr(self.model_type, "file_extension", ".npz")
+        paths = [iteration_dir / f"{name}{extension}" for name in names]
         rmse_path = iteration_dir / "validation_rmse.json"
-        if hasattr(self.model_factory, "load") and all(p.exists() for p in paths):
-            models = [self.model_factory.load(p) for p in paths]
+        if hasattr(self.model_type, "load") and all(p.exists() for p in paths):
+            models = [self.model_type.load(p) for p in paths]
             rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None
         else:
             # one energies-only fit: the auxiliary model, and the hyperparameter search whose
@@ -357,6 +367,8 @@ class ActiveLearner:
                     rng = np.random.default_rng([self.seed, i])
                     subset = rng.choice(len(images), int(0.8 * len(images)), replace=False)
                     member = self.model_factory(**hyper)
+                    if hasattr(member, "seed"):  # networks: a different initialisation each
+                        member.seed = self.seed + i
                     member.train([images[j] for j in np.sort(subset)], forces=True)
                     models.append(member)
             if hasattr(models[0], "save"):
@@ -490,7 +502,8 @@ class ActiveLearner:
 def al(molecule: Atoms, reference_method=None, ml_model="KREG", **kwargs) -> Committee:
     """MLatom-style functional interface: ``al(molecule, reference_method="GFN2-xTB", ...)``.
 
-    Accepts MLatom's keyword names: ``ml_model``, ``reference_method``, ``sampler``,
+    Accepts MLatom's keyword names: ``ml_model`` (or ``ml_model_type``), ``ml_model_kwargs``,
+    ``reference_method``, ``sampler``,
     ``sampler_kwargs`` (with ``maximum_propagation_time``, ``time_step`` in fs and
     ``number_of_trajectories``), ``uq_threshold``, ``new_points``, ``min_new_points``,
     ``max_iterations``, ``working_directory``; the rest go to :class:`ActiveLearner`.
@@ -501,6 +514,10 @@ def al(molecule: Atoms, reference_method=None, ml_model="KREG", **kwargs) -> Com
     sampler_kwargs.pop("initcond_sampler", None)  # initial conditions are always Wigner here
     if "working_directory" in kwargs:
         kwargs["workdir"] = kwargs.pop("working_directory")
+    if "ml_model_type" in kwargs:
+        ml_model = kwargs.pop("ml_model_type")
+    if "ml_model_kwargs" in kwargs:
+        kwargs["model_kwargs"] = kwargs.pop("ml_model_kwargs")
     reference = kwargs.pop("reference", reference_method)
     if reference is None:
         raise ValueError("al() needs reference_method (a method name or a calculator)")

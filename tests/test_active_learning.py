@@ -311,3 +311,33 @@ def test_user_vibrations_and_initial_database(h2_run, tmp_path):
             initial_data=str(broken),
             progress=False,
         ).run()
+
+
+def test_neural_network_model_in_the_loop(tmp_path):
+    pytest.importorskip("torchani")
+    settings = {"max_epochs": 150, "learning_rate": 3e-3, "force_weight": 0.1, "threads": 2}
+    kwargs = dict(
+        model="ANI",
+        model_kwargs=settings,
+        workdir=tmp_path,
+        init_batch=40,
+        max_init_points=80,
+        sampler_kwargs=FAST,
+        max_iterations=2,
+        seed=3,
+        progress=False,
+    )
+    pair = ActiveLearner(molecule("H2"), "GFN2-xTB", **kwargs).run()
+    assert [type(m).__name__ for m in pair.members] == ["ANI", "ANI"]
+    assert (tmp_path / "iteration_1" / "main.pt").exists()
+    assert (tmp_path / "iteration_1" / "aux.pt").exists()
+    # the main network learned the reference on the labelled data (H2 at 300 K spans ~0.1 eV)
+    labelled = ActiveLearner(molecule("H2"), "GFN2-xTB", **kwargs).labelled()
+    reference = np.array([a.get_potential_energy() for a in labelled])
+    predicted = pair.members[0].predict(labelled, forces=False)["energies"]
+    assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.3 * reference.std()
+    # a re-run loads the saved networks instead of training again
+    again = ActiveLearner(molecule("H2"), "GFN2-xTB", **kwargs).run()
+    np.testing.assert_array_equal(
+        again.members[0].predict(labelled, forces=False)["energies"], predicted
+    )

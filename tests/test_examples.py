@@ -46,3 +46,12 @@ def test_mlnea_example(tmp_path):
     assert "ML-NEA band maximum" in out
     table = np.loadtxt(tmp_path / "mlnea_water" / "cross_section.dat")
     assert table.shape[1] == 5 and np.all(table[:, 2] >= 0) and table[:, 2].max() > 0
+
+
+def test_delta_learning_example(tmp_path):
+    out = run_example("delta_gfn2_to_b3lyp.py", "H2O", "40", "KREG", cwd=tmp_path)
+    rows = {line.split()[0]: line for line in out.splitlines() if "relative energies" in line}
+    xtb = float(rows["GFN2-xTB+D4"].split("relative energies")[1].split()[0])
+    ours = float(rows["composite"].split("relative energies")[1].split()[0])
+    assert ours < 0.2 * xtb
+    assert (tmp_path / "delta_H2O" / "composite.json").exists()

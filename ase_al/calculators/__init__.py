@@ -54,6 +54,35 @@ for _name in ("ANI-1x", "ANI-2x", "ANI-1ccx"):
     register(_name, _pretrained_ani(_name))
 
 
+def _aiqm_like(model_dir=None, **kwargs):
+    from ase_al.calculators.composite import Composite
+
+    if model_dir is None:
+        raise ValueError(
+            "AIQM-like needs model_dir=: a directory written by Composite.save (train one with "
+            "ase_al.calculators.Composite(baseline=..., correction=...).train(images))"
+        )
+    return Composite.load(model_dir, **kwargs)
+
+
+def _original_aiqm(name: str) -> Callable[..., Calculator]:
+    def factory(**kwargs):
+        raise ValueError(
+            f"{name} itself needs the ODM2* semi-empirical program (MNDO or Sparrow) and "
+            "its published network parameters, which are not available here. The same "
+            "construction, trainable for your system, is ase_al.calculators.Composite "
+            "(baseline + ML corrections + D4), loaded by name as "
+            "methods('AIQM-like', model_dir=...)."
+        )
+
+    return factory
+
+
+register("AIQM-like", _aiqm_like)
+register("AIQM1", _original_aiqm("AIQM1"))
+register("AIQM2", _original_aiqm("AIQM2"))
+
+
 def _plugins() -> dict[str, tuple[str, object]]:
     return {ep.name.lower(): (ep.name, ep) for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
@@ -129,6 +158,7 @@ _models: dict[str, str] = {
     "kreg": "ase_al.calculators.kreg:KREG",
     "ani": "ase_al.calculators.ani:ANI",
     "mace": "ase_al.calculators.mace:MACE",
+    "composite": "ase_al.calculators.composite:Composite",
 }
 
 
@@ -172,6 +202,10 @@ def __getattr__(name):
         from ase_al.calculators.mace import MACE
 
         return MACE
+    if name == "Composite":
+        from ase_al.calculators.composite import Composite
+
+        return Composite
     if name == "XTB":
         from ase_al.calculators.xtb import XTB
 

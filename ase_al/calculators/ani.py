@@ -53,7 +53,8 @@ class ANI(TorchPotential):
     activation : {"celu", "gelu"}
         CELU(α=0.1) as in ANI-1x, or GELU.
     device, dtype, seed, threads, max_epochs, ... :
-        See :class:`~ase_al.calculators._torch.TorchPotential`. Default dtype float32.
+        See :class:`~ase_al.calculators._torch.TorchPotential`. Defaults here: float32,
+        learning rate 3e-3, force weight 0.1.
 
     Results: ``energy`` (eV), ``forces`` (eV/Å) and, for a pretrained ensemble (e.g. ANI-1x's
     8 networks), ``energy_uncertainty`` (eV): the standard deviation over its members.
@@ -69,6 +70,8 @@ class ANI(TorchPotential):
         activation: str = "celu",
         **kwargs,
     ):
+        kwargs.setdefault("learning_rate", 3e-3)
+        kwargs.setdefault("force_weight", 0.1)
         super().__init__(**kwargs)
         if aev not in ("ani1x", "ani2x"):
             raise ValueError(f"aev must be 'ani1x' or 'ani2x', got {aev!r}")

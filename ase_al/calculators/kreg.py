@@ -121,6 +121,8 @@ class KREG(Calculator):
     """
 
     implemented_properties = ["energy", "forces", "energy_uncertainty"]
+    #: what :meth:`save` writes, so that callers can name files
+    file_extension = ".npz"
 
     def __init__(
         self,

@@ -1,0 +1,75 @@
+"""Peer side of nn_potentials.py: MLatom 3.25.5's ANI on the same split. Prints one JSON line.
+
+Runs in MLatom's own virtual environment with torch and torchani 2.2 added
+(``pip install torch==2.13.0 'torchani==2.2.*' 'setuptools<81'``):
+python _mlatom_ani.py N DATA MAX_EPOCHS
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+import mlatom as ml
+import numpy as np
+import torch
+from ase.io import read
+
+# MLatom 3.25.5 asks for torch < 2.8 and calls ReduceLROnPlateau.is_better, which torch 2.8
+# renamed _is_better; the CPU wheel here is 2.13, so the harness restores the old name.
+_plateau = torch.optim.lr_scheduler.ReduceLROnPlateau
+if not hasattr(_plateau, "is_better"):
+    _plateau.is_better = _plateau._is_better
+
+HARTREE = 27.211386245988  # eV
+KCAL = 23.060548  # kcal/mol per eV
+
+
+def database(frames):
+    db = ml.data.molecular_database()
+    for atoms in frames:
+        mol = ml.data.molecule.from_numpy(atoms.positions, atoms.numbers)
+        mol.energy = atoms.get_potential_energy() / HARTREE
+        mol.add_xyz_vectorial_property(-atoms.get_forces() / HARTREE, "energy_gradients")
+        db.append(mol)
+    return db
+
+
+n_train, path, epochs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+frames = read(path, "1:")
+order = np.random.default_rng(0).permutation(len(frames))
+train = database([frames[i] for i in order[:n_train]])
+test = database([frames[i] for i in order[2000:3000]])
+os.chdir(tempfile.mkdtemp())
+start = time.perf_counter()
+model = ml.models.ani(model_file=f"ani_{n_train}.pt", device="cpu", verbose=0)
+model.train(
+    molecular_database=train,
+    property_to_learn="energy",
+    xyz_derivative_property_to_learn="energy_gradients",
+    hyperparameters={"max_epochs": epochs},
+)
+trained = time.perf_counter()
+model.predict(
+    molecular_database=test,
+    property_to_predict="estimated_energy",
+    xyz_derivative_property_to_predict="estimated_energy_gradients",
+)
+energy_error = (test.get_properties("estimated_energy") - test.get_properties("energy")) * HARTREE
+force_error = (
+    test.get_xyz_vectorial_properties("estimated_energy_gradients")
+    - test.get_xyz_vectorial_properties("energy_gradients")
+) * HARTREE
+epochs_run = model.AdamW_scheduler.last_epoch
+print(
+    json.dumps(
+        {
+            "train_s": trained - start,
+            "epochs": int(epochs_run),
+            "s_per_epoch": (trained - start) / int(epochs_run),
+            "energy_rmse": float(np.sqrt(np.mean(energy_error**2))) * KCAL,
+            "force_rmse": float(np.sqrt(np.mean(force_error**2))) * KCAL,
+        }
+    )
+)
