@@ -7,9 +7,9 @@
 Same split for every model (as the KREG benchmark): a permutation (seed 0) of frames 1-3000;
 the first N train, positions 2000-2999 are the test set (1000 structures). The networks
 train on energies and forces with their own 10 % validation split, early stopping and the
-plateau schedule, up to the epoch cap; "to convergence" is the whole training run (stopped early or at the cap).
-Inference: one structure (mean over 50 calls of the ASE calculator interface, energy + forces)
-and a batch of 100 structures through ``predict``.
+plateau schedule, up to the epoch cap; "to convergence" is the whole training run (stopped
+early or at the cap). Inference: one structure (mean over 50 calls of the ASE calculator
+interface, energy + forces) and a batch of 100 structures through ``predict``.
 
 When MLatom 3.25.5 with torchani runs in the peer environment (``../peer-venv`` or
 $MLATOM_PYTHON), its ANI is trained on the same split with the same epoch cap and the
