@@ -21,6 +21,18 @@ from ase.io import read
 _plateau = torch.optim.lr_scheduler.ReduceLROnPlateau
 if not hasattr(_plateau, "is_better"):
     _plateau.is_better = _plateau._is_better
+# MLatom reloads its best checkpoint (schedulers included) at the end, so the epochs run are
+# counted here: each of its two schedulers (AdamW, SGD) steps once per epoch.
+_steps = {}
+_step = _plateau.step
+
+
+def _counting_step(self, *args, **kwargs):
+    _steps[id(self)] = _steps.get(id(self), 0) + 1
+    return _step(self, *args, **kwargs)
+
+
+_plateau.step = _counting_step
 
 HARTREE = 27.211386245988  # eV
 KCAL = 23.060548  # kcal/mol per eV
@@ -61,7 +73,7 @@ force_error = (
     test.get_xyz_vectorial_properties("estimated_energy_gradients")
     - test.get_xyz_vectorial_properties("energy_gradients")
 ) * HARTREE
-epochs_run = model.AdamW_scheduler.last_epoch
+epochs_run = max(_steps.values())
 print(
     json.dumps(
         {

@@ -86,9 +86,14 @@ def test_save_load_round_trip_and_name(composite, water_data, tmp_path):
     composite.save(tmp_path / "water_delta")
     loaded = methods("AIQM-like", model_dir=tmp_path / "water_delta")
     assert isinstance(loaded, Composite) and len(loaded.corrections) == 3
+    for ours, theirs in zip(composite.corrections, loaded.corrections, strict=True):
+        np.testing.assert_array_equal(ours.predict(test)["forces"], theirs.predict(test)["forces"])
     a, b = composite.predict(test), loaded.predict(test)
-    np.testing.assert_array_equal(a["energies"], b["energies"])
-    np.testing.assert_array_equal(a["forces"], b["forces"])
+    # the corrections are bit-identical; the recomputed GFN2-xTB baseline starts its SCF from
+    # another guess (tblite restarts from the previous structure), so it agrees to the SCF
+    # tolerance: energies (variational) to ~1e-10 eV, forces to ~1e-5 eV/Å
+    np.testing.assert_allclose(a["energies"], b["energies"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(a["forces"], b["forces"], rtol=0, atol=1e-4)
     np.testing.assert_array_equal(a["energy_uncertainty"], b["energy_uncertainty"])
 
 
