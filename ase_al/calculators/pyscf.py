@@ -56,6 +56,12 @@ class PySCF(Calculator):
         Number of singlet (or, for open shells, spin-conserving) excited states computed by
         linear response on top of the SCF: TDDFT/TDHF, or TDA/CIS with ``tda=True``.
         Results ``excitation_energies`` (eV) and ``oscillator_strengths`` (length gauge).
+    current_state : int
+        With ``nstates``: the electronic state (0 = ground, n = n-th excited) whose energy and
+        forces are ``energy`` and ``forces`` — what surface-hopping dynamics propagates on.
+        Excited-state forces are PySCF's analytic TDDFT/TDA gradients. Also
+        ``energies`` (nstates + 1, eV: ground and excited total energies) and, when asked,
+        ``state_forces`` (nstates + 1, N, 3).
 
     Results are ``energy`` (eV), ``forces`` (eV/Å, analytic) and ``dipole`` (e·Å; not for MP2,
     whose relaxed density PySCF does not provide). ``get_hessian`` gives the analytic Hessian
@@ -68,6 +74,8 @@ class PySCF(Calculator):
         "dipole",
         "excitation_energies",
         "oscillator_strengths",
+        "energies",
+        "state_forces",
     ]
     default_parameters = {
         "method": "HF",
@@ -80,6 +88,7 @@ class PySCF(Calculator):
         "threads": None,
         "nstates": 0,
         "tda": False,
+        "current_state": 0,
     }
 
     def __init__(self, method: str = "HF", basis: str = "6-31G*", **kwargs):
@@ -89,6 +98,28 @@ class PySCF(Calculator):
         super().__init__(method=method, basis=basis, **kwargs)
         self._mf = None
         self._post = None
+        self._td = None
+        self._check_state(self.parameters.current_state)
+
+    def _check_state(self, state) -> None:
+        n = int(self.parameters.nstates or 0)
+        if not 0 <= int(state) <= n:
+            raise ValueError(
+                f"current_state must be between 0 and nstates={n}, got {state}"
+                + ("" if n else " (set nstates to compute excited states)")
+            )
+
+    def set(self, **kwargs):
+        # switching the electronic state keeps the SCF and excited states of this geometry
+        if set(kwargs) == {"current_state"}:
+            self._check_state(kwargs["current_state"])
+            if int(kwargs["current_state"]) != int(self.parameters.current_state):
+                self.parameters.current_state = int(kwargs["current_state"])
+                for key in ("energy", "forces", "free_energy"):
+                    self.results.pop(key, None)
+                return {"current_state": self.parameters.current_state}
+            return {}
+        return super().set(**kwargs)
 
     # -- the PySCF objects -------------------------------------------------------------
     def build_molecule(self, atoms: Atoms):
@@ -186,19 +217,36 @@ class PySCF(Calculator):
         super().calculate(atoms, properties, system_changes)
         if system_changes or self._mf is None:
             self._mf, self._post = self._run(self.atoms)
+            self._td = None
         mf, post = self._mf, self._post
         solver = post if post is not None else mf
-        self.results["energy"] = float(solver.e_tot) * Hartree
-        if "forces" in properties:
-            with self._threads():
-                gradient = solver.nuc_grad_method().kernel()
-            self.results["forces"] = -np.asarray(gradient) * Hartree / Bohr
+        ground = float(solver.e_tot) * Hartree
+        self.results["energy"] = ground
         if self.parameters.nstates and "excitation_energies" not in self.results:
             self._excited_states(mf)
+        if self.parameters.nstates:
+            energies = ground + np.concatenate([[0.0], self.results["excitation_energies"]])
+            self.results["energies"] = energies
+            self.results["energy"] = float(energies[int(self.parameters.current_state)])
+        if "forces" in properties:
+            self.results["forces"] = self._state_forces(int(self.parameters.current_state))
+        if "state_forces" in properties:
+            n = int(self.parameters.nstates or 0)
+            self.results["state_forces"] = np.array([self._state_forces(k) for k in range(n + 1)])
         if "dipole" in properties:
             if post is not None:
                 raise PropertyNotImplementedError("MP2 dipoles (relaxed density) are not available")
             self.results["dipole"] = np.asarray(mf.dip_moment(unit="AU", verbose=0)) * Bohr
+
+    def _state_forces(self, state: int) -> np.ndarray:
+        """Analytic forces (eV/Å) of the ground state (0) or the n-th excited state."""
+        with self._threads():
+            if state == 0:
+                solver = self._post if self._post is not None else self._mf
+                gradient = solver.nuc_grad_method().kernel()
+            else:
+                gradient = self._td.nuc_grad_method().kernel(state=state)
+        return -np.asarray(gradient) * Hartree / Bohr
 
     def _excited_states(self, mf) -> None:
         if self.parameters.method.upper() == "MP2":
@@ -213,6 +261,7 @@ class PySCF(Calculator):
                 f"{np.flatnonzero(~np.asarray(td.converged)).tolist()}",
                 self.atoms,
             )
+        self._td = td
         self.results["excitation_energies"] = np.asarray(td.e) * Hartree
         self.results["oscillator_strengths"] = np.asarray(td.oscillator_strength(gauge="length"))
 

@@ -1,0 +1,191 @@
+"""Several electronic states from one trainable model per state: the ML side of surface hopping.
+
+The multistate contract (shared with :class:`~ase_al.calculators.pyscf.PySCF` when it has
+``nstates``): parameter ``current_state``; results ``energies`` (n_states, eV), ``energy`` and
+``forces`` of the current state, and ``state_forces`` (n_states, N, 3) when asked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from ase_al.calculators.committee import predict_batch
+from ase_al.files import atomic_write
+
+FORMAT = "ase-al MultiState 1"
+
+
+def multistate_labels(images: list[Atoms]) -> tuple[np.ndarray, np.ndarray | None]:
+    """``energies`` (P, n_states) and, where every image has them, ``state_forces``
+    (P, n_states, N, 3) from the images' calculators (e.g. labelled by a PySCF calculator
+    with ``nstates``, or a ``SinglePointCalculator(atoms, energies=..., state_forces=...)``)."""
+    energies, forces = [], []
+    for index, atoms in enumerate(images):
+        results = getattr(atoms.calc, "results", {})
+        if "energies" not in results:
+            raise ValueError(f"structure {index} has no multistate 'energies' among its results")
+        energies.append(np.asarray(results["energies"], float))
+        forces.append(results.get("state_forces"))
+    if len({e.shape for e in energies}) != 1:
+        raise ValueError("every structure must have the same number of states")
+    has_forces = all(f is not None for f in forces)
+    return np.array(energies), (np.array(forces, float) if has_forces else None)
+
+
+class MultiState(Calculator):
+    """One trainable model per electronic state as a multistate calculator.
+
+    Parameters
+    ----------
+    models : list, optional
+        One model (calculator) per state, ground state first; or give ``model`` and
+        ``n_states`` to have them created.
+    model : str or class
+        Model type for each state (``"KREG"``, ``"ANI"``, ``"MACE"``).
+    n_states : int
+        Number of states including the ground state.
+    model_kwargs : dict, optional
+        Settings for every per-state model.
+    current_state : int
+        State whose energy and forces are ``energy`` and ``forces`` (0 = ground).
+    """
+
+    implemented_properties = ["energy", "forces", "energies", "state_forces"]
+    default_parameters = {"current_state": 0}
+    file_extension = ""
+
+    def __init__(
+        self,
+        models=None,
+        model="KREG",
+        n_states: int | None = None,
+        model_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        from ase_al.calculators import model_class
+
+        self.model = model
+        self.model_type = model_class(model) if isinstance(model, str) else model
+        self.model_kwargs = dict(model_kwargs or {})
+        if models is None:
+            if not n_states or n_states < 2:
+                raise ValueError("give models=[...] or n_states >= 2")
+            models = [self.model_type(**self.model_kwargs) for _ in range(n_states)]
+        self.models = list(models)
+        self._check_state(self.parameters.current_state)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.models)
+
+    def _check_state(self, state) -> None:
+        if not 0 <= int(state) < self.n_states:
+            raise ValueError(f"current_state must be in 0..{self.n_states - 1}, got {state}")
+
+    def set(self, **kwargs):
+        if set(kwargs) == {"current_state"}:  # same geometry: the states are already known
+            self._check_state(kwargs["current_state"])
+            self.parameters.current_state = int(kwargs["current_state"])
+            if "energies" in self.results:
+                state = self.parameters.current_state
+                self.results["energy"] = float(self.results["energies"][state])
+                if "state_forces" in self.results:
+                    self.results["forces"] = self.results["state_forces"][state]
+                else:
+                    self.results.pop("forces", None)
+            return {"current_state": self.parameters.current_state}
+        return super().set(**kwargs)
+
+    def train(
+        self, images: list[Atoms], energies: bool = True, forces: bool = True, **kwargs
+    ) -> MultiState:
+        """Train each state's model on its energies (and forces) from multistate labels."""
+        images = list(images)
+        e, f = multistate_labels(images)
+        if e.shape[1] != self.n_states:
+            raise ValueError(f"labels have {e.shape[1]} states, the model {self.n_states}")
+        if forces and f is None:
+            raise ValueError("forces=True needs state_forces in every structure's results")
+        for state, model in enumerate(self.models):
+            per_state = []
+            for k, atoms in enumerate(images):
+                work = atoms.copy()
+                work.calc = SinglePointCalculator(
+                    work, energy=e[k, state], forces=f[k, state] if forces else None
+                )
+                per_state.append(work)
+            model.train(per_state, forces=forces, **kwargs)
+        self.results = {}
+        return self
+
+    def predict(self, images: list[Atoms], forces: bool = True) -> dict:
+        """``energies`` (P, n_states) in eV and ``state_forces`` (P, n_states, N, 3) in eV/Å."""
+        outputs = [predict_batch(m, list(images), forces=forces) for m in self.models]
+        result = {"energies": np.stack([o["energies"] for o in outputs], axis=1)}
+        if forces:
+            result["state_forces"] = np.stack([np.asarray(o["forces"]) for o in outputs], axis=1)
+        return result
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.predict([self.atoms], forces=True)
+        state = int(self.parameters.current_state)
+        self.results = {
+            "energies": result["energies"][0],
+            "state_forces": result["state_forces"][0],
+            "energy": float(result["energies"][0, state]),
+            "forces": result["state_forces"][0, state],
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write one model file per state and ``multistate.json`` into directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        files = []
+        for state, model in enumerate(self.models):
+            name = f"state_{state}{getattr(model, 'file_extension', '')}"
+            model.save(path / name)
+            files.append({"file": name, "type": type(model).__name__})
+        with atomic_write(path / "multistate.json") as partial:
+            partial.write_text(json.dumps({"format": FORMAT, "models": files}, indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> MultiState:
+        from ase_al.calculators import model_class
+
+        path = Path(path)
+        manifest = path / "multistate.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{path} is not a saved MultiState model (no multistate.json)")
+        meta = json.loads(manifest.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{manifest} is not a MultiState model file")
+        models = [model_class(m["type"]).load(path / m["file"]) for m in meta["models"]]
+        return cls(models=models, model=type(models[0]), **kwargs)
+
+
+def label_multistate(atoms: Atoms, calculator) -> Atoms:
+    """A copy of ``atoms`` carrying ``energies`` (n_states, eV) and ``state_forces``
+    (n_states, N, 3, eV/Å) of a multistate ``calculator`` (a name or a calculator), ready for
+    :meth:`MultiState.train`. ``energy``/``forces`` are those of the ground state."""
+    if isinstance(calculator, str):
+        from ase_al.calculators import methods
+
+        calculator = methods(calculator)
+    work = atoms.copy()
+    work.calc = calculator
+    energies = np.asarray(calculator.get_property("energies", work), float)
+    state_forces = np.asarray(calculator.get_property("state_forces", work), float)
+    labelled = atoms.copy()
+    labelled.calc = SinglePointCalculator(labelled, energy=energies[0], forces=state_forces[0])
+    # not ASE per-atom properties, so set directly
+    labelled.calc.results["energies"] = energies
+    labelled.calc.results["state_forces"] = state_forces
+    return labelled

@@ -1,0 +1,17 @@
+"""Nonadiabatic dynamics: trajectory surface hopping as ASE ``MolecularDynamics``.
+
+>>> from ase_al.dynamics import SurfaceHopping, run_ensemble
+>>> atoms.calc = ase_al.methods("TDA-B3LYP/6-31G*", nstates=2)   # S0, S1, S2
+>>> SurfaceHopping(atoms, 0.25 * units.fs, initial_state=2, trajectory="sh.traj").run(400)
+"""
+
+from ase_al.dynamics.ensemble import choose_initial_states, populations, run_ensemble
+from ase_al.dynamics.surface_hopping import SurfaceHopping, lzbl_probability
+
+__all__ = [
+    "SurfaceHopping",
+    "choose_initial_states",
+    "lzbl_probability",
+    "populations",
+    "run_ensemble",
+]
