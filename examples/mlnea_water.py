@@ -4,7 +4,8 @@ KREG models for the rest of a large Wigner ensemble.
     python examples/mlnea_water.py [REFERENCE] [ENSEMBLE_SIZE]
     (defaults: "TD-B3LYP/6-31G*", 20000; "CIS/STO-3G" 2000 runs in under a minute)
 
-Writes mlnea_water/cross_section.dat (E, λ, σ_ML-NEA, σ_QC-NEA) and spectrum.png.
+Writes mlnea_water/cross-section/cross-section_{ml-nea,qc-nea,spc}.dat (DE/eV, λ/nm, σ/Å²,
+MLatom's format) and plot.png.
 """
 
 import sys

@@ -44,8 +44,8 @@ def test_active_learning_example(tmp_path):
 def test_mlnea_example(tmp_path):
     out = run_example("mlnea_water.py", "CIS/STO-3G", "1000", cwd=tmp_path)
     assert "ML-NEA band maximum" in out
-    table = np.loadtxt(tmp_path / "mlnea_water" / "cross_section.dat")
-    assert table.shape[1] == 5 and np.all(table[:, 2] >= 0) and table[:, 2].max() > 0
+    table = np.loadtxt(tmp_path / "mlnea_water" / "cross-section" / "cross-section_ml-nea.dat")
+    assert table.shape[1] == 3 and np.all(table[:, 2] >= 0) and table[:, 2].max() > 0
 
 
 def test_delta_learning_example(tmp_path):
@@ -55,3 +55,26 @@ def test_delta_learning_example(tmp_path):
     ours = float(rows["composite"].split("relative energies")[1].split()[0])
     assert ours < 0.2 * xtb
     assert (tmp_path / "delta_H2O" / "composite.json").exists()
+
+
+def test_seed_script_translation(tmp_path):
+    out = run_example("al_h2_b3lyp.py", str(tmp_path / "al"), "HF/STO-3G", cwd=tmp_path)
+    line = next(line for line in out.splitlines() if line.startswith("harmonic frequency"))
+    assert abs(float(line.split("(")[1].split("%")[0])) < 1.0
+
+
+def test_surface_hopping_example_fast_mode(tmp_path):
+    out = run_example("surface_hopping_ch2o.py", "CIS/STO-3G", "2", "3", cwd=tmp_path)
+    assert "final populations" in out
+    pops = np.loadtxt(tmp_path / "sh_ch2o" / "populations.dat")
+    np.testing.assert_allclose(pops[:, 1:].sum(axis=1), 1.0)
+    assert (tmp_path / "sh_ch2o" / "populations.png").stat().st_size > 1000
+
+
+def test_input_file_examples_parse():
+    from ase_al.cli import parse, read_molecule
+
+    for name, task in (("al_h2.inp", "AL"), ("cross_section_water.inp", "crossSection")):
+        parsed, options = parse((EXAMPLES / "inputs" / name).read_text())
+        assert parsed.name == task
+        assert len(read_molecule(options["xyzfile"])) in (2, 3)

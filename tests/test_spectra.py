@@ -138,7 +138,66 @@ def test_mlnea_reproduces_qc_nea(mlnea_run):
     predicted = models[0].predict(images, forces=False)["energies"]
     reference = np.array([reference_excitations("CIS/STO-3G", 2, a)[0][0] for a in images])
     assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.15  # eV, first excitation
-    assert (job.workdir / "cross_section.dat").exists() and (job.workdir / "spectrum.png").exists()
+    out = job.workdir / "cross-section"
+    for name in ("ml-nea", "qc-nea", "spc"):
+        table = np.loadtxt(out / f"cross-section_{name}.dat")
+        assert table.shape == (len(grid), 3)  # MLatom's columns: DE/eV lambda/nm sigma/A^2
+        np.testing.assert_allclose(table[:, 1], 1239.841984 / table[:, 0], rtol=1e-4)
+    np.testing.assert_allclose(
+        np.loadtxt(out / "cross-section_ml-nea.dat")[:, 2], result["cross_section"], rtol=1e-6
+    )
+    assert (out / "plot.png").stat().st_size > 1000
+
+
+def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
+    """Ensemble and QC data from elsewhere (here: the run's own, written to an extxyz file with
+    the labelled points first): no reference calculation, same ML-NEA spectrum."""
+    from ase import Atoms
+    from ase.io import write
+
+    from ase_al.spectra import MLNEA
+
+    job, result = mlnea_run
+    eq = job._equilibrium()[0]
+    positions = np.load(job.workdir / "ensemble.npy")
+    with np.load(job.workdir / "qc.npz") as data:
+        labelled = data["indices"]
+        energies, strengths = data["excitation_energies"], data["oscillator_strengths"]
+    rest = np.setdiff1d(np.arange(len(positions)), labelled)
+    frames = [Atoms(eq.numbers, positions=positions[i]) for i in np.concatenate([labelled, rest])]
+    write(tmp_path / "ensemble.extxyz", frames)
+    user = MLNEA(
+        eq,
+        reference=None,
+        nstates=2,
+        ensemble=str(tmp_path / "ensemble.extxyz"),
+        qc_excitation_energies=energies,
+        qc_oscillator_strengths=strengths,
+        workdir=tmp_path / "user",
+    ).run(result["energies"])
+    assert user["n_qc"] == len(labelled) and user["spc_cross_section"] is None
+    np.testing.assert_allclose(user["qc_cross_section"], result["qc_cross_section"], rtol=1e-8)
+    np.testing.assert_allclose(
+        user["cross_section"], result["cross_section"], atol=1e-3 * result["cross_section"].max()
+    )  # same points; extxyz rounds positions to 1e-8 Å, which moves the LOO-chosen σ a little
+    assert not (tmp_path / "user" / "cross-section" / "cross-section_spc.dat").exists()
+    with pytest.raises(ValueError, match="ensemble"):
+        MLNEA(
+            eq,
+            reference=None,
+            nstates=2,
+            qc_excitation_energies=energies,
+            qc_oscillator_strengths=strengths,
+        )
+    with pytest.raises(ValueError, match="order"):
+        MLNEA(
+            molecule("NH3"),
+            reference=None,
+            nstates=2,
+            ensemble=frames[:3],
+            qc_excitation_energies=energies[:3],
+            qc_oscillator_strengths=strengths[:3],
+        )
 
 
 def test_mlnea_resume_reuses_qc_points(mlnea_run):

@@ -10,7 +10,9 @@ geometries) and the NEA cross section follows.
       equilibrium.traj, hessian.npy   reference ground-state minimum and Hessian
       ensemble.npy                    Wigner positions (N_ensemble, N_atoms, 3), Å
       qc.npz                          reference ΔE (eV) and f of the labelled ensemble points
-      cross_section.dat, spectrum.png ML-NEA (and QC-NEA, SPC) cross sections
+      summary.json                    QC points used, convergence history
+      cross-section/                  MLatom's file names and columns (DE/eV lambda/nm sigma/A^2):
+        cross-section_ml-nea.dat, cross-section_qc-nea.dat, cross-section_spc.dat, plot.png
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ class MLNEA:
         Broadening in eV of the single-point convolution at the equilibrium geometry.
     executor : concurrent.futures.Executor, optional
         Where the QC calculations run (default: in this process).
+    ensemble : path or list of Atoms, optional
+        Your own nuclear ensemble (any multi-frame file ASE reads, same atoms as ``molecule``)
+        instead of Wigner sampling; ``molecule`` is then taken as the equilibrium geometry.
+    qc_excitation_energies, qc_oscillator_strengths : arrays (N_qc, nstates), optional
+        Excitation energies (eV) and oscillator strengths already computed (e.g. by another
+        program) for the first N_qc geometries of ``ensemble``. With ``reference=None`` no QC
+        calculation is run: the models learn from these points only (and no SPC is made).
+    plot_qcnea, plot_spc : bool
+        Overlay the QC-NEA and SPC spectra in ``cross-section/plot.png`` (MLatom's
+        ``plotQCNEA``, ``plotQCSPC``).
     """
 
     def __init__(
@@ -86,10 +98,27 @@ class MLNEA:
         workdir: str | Path = "mlnea",
         executor=None,
         seed: int = 0,
+        ensemble=None,
+        qc_excitation_energies=None,
+        qc_oscillator_strengths=None,
+        plot_qcnea: bool = True,
+        plot_spc: bool = True,
     ):
         self.molecule = molecule.copy()
         self.reference = reference
-        methods(reference, nstates=nstates)  # an unknown method fails here
+        if reference is not None:
+            methods(reference, nstates=nstates)  # an unknown method fails here
+        self.user_ensemble = self._read_ensemble(ensemble) if ensemble is not None else None
+        self.user_qc = self._user_qc(qc_excitation_energies, qc_oscillator_strengths, nstates)
+        if reference is None and not self.user_qc:
+            raise ValueError(
+                "without a reference method, give qc_excitation_energies and "
+                "qc_oscillator_strengths for the first points of the ensemble"
+            )
+        if self.user_qc and self.user_ensemble is None:
+            raise ValueError("QC data of your own need the ensemble they belong to (ensemble=)")
+        self.plot_qcnea = plot_qcnea
+        self.plot_spc = plot_spc
         self.nstates = nstates
         self.ensemble_size = ensemble_size
         self.step = step
@@ -104,12 +133,47 @@ class MLNEA:
         self.history: list[tuple[int, float]] = []
 
     # -- pieces ------------------------------------------------------------------------
+    def _read_ensemble(self, ensemble) -> np.ndarray:
+        from ase.io import read
+
+        from ase_al.errors import same_atoms
+
+        try:
+            frames = read(ensemble, ":") if isinstance(ensemble, str | Path) else list(ensemble)
+        except Exception as err:
+            raise ValueError(f"cannot read the ensemble {ensemble}: {err}") from None
+        for k, atoms in enumerate(frames):
+            if not same_atoms(atoms, self.molecule.numbers):
+                raise ValueError(
+                    f"ensemble geometry {k} does not have the molecule's atoms "
+                    "in the molecule's order"
+                )
+        return np.array([a.positions for a in frames])
+
+    def _user_qc(self, energies, strengths, nstates) -> dict:
+        if energies is None and strengths is None:
+            return {}
+        energies = np.asarray(energies, float).reshape(len(energies), -1)
+        strengths = np.asarray(strengths, float).reshape(len(strengths), -1)
+        if energies.shape != strengths.shape or energies.shape[1] < nstates:
+            raise ValueError(
+                "qc_excitation_energies and qc_oscillator_strengths must both be "
+                f"(N_qc, >= nstates={nstates}) arrays, got {energies.shape} and {strengths.shape}"
+            )
+        if self.user_ensemble is not None and len(energies) > len(self.user_ensemble):
+            raise ValueError("more QC points than ensemble geometries")
+        return {i: (energies[i, :nstates], strengths[i, :nstates]) for i in range(len(energies))}
+
     def _equilibrium(self):
+        if self.user_ensemble is not None:
+            return self.molecule.copy(), None
         calc = methods(self.reference)  # its ground state: energy, forces, Hessian
         calc.set(nstates=0)
         return equilibrium_and_modes(self.molecule, calc, self.workdir)
 
     def _ensemble(self, eq, vibrations) -> np.ndarray:
+        if self.user_ensemble is not None:
+            return self.user_ensemble
         path = self.workdir / "ensemble.npy"
         if path.exists():
             return np.load(path)
@@ -201,37 +265,61 @@ class MLNEA:
         self.workdir.mkdir(parents=True, exist_ok=True)
         eq, vibrations = self._equilibrium()
         positions = self._ensemble(eq, vibrations)
-        order = np.random.default_rng(self.seed).permutation(len(positions))
-        qc = self._load_qc()
-        n_requested = max(self.step, len(qc))
-        previous, converged = None, False
+        if self.user_qc:
+            # the user's labelled points come first, then the rest in random order
+            rest = np.arange(len(self.user_qc), len(positions))
+            order = np.concatenate(
+                [np.arange(len(self.user_qc)), np.random.default_rng(self.seed).permutation(rest)]
+            )
+        else:
+            order = np.random.default_rng(self.seed).permutation(len(positions))
+        qc = {**self._load_qc(), **self.user_qc}
+        limit = min(self.max_points, len(positions))
+        if self.reference is None:
+            limit = len(self.user_qc)
+        n_requested = (
+            min(max(self.step, len(qc)), limit)
+            if self.reference is None
+            else max(self.step, len(qc))
+        )
+        previous, converged, iteration = None, False, 0
         while True:
-            self._label(eq, positions, order[:n_requested].tolist(), qc)
-            models, rmse_geom, n_done = self._train(eq, positions, qc)
+            iteration += 1
+            if self.reference is not None:
+                self._label(eq, positions, order[:n_requested].tolist(), qc)
+            subset = {i: qc[i] for i in order[:n_requested].tolist() if i in qc}
+            models, rmse_geom, n_done = self._train(eq, positions, subset)
             self.history.append((n_done, rmse_geom))
-            log.info("ML-NEA: %d QC points, geometric-mean validation RMSE %.4g", n_done, rmse_geom)
-            if (
-                previous is not None
-                and abs(rmse_geom - previous) / rmse_geom < self.rrmse_threshold
-            ):
+            rrmse = None if previous is None else (rmse_geom - previous) / rmse_geom
+            log.info(
+                "ML-NEA iteration %d: train_number = %d; RMSE_geom = %.6g; rRMSE = %s",
+                iteration,
+                n_done,
+                rmse_geom,
+                "n/a" if rrmse is None else f"{rrmse:.4f}",
+            )
+            if rrmse is not None and abs(rrmse) < self.rrmse_threshold:
                 converged = True
                 break
-            if n_requested >= min(self.max_points, len(positions)):
+            if n_requested >= limit:
                 break
             previous = rmse_geom
-            n_requested += self.step
+            n_requested = min(n_requested + self.step, limit)
         ensemble = [Atoms(eq.numbers, positions=p) for p in positions]
         predictions = np.array([m.predict(ensemble, forces=False)["energies"] for m in models])
         de_ml = predictions[: self.nstates].T
         f_ml = np.clip(predictions[self.nstates :].T, 0.0, None)  # f ≥ 0 physically
         if energies_grid is None:
             energies_grid = np.linspace(max(de_ml.min() - 1.0, 0.1), de_ml.max() + 1.0, 1000)
-        done = sorted(i for i, v in qc.items() if v is not None)
+        done = sorted(i for i, v in subset.items() if v is not None)
         de_qc = np.array([qc[i][0] for i in done])
         f_qc = np.array([qc[i][1] for i in done])
-        de_eq, f_eq = reference_excitations(self.reference, self.nstates, eq)
+        spc = None
+        if self.reference is not None:
+            de_eq, f_eq = reference_excitations(self.reference, self.nstates, eq)
+            spc = cross_section(de_eq, f_eq, energies_grid, self.spc_delta)
         result = {
-            "spc_cross_section": cross_section(de_eq, f_eq, energies_grid, self.spc_delta),
+            "spc_cross_section": spc,
             "energies": np.asarray(energies_grid),
             "wavelengths": wavelengths(energies_grid),
             "cross_section": cross_section(de_ml, f_ml, energies_grid, self.delta),
@@ -244,46 +332,51 @@ class MLNEA:
         return result
 
     def _write(self, result) -> None:
-        table = np.column_stack(
-            [
-                result["energies"],
-                result["wavelengths"],
-                result["cross_section"],
-                result["qc_cross_section"],
-                result["spc_cross_section"],
-            ]
-        )
-        np.savetxt(
-            self.workdir / "cross_section.dat",
-            table,
-            header="E/eV  lambda/nm  sigma_ML-NEA/A^2  sigma_QC-NEA/A^2  sigma_SPC/A^2",
-        )
-        (self.workdir / "summary.json").write_text(
-            json.dumps(
-                {
-                    "n_qc": result["n_qc"],
-                    "history": result["history"],
-                    "converged": result["converged"],
-                }
+        out = self.workdir / "cross-section"
+        out.mkdir(parents=True, exist_ok=True)
+        spectra = {"ml-nea": result["cross_section"], "qc-nea": result["qc_cross_section"]}
+        if result["spc_cross_section"] is not None:
+            spectra["spc"] = result["spc_cross_section"]
+        for name, sigma in spectra.items():
+            with atomic_write(out / f"cross-section_{name}.dat") as partial:
+                np.savetxt(
+                    partial,
+                    np.column_stack([result["energies"], result["wavelengths"], sigma]),
+                    header="DE/eV  lambda/nm  sigma/A^2",
+                    fmt="%.6f %.4f %.8e",
+                )
+        with atomic_write(self.workdir / "summary.json") as partial:
+            partial.write_text(
+                json.dumps(
+                    {
+                        "n_qc": result["n_qc"],
+                        "history": result["history"],
+                        "converged": result["converged"],
+                        "reference": self.reference,
+                        "nstates": self.nstates,
+                        "ensemble_size": len(self._ensemble(None, None))
+                        if self.user_ensemble is not None
+                        else self.ensemble_size,
+                    }
+                )
             )
-        )
         from matplotlib.figure import Figure  # no pyplot: the user's backend stays as it is
 
         fig = Figure(figsize=(6, 3.5))
         ax = fig.subplots()
-        ax.plot(
-            result["energies"],
-            result["cross_section"],
-            label=f"ML-NEA ({self.ensemble_size} points)",
-        )
-        ax.plot(
-            result["energies"],
-            result["qc_cross_section"],
-            "--",
-            label=f"QC-NEA ({result['n_qc']} points)",
-        )
-        ax.plot(result["energies"], result["spc_cross_section"], ":", label="SPC (equilibrium)")
-        ax.set(xlabel="E / eV", ylabel="σ / Å²", title=f"{self.reference}, {self.nstates} states")
+        ax.plot(result["energies"], result["cross_section"], label="ML-NEA")
+        if self.plot_qcnea:
+            ax.plot(
+                result["energies"],
+                result["qc_cross_section"],
+                "--",
+                label=f"QC-NEA ({result['n_qc']} points)",
+            )
+        if self.plot_spc and result["spc_cross_section"] is not None:
+            ax.plot(result["energies"], result["spc_cross_section"], ":", label="SPC")
+        title = f"{self.reference or 'user QC data'}, {self.nstates} states"
+        ax.set(xlabel="E / eV", ylabel="σ / Å²", title=title)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(self.workdir / "spectrum.png", dpi=110)
+        with atomic_write(out / "plot.png") as partial:
+            fig.savefig(partial, dpi=110, format="png")

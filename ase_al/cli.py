@@ -1,0 +1,564 @@
+"""``ase-al INPUT_FILE``: MLatom-style input files on top of the Python API.
+
+An input file holds one keyword or ``key=value`` per line (several per line are fine),
+``#`` starts a comment, values in quotes may span lines (``xyzfile='2\\n\\nH 0 0 0\\n...'`` or
+the literal lines), keywords are case-insensitive. One keyword names the task (``AL``,
+``crossSection``, ``geomopt``, ``freq``, ``MD``, ``IR``, ``NAMD``), a bare method name
+(``B3LYP/6-31G*``, ``GFN2-xTB``) or ``method=``/``reference_method=`` the method, and
+``xyzfile=`` the molecule (a file name or the XYZ text itself).
+
+    ase-al --help            the tasks
+    ase-al AL --help         one task's options and defaults
+    ase-al input.inp         run; logs to the task's log file and the terminal
+
+Bad input exits with code 2 and one line saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("ase_al")
+
+
+class InputError(ValueError):
+    """A problem with the input file; the CLI prints it on one line and exits with 2."""
+
+
+# -- the tasks and their options --------------------------------------------------------
+
+
+@dataclass
+class Option:
+    default: object
+    help: str
+    kind: type = str
+
+
+@dataclass
+class Task:
+    name: str
+    help: str
+    options: dict[str, Option] = field(default_factory=dict)
+    needs_method: bool = True
+    aliases: tuple[str, ...] = ()
+
+
+COMMON = {
+    "xyzfile": Option(None, "molecule: an XYZ file name or the XYZ text in quotes"),
+    "method": Option(None, "method name, e.g. GFN2-xTB or B3LYP/6-31G* (or give it bare)"),
+    "nthreads": Option(None, "threads for the method (PySCF)", int),
+}
+
+TASKS = {
+    t.name.lower(): t
+    for t in [
+        Task(
+            "geomopt",
+            "geometry optimisation (ase.optimize.BFGS): optimized.xyz, geomopt.traj",
+            {
+                "fmax": Option(0.001, "force convergence threshold, eV/Å", float),
+                "maxsteps": Option(1000, "maximum optimisation steps", int),
+            },
+        ),
+        Task(
+            "freq",
+            "harmonic frequencies, IR intensities, thermochemistry: freq.dat, thermo.json",
+            {
+                "temperature": Option(298.15, "K, for thermochemistry", float),
+                "symmetrynumber": Option(1, "rotational symmetry number", int),
+                "optimize": Option(False, "optimise the geometry first", bool),
+            },
+        ),
+        Task(
+            "IR",
+            "IR spectrum: harmonic (ir.dat, ir.png) or from MD dipoles (ir_md=True: ir_md.dat)",
+            {
+                "fwhm": Option(20.0, "band width of the harmonic spectrum, cm-1", float),
+                "optimize": Option(True, "optimise the geometry first", bool),
+                "ir_md": Option(False, "spectrum from the dipoles along NVE MD instead", bool),
+                "temperature": Option(300.0, "K, Wigner initial conditions of the MD", float),
+                "time_step": Option(0.5, "fs, MD time step", float),
+                "trun": Option(2000.0, "fs, MD length", float),
+            },
+        ),
+        Task(
+            "MD",
+            "NVE molecular dynamics from a Wigner sample (ase VelocityVerlet): md.traj, md.log",
+            {
+                "time_step": Option(0.5, "fs", float),
+                "trun": Option(100.0, "fs, length of the trajectory", float),
+                "temperature": Option(300.0, "K, Wigner initial conditions", float),
+                "seed": Option(0, "random seed of the initial conditions", int),
+            },
+        ),
+        Task(
+            "AL",
+            "active learning of an ML potential (ActiveLearner): workdir/labelled.db, models",
+            {
+                "ml_model": Option("KREG", "KREG, ANI or MACE"),
+                "working_directory": Option("al", "where everything is written"),
+                "temperature": Option(300.0, "K", float),
+                "init_batch": Option(50, "initial-data batch size", int),
+                "max_init_points": Option(1000, "upper bound on the initial data", int),
+                "new_points": Option(100, "at most this many labels per iteration", int),
+                "min_new_points": Option(5, "converged below this many uncertain points", int),
+                "max_iterations": Option(20, "", int),
+                "uq_threshold": Option(None, "eV; default median + 3 MAD", float),
+                "sampler": Option("batch_md", "batch_md, md or wigner"),
+                "number_of_trajectories": Option(100, "sampling trajectories", int),
+                "maximum_propagation_time": Option(1000.0, "fs", float),
+                "time_step": Option(0.5, "fs", float),
+                "seed": Option(0, "", int),
+            },
+        ),
+        Task(
+            "crossSection",
+            "UV/vis cross section by ML-NEA: workdir/cross-section/*.dat and plot.png",
+            {
+                "nexcitations": Option(3, "excited states", int),
+                "nqmpoints": Option(1000, "upper bound on QC calculations", int),
+                "mlpoints": Option(50000, "ensemble size predicted by ML", int),
+                "deltaqcnea": Option(0.05, "NEA broadening, eV", float),
+                "deltaspc": Option(0.3, "single-point convolution broadening, eV", float),
+                "plotqcnea": Option(False, "overlay the QC-NEA spectrum", bool),
+                "plotqcspc": Option(False, "overlay the SPC spectrum", bool),
+                "temperature": Option(0.0, "K, Wigner ensemble", float),
+                "working_directory": Option("mlnea", ""),
+                "seed": Option(0, "", int),
+            },
+            aliases=("cross-section", "cross_section"),
+        ),
+        Task(
+            "NAMD",
+            "surface hopping (LZBL) ensemble: populations.dat, populations.png, trajectories/",
+            {
+                "nstates": Option(3, "electronic states including the ground state", int),
+                "initial_state": Option(None, "state to start in (default: the highest)", int),
+                "ntraj": Option(10, "trajectories", int),
+                "time_step": Option(0.25, "fs", float),
+                "trun": Option(50.0, "fs", float),
+                "temperature": Option(0.0, "K, Wigner initial conditions", float),
+                "prevent_back_hop": Option(False, "forbid upward hops", bool),
+                "parallel": Option(True, "run trajectories in parallel worker processes", bool),
+                "working_directory": Option("surface_hopping", ""),
+                "seed": Option(0, "", int),
+            },
+            aliases=("surface_hopping", "surfacehopping"),
+        ),
+    ]
+}
+ALIASES = {alias.lower(): key for key, task in TASKS.items() for alias in task.aliases}
+KEY_ALIASES = {
+    "reference_method": "method",
+    "ml_model_type": "ml_model",
+    "workdir": "working_directory",
+}
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+
+def tokenize(text: str) -> list[tuple[str, str | None]]:
+    """``[(key, value or None), ...]`` from an input file's text."""
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        start = i
+        while i < n and not text[i].isspace() and text[i] not in "=#":
+            i += 1
+        key = text[start:i]
+        if i < n and text[i] == "=":
+            i += 1
+            if i < n and text[i] in "'\"":
+                quote = text[i]
+                end = text.find(quote, i + 1)
+                if end < 0:
+                    raise InputError(f"the value of {key!r} opens a quote that is never closed")
+                value = text[i + 1 : end].replace("\\n", "\n")
+                i = end + 1
+            else:
+                start = i
+                while i < n and not text[i].isspace() and text[i] != "#":
+                    i += 1
+                value = text[start:i]
+            if not key:
+                raise InputError(f"'={value}' has no keyword before it")
+            tokens.append((key, value))
+        else:
+            tokens.append((key, None))
+    return tokens
+
+
+def _is_method(word: str) -> bool:
+    from ase_al.calculators import methods
+
+    if "/" not in word and word.lower() not in {
+        "gfn2-xtb",
+        "gfn1-xtb",
+        "ani-1x",
+        "ani-2x",
+        "ani-1ccx",
+        "aiqm-like",
+    }:
+        return False
+    try:
+        methods(word)
+    except FileNotFoundError:
+        return True  # a known name whose model file is missing: the task will say so
+    except (ValueError, ImportError):
+        return "/" in word
+    return True
+
+
+def _convert(task: Task, key: str, raw, option: Option):
+    if option.kind is bool:
+        if raw is None:
+            return True
+        lowered = str(raw).lower()
+        if lowered in ("1", "true", "yes", "on", "t"):
+            return True
+        if lowered in ("0", "false", "no", "off", "f"):
+            return False
+        raise InputError(f"{key}={raw}: expected true or false")
+    if raw is None:
+        raise InputError(f"{key} needs a value ({key}=...)")
+    try:
+        return option.kind(raw)
+    except ValueError:
+        raise InputError(f"{key}={raw}: expected {option.kind.__name__}") from None
+
+
+def parse(text: str) -> tuple[Task, dict]:
+    """The task and its options (defaults filled in) from an input file's text."""
+    tokens = tokenize(text)
+    task_names = [
+        k for k, v in tokens if v is None and (k.lower() in TASKS or k.lower() in ALIASES)
+    ]
+    if not task_names:
+        raise InputError(
+            f"no task keyword: give one of {', '.join(t.name for t in TASKS.values())}"
+        )
+    if len(task_names) > 1:
+        raise InputError(f"several task keywords: {', '.join(task_names)}")
+    task = TASKS[ALIASES.get(task_names[0].lower(), task_names[0].lower())]
+    known = {**COMMON, **task.options}
+    lowered = {k.lower(): k for k in known}
+    values: dict = {}
+    for key, raw in tokens:
+        if raw is None and key == task_names[0]:
+            continue
+        if raw is None and "method" not in values and _is_method(key):
+            values["method"] = key
+            continue
+        name = KEY_ALIASES.get(key.lower(), key.lower())
+        if name not in lowered:
+            suggestion = difflib.get_close_matches(name, list(lowered) + list(KEY_ALIASES), 1)
+            hint = (
+                f"; did you mean {lowered.get(suggestion[0], suggestion[0])}?" if suggestion else ""
+            )
+            raise InputError(f"unknown keyword {key!r} for task {task.name}{hint}")
+        option_name = lowered[name]
+        values[option_name] = _convert(task, key, raw, known[option_name])
+    if task.needs_method and not values.get("method"):
+        raise InputError(
+            f"task {task.name} needs a method (e.g. a line GFN2-xTB or B3LYP/6-31G*, or method=...)"
+        )
+    if not values.get("xyzfile"):
+        raise InputError(f"task {task.name} needs the molecule: xyzfile=FILE or xyzfile='...'")
+    options = {name: option.default for name, option in known.items()}
+    options.update(values)
+    return task, options
+
+
+def read_molecule(value: str):
+    """Atoms from an XYZ file name or from XYZ text."""
+    from ase.io import read
+
+    path = Path(value)
+    is_file = "\n" not in value and path.is_file()
+    if not is_file and "\n" not in value.strip():
+        raise InputError(f"xyzfile {value!r}: no such file")
+    try:
+        source = str(path) if is_file else io.StringIO(value.strip("\n") + "\n")
+        atoms = read(source, format="xyz")
+    except Exception as err:
+        where = str(path) if is_file else "the inline XYZ"
+        raise InputError(f"malformed XYZ in {where}: {err}") from None
+    if not np.all(np.isfinite(atoms.positions)):
+        raise InputError("the molecule's coordinates contain NaN or infinite values")
+    return atoms
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def _calculator(options, **kwargs):
+    from ase_al.calculators import methods
+
+    if options.get("nthreads") and "/" in options["method"]:
+        kwargs.setdefault("threads", options["nthreads"])
+    return methods(options["method"], **kwargs)
+
+
+def run_geomopt(atoms, o):
+    from ase.io import write
+
+    from ase_al.simulations import optimize_geometry
+
+    eq = optimize_geometry(
+        atoms, _calculator(o), fmax=o["fmax"], steps=o["maxsteps"], trajectory="geomopt.traj"
+    )
+    write("optimized.xyz", eq)
+    log.info("optimised energy %.8f eV; optimized.xyz, geomopt.traj", eq.get_potential_energy())
+
+
+def _frequencies(atoms, o, optimize):
+    from ase_al.simulations import freq, optimize_geometry
+
+    calc = _calculator(o)
+    if optimize:
+        atoms = optimize_geometry(atoms, calc)
+    return atoms, freq(atoms, calc)
+
+
+def _write_freq(vib) -> np.ndarray:
+    """freq.dat: wavenumbers (cm-1) and IR intensities (km/mol; NaN without dipoles)."""
+    intensities = vib.ir_intensities
+    if intensities is None:
+        intensities = np.full(len(vib.frequencies), np.nan)
+    np.savetxt(
+        "freq.dat",
+        np.column_stack([vib.frequencies, intensities]),
+        header="wavenumber/cm-1  IR_intensity/(km/mol)",
+        fmt="%.3f %.5f",
+    )
+    return intensities
+
+
+def run_freq(atoms, o):
+    import json
+
+    eq, vib = _frequencies(atoms, o, o["optimize"])
+    intensities = _write_freq(vib)
+    thermo = vib.thermochemistry(o["temperature"], symmetrynumber=o["symmetrynumber"])
+    numbers = {k: float(v) for k, v in thermo.items() if k != "thermo"}
+    Path("thermo.json").write_text(json.dumps(numbers, indent=1))
+    for nu, ir in zip(vib.frequencies, intensities, strict=True):
+        log.info("%10.1f cm-1  %10.3f km/mol", nu, ir)
+
+
+def run_ir(atoms, o):
+    from ase_al.spectra.ir import harmonic_ir, ir_from_dipoles, plot_spectrum, write_spectrum
+
+    if not o["ir_md"]:
+        _, vib = _frequencies(atoms, o, o["optimize"])
+        grid, spectrum = harmonic_ir(vib, fwhm=o["fwhm"])
+        _write_freq(vib)
+        write_spectrum("ir.dat", grid, spectrum, "wavenumber/cm-1  absorbance/(km/mol/cm-1)")
+        plot_spectrum(
+            "ir.png",
+            grid,
+            spectrum,
+            "absorbance / (km/mol/cm$^{-1}$)",
+            f"{o['method']} harmonic IR",
+        )
+        log.info("harmonic IR: ir.dat, ir.png, freq.dat")
+        return
+    eq, vib = _frequencies(atoms, o, o["optimize"])
+    _write_freq(vib)
+    frames = _md(eq, vib, o, seed=0)
+    dipoles = np.array([f.get_dipole_moment() for f in frames])
+    grid, spectrum = ir_from_dipoles(dipoles, o["time_step"])
+    write_spectrum("ir_md.dat", grid, spectrum, "wavenumber/cm-1  intensity/arb.")
+    plot_spectrum(
+        "ir_md.png", grid, spectrum, "intensity / arb. units", f"{o['method']} IR from MD dipoles"
+    )
+    log.info("IR from MD: ir_md.dat, ir_md.png, md.traj")
+
+
+def _md(eq, vib, o, seed):
+    from ase import units
+    from ase.io import read
+    from ase.md.verlet import VelocityVerlet
+
+    from ase_al.samplers import wigner
+
+    atoms = wigner(eq, vib, 1, o["temperature"], seed=seed)[0]
+    atoms.calc = _calculator(o)
+    steps = int(round(o["trun"] / o["time_step"]))
+    with VelocityVerlet(
+        atoms, o["time_step"] * units.fs, trajectory="md.traj", logfile="md.log"
+    ) as dynamics:
+        dynamics.run(steps)
+    return read("md.traj", ":")
+
+
+def run_md(atoms, o):
+    eq, vib = _frequencies(atoms, o, True)
+    frames = _md(eq, vib, o, seed=o["seed"])
+    log.info("MD: %d frames in md.traj, md.log", len(frames))
+
+
+def run_al(atoms, o):
+    from ase_al.active_learning import ActiveLearner
+
+    ActiveLearner(
+        atoms,
+        o["method"],
+        model=o["ml_model"],
+        workdir=o["working_directory"],
+        temperature=o["temperature"],
+        init_batch=o["init_batch"],
+        max_init_points=o["max_init_points"],
+        new_points=o["new_points"],
+        min_new_points=o["min_new_points"],
+        max_iterations=o["max_iterations"],
+        uq_threshold=o["uq_threshold"],
+        sampler=o["sampler"],
+        seed=o["seed"],
+        sampler_kwargs={
+            "n_trajectories": o["number_of_trajectories"],
+            "maximum_propagation_time": o["maximum_propagation_time"],
+            "time_step": o["time_step"],
+        },
+    ).run()
+
+
+def run_cross_section(atoms, o):
+    from ase_al.spectra import MLNEA
+
+    result = MLNEA(
+        atoms,
+        reference=o["method"],
+        nstates=o["nexcitations"],
+        ensemble_size=o["mlpoints"],
+        max_points=o["nqmpoints"],
+        delta=o["deltaqcnea"],
+        spc_delta=o["deltaspc"],
+        temperature=o["temperature"],
+        workdir=o["working_directory"],
+        seed=o["seed"],
+        plot_qcnea=o["plotqcnea"],
+        plot_spc=o["plotqcspc"],
+    ).run()
+    log.info("ML-NEA: %d QC points, converged %s", result["n_qc"], result["converged"])
+
+
+def run_namd(atoms, o):
+    from ase_al.dynamics import run_ensemble
+    from ase_al.labelling import SerialExecutor
+    from ase_al.samplers import wigner
+
+    eq, vib = _frequencies(atoms, {**o, "method": _ground_state(o["method"])}, True)
+    starts = wigner(eq, vib, o["ntraj"], o["temperature"], seed=o["seed"])
+    initial = o["initial_state"] if o["initial_state"] is not None else o["nstates"] - 1
+    result = run_ensemble(
+        starts,
+        o["method"],
+        nstates=o["nstates"],
+        initial_state=initial,
+        time_step=o["time_step"],
+        max_time=o["trun"],
+        workdir=o["working_directory"],
+        prevent_back_hop=o["prevent_back_hop"],
+        seed=o["seed"],
+        executor=None if o["parallel"] else SerialExecutor(),
+    )
+    log.info(
+        "surface hopping: %d trajectories, final populations %s",
+        result["n_trajectories"],
+        np.round(result["populations"][-1], 3).tolist(),
+    )
+
+
+def _ground_state(method: str) -> str:
+    for prefix in ("TDA-", "TD-"):
+        if method.upper().startswith(prefix):
+            return method[len(prefix) :]
+    if method.upper().startswith("CIS/"):
+        return "HF/" + method.split("/", 1)[1]
+    return method
+
+
+RUNNERS = {
+    "geomopt": run_geomopt,
+    "freq": run_freq,
+    "ir": run_ir,
+    "md": run_md,
+    "al": run_al,
+    "crosssection": run_cross_section,
+    "namd": run_namd,
+}
+
+
+def task_help(task: Task) -> str:
+    lines = [f"{task.name}: {task.help}", "", "options (keyword=value, defaults in brackets):"]
+    for name, option in {**COMMON, **task.options}.items():
+        lines.append(f"  {name:28s} {option.help} [{option.default}]")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("\ntasks:")
+        for task in TASKS.values():
+            print(f"  {task.name:14s} {task.help}")
+        return 0 if argv else 2
+    first = argv[0].lower()
+    if len(argv) > 1 and argv[1] in ("-h", "--help"):
+        key = ALIASES.get(first, first)
+        if key not in TASKS:
+            print(f"ase-al: unknown task {argv[0]!r}", file=sys.stderr)
+            return 2
+        print(task_help(TASKS[key]))
+        return 0
+    path = Path(argv[0])
+    try:
+        if not path.is_file():
+            raise InputError(f"input file {path} not found")
+        task, options = parse(path.read_text())
+        atoms = read_molecule(options["xyzfile"])
+        if options.get("method"):
+            from ase_al.calculators import methods
+
+            try:
+                methods(options["method"])
+            except (ValueError, FileNotFoundError) as err:
+                raise InputError(str(err).splitlines()[0]) from None
+    except InputError as err:
+        print(f"ase-al: {path}: {err}", file=sys.stderr)
+        return 2
+    _setup_logging(f"{task.name.lower()}.log")
+    log.info("ase-al %s: %s", task.name, {k: v for k, v in options.items() if k != "xyzfile"})
+    RUNNERS[task.name.lower()](atoms, options)
+    return 0
+
+
+def _setup_logging(path: str) -> None:
+    logger = logging.getLogger("ase_al")
+    logger.setLevel(logging.INFO)
+    formatter = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    for handler in (logging.FileHandler(path), logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

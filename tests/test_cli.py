@@ -1,0 +1,206 @@
+"""The ``ase-al INPUT`` command line: input parsing, tasks, bad input, and IR spectra."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.io import read, write
+
+from ase_al.cli import InputError, parse, read_molecule, tokenize
+
+WATER = """3
+
+O 0.0 0.0 0.119
+H 0.0 0.763 -0.477
+H 0.0 -0.763 -0.477"""
+
+
+def run_cli(tmp_path, text, *extra):
+    (tmp_path / "job.inp").write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "ase_al.cli", "job.inp", *extra],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_tokenizer_handles_comments_quotes_and_multiline_values():
+    text = f"""geomopt   # a task
+GFN2-xTB
+fmax=0.01 maxsteps=50  # two on a line
+xyzfile='{WATER}'
+"""
+    tokens = tokenize(text)
+    assert tokens[0] == ("geomopt", None) and tokens[1] == ("GFN2-xTB", None)
+    assert ("fmax", "0.01") in tokens and ("maxsteps", "50") in tokens
+    assert dict(tokens)["xyzfile"].strip().startswith("3")
+    inline = dict(tokenize(r"xyzfile='2\n\nH 0 0 0\nH 0 0 0.74'"))["xyzfile"]
+    atoms = read_molecule(inline)
+    assert atoms.get_chemical_formula() == "H2" and atoms.get_distance(0, 1) == pytest.approx(0.74)
+
+
+def test_parse_fills_defaults_and_converts():
+    task, options = parse(f"AL\nGFN2-xTB\nml_model=KREG new_points=20\nxyzfile='{WATER}'")
+    assert task.name == "AL" and options["method"] == "GFN2-xTB"
+    assert options["new_points"] == 20 and options["min_new_points"] == 5
+    task, options = parse(f"crossSection reference_method=CIS/STO-3G plotQCNEA\nxyzfile='{WATER}'")
+    assert options["method"] == "CIS/STO-3G" and options["plotqcnea"] is True
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "geomopt\nGFN2-xTB\nfmaxx=0.1\nxyzfile=w.xyz",
+            "unknown keyword 'fmaxx'.*did you mean fmax",
+        ),
+        ("geomopt\nxyzfile=w.xyz", "needs a method"),
+        ("geomopt\nGFN2-xTB", "needs the molecule"),
+        ("GFN2-xTB\nxyzfile=w.xyz", "no task keyword"),
+        ("geomopt freq\nGFN2-xTB\nxyzfile=w.xyz", "several task keywords"),
+        ("geomopt\nGFN2-xTB\nfmax=abc\nxyzfile=w.xyz", "expected float"),
+        ("geomopt\nGFN2-xTB\nxyzfile='3\n\nO 0 0", "never closed"),
+    ],
+)
+def test_bad_input_messages(text, message):
+    with pytest.raises(InputError, match=message):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("geomopt\nGFN2-xTB\nfmaxx=0.1\nxyzfile=w.xyz", "did you mean fmax"),
+        ("geomopt\nxyzfile=w.xyz", "needs a method"),
+        ("geomopt\nB3LIP/6-31G*\nxyzfile=w.xyz", "unknown method"),
+        ("geomopt\nGFN2-xTB\nxyzfile='2\n\nH 0 0\nH 0 0 0.7'", "malformed XYZ"),
+        ("geomopt\nGFN2-xTB\nxyzfile=missing.xyz", "no such file"),
+    ],
+)
+def test_bad_input_files_exit_with_2_and_one_line(tmp_path, text, message):
+    write(tmp_path / "w.xyz", molecule("H2O"))
+    result = run_cli(tmp_path, text)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message.split(".*")[0] in lines[0]
+
+
+def test_help(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "ase_al.cli", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "crossSection" in out.stdout and "NAMD" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "ase_al.cli", "AL", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "new_points" in out.stdout and "[100]" in out.stdout
+
+
+def test_geomopt_and_freq_tasks(tmp_path):
+    result = run_cli(tmp_path, f"geomopt\nGFN2-xTB\nfmax=0.001\nxyzfile='{WATER}'")
+    assert result.returncode == 0, result.stderr
+    optimized = read(tmp_path / "optimized.xyz")
+    assert optimized.get_distance(0, 1) == pytest.approx(0.96, abs=0.02)  # GFN2-xTB O-H
+    assert len(read(tmp_path / "geomopt.traj", ":")) > 1
+    assert "optimised energy" in (tmp_path / "geomopt.log").read_text()
+    result = run_cli(tmp_path, "freq GFN2-xTB optimize\nxyzfile=optimized.xyz")
+    assert result.returncode == 0, result.stderr
+    table = np.loadtxt(tmp_path / "freq.dat")
+    assert table.shape == (3, 2) and 1400 < table[0, 0] < 1700  # H-O-H bend
+    assert json.loads((tmp_path / "thermo.json").read_text())["zpe"] > 0.5
+
+
+def test_harmonic_ir_of_water_matches_frequencies_and_dipole_derivatives(tmp_path):
+    """Three bands at the freq frequencies, band areas equal to the intensities that the
+    finite-difference dipole derivatives give."""
+    import ase_al
+    from ase_al.simulations import finite_difference_dipole_derivatives
+
+    result = run_cli(tmp_path, f"IR\nGFN2-xTB\nfwhm=10\nxyzfile='{WATER}'")
+    assert result.returncode == 0, result.stderr
+    spectrum = np.loadtxt(tmp_path / "ir.dat")
+    calc = ase_al.methods("GFN2-xTB")
+    eq = ase_al.optimize_geometry(read_molecule(WATER), calc)
+    vib = ase_al.freq(eq, calc)
+    # intensities from the dipole derivatives computed here, independently of freq()
+    derivatives = finite_difference_dipole_derivatives(eq, calc)
+    masses = np.repeat(eq.get_masses(), 3)
+    modes = vib.mass_weighted_modes / np.sqrt(masses)[None, :]
+    from ase_al.simulations import IR_KM_PER_MOL
+
+    intensities = IR_KM_PER_MOL * np.sum((modes @ derivatives) ** 2, axis=1)
+    np.testing.assert_allclose(intensities, vib.ir_intensities, rtol=1e-6)
+    grid, absorbance = spectrum[:, 0], spectrum[:, 1]
+    # the written spectrum is three Lorentzians (FWHM 10 cm-1) at the freq wavenumbers with
+    # these areas: rebuilt here from scratch
+    half = 5.0
+    expected = sum(
+        i * half / np.pi / ((grid - nu) ** 2 + half**2)
+        for nu, i in zip(vib.frequencies, intensities, strict=True)
+    )
+    np.testing.assert_allclose(absorbance, expected, rtol=1e-4, atol=1e-6 * expected.max())
+    bend = vib.frequencies[0]
+    assert abs(grid[np.argmax(np.where(grid < 2500, absorbance, 0))] - bend) <= 1.0
+    assert np.trapezoid(absorbance, grid) == pytest.approx(intensities.sum(), rel=0.01)
+    assert (tmp_path / "ir.png").stat().st_size > 1000
+
+
+def test_md_and_ir_from_md_tasks(tmp_path):
+    result = run_cli(tmp_path, f"MD GFN2-xTB trun=20 time_step=0.5\nxyzfile='{WATER}'")
+    assert result.returncode == 0, result.stderr
+    assert len(read(tmp_path / "md.traj", ":")) == 41
+    result = run_cli(tmp_path, f"IR GFN2-xTB ir_md trun=400 temperature=300\nxyzfile='{WATER}'")
+    assert result.returncode == 0, result.stderr
+    grid, intensity = np.loadtxt(tmp_path / "ir_md.dat", unpack=True)
+    harmonic = np.loadtxt(tmp_path / "freq.dat")[:, 0]
+    # bands of the MD spectrum (local maxima above 5 % of the strongest) lie near the harmonic
+    # wavenumbers: within 150 cm-1 (anharmonic red shifts at 300 K plus a resolution of
+    # ~1/(200 fs window) ≈ 170 cm-1 full width), and each harmonic band has one
+    peaks = [
+        grid[k]
+        for k in range(1, len(grid) - 1)
+        if intensity[k] > 0.05 and intensity[k - 1] <= intensity[k] > intensity[k + 1]
+    ]
+    assert all(np.min(np.abs(harmonic - p)) < 150 for p in peaks), (peaks, harmonic)
+    assert all(np.min(np.abs(np.array(peaks) - nu)) < 150 for nu in harmonic), (peaks, harmonic)
+
+
+def test_al_task_writes_what_the_python_api_writes(tmp_path):
+    text = (
+        "AL GFN2-xTB ml_model=KREG init_batch=30 max_init_points=60 max_iterations=1 "
+        "number_of_trajectories=10 maximum_propagation_time=50\n"
+        "xyzfile='2\n\nH 0 0 0\nH 0 0 0.74'"
+    )
+    result = run_cli(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    for name in ("labelled.db", "state.json", "learning_curve.png"):
+        assert (tmp_path / "al" / name).exists()
+    assert "ActiveLearner" in (tmp_path / "al.log").read_text() or (tmp_path / "al.log").exists()
+
+
+def test_cross_section_task(tmp_path):
+    text = (
+        "crossSection CIS/STO-3G Nexcitations=2 nQMpoints=50 MLpoints=500 plotQCNEA\n"
+        "xyzfile='3\n\nO 0.0 0.0 0.119\nH 0.0 0.763 -0.477\nH 0.0 -0.763 -0.477'"
+    )
+    result = run_cli(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    table = np.loadtxt(tmp_path / "mlnea" / "cross-section" / "cross-section_ml-nea.dat")
+    assert table.shape[1] == 3 and table[:, 2].max() > 0
+    assert "ML-NEA iteration 1" in (tmp_path / "crosssection.log").read_text()
+
+
+def test_namd_task(tmp_path):
+    text = (
+        "NAMD CIS/STO-3G nstates=3 ntraj=2 trun=2 time_step=0.5 parallel=false\n"
+        "xyzfile='3\n\nO 0.0 0.0 0.119\nH 0.0 0.763 -0.477\nH 0.0 -0.763 -0.477'"
+    )
+    result = run_cli(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    pops = np.loadtxt(tmp_path / "surface_hopping" / "populations.dat")
+    np.testing.assert_allclose(pops[:, 1:].sum(axis=1), 1.0)
+    assert len(read(tmp_path / "surface_hopping" / "trajectories" / "traj_0.traj", ":")) == 5
