@@ -1,7 +1,8 @@
 """The seed's script, translated: active learning of KREG for H2 with B3LYP/6-31G*.
 
-    python examples/al_h2_b3lyp.py [WORKDIR] [REFERENCE]
-    (defaults: al_h2_b3lyp, "B3LYP/6-31G*"; "HF/STO-3G" is the fast mode)
+    python examples/al_h2_b3lyp.py [WORKDIR] [REFERENCE] [fast]
+    (defaults: al_h2_b3lyp, "B3LYP/6-31G*"; "HF/STO-3G" with "fast" is the quick mode:
+    fewer and shorter sampling trajectories)
 
 MLatom's tutorial reads (MLatom 3 syntax)::
 
@@ -26,6 +27,7 @@ from ase_al.cli import read_molecule
 if __name__ == "__main__":  # reference calculations run in spawned worker processes
     workdir = sys.argv[1] if len(sys.argv) > 1 else "al_h2_b3lyp"
     reference = sys.argv[2] if len(sys.argv) > 2 else "B3LYP/6-31G*"
+    fast = len(sys.argv) > 3 and sys.argv[3] == "fast"
     mol = read_molecule("2\n\nH 0 0 0\nH 0 0 0.7")
     pair = ase_al.al(
         molecule=mol,
@@ -33,9 +35,9 @@ if __name__ == "__main__":  # reference calculations run in spawned worker proce
         ml_model="KREG",
         sampler="batch_md",
         sampler_kwargs={
-            "maximum_propagation_time": 300.0,
+            "maximum_propagation_time": 100.0 if fast else 300.0,
             "time_step": 0.5,
-            "number_of_trajectories": 100,
+            "number_of_trajectories": 30 if fast else 100,
         },
         working_directory=workdir,
     )

@@ -1,7 +1,7 @@
 """Δ-learning an AIQM-like composite: GFN2-xTB + ML corrections + D4 toward B3LYP/6-31G*.
 
-    python examples/delta_gfn2_to_b3lyp.py [MOLECULE] [N_TRAIN] [CORRECTION]
-    (defaults: CH3OH 150 ANI; "H2O 40 KREG" runs in well under a minute)
+    python examples/delta_gfn2_to_b3lyp.py [MOLECULE] [N_TRAIN] [CORRECTION] [TARGET]
+    (defaults: CH3OH 150 ANI B3LYP/6-31G*; "H2O 40 KREG HF/6-31G" runs in well under a minute)
 
 Samples the molecule at 600 K (Wigner), labels the structures with B3LYP/6-31G* (PySCF),
 trains four corrections on target − GFN2-xTB − D4 and compares, on held-out structures, the
@@ -22,7 +22,7 @@ if __name__ == "__main__":  # labels run in spawned worker processes
     name = sys.argv[1] if len(sys.argv) > 1 else "CH3OH"
     n_train = int(sys.argv[2]) if len(sys.argv) > 2 else 150
     correction = sys.argv[3] if len(sys.argv) > 3 else "ANI"
-    target = "B3LYP/6-31G*"
+    target = sys.argv[4] if len(sys.argv) > 4 else "B3LYP/6-31G*"
 
     eq = ase_al.optimize_geometry(molecule(name), ase_al.methods(target), fmax=1e-3)
     vib = ase_al.freq(eq, ase_al.methods(target))

@@ -49,7 +49,7 @@ def test_mlnea_example(tmp_path):
 
 
 def test_delta_learning_example(tmp_path):
-    out = run_example("delta_gfn2_to_b3lyp.py", "H2O", "40", "KREG", cwd=tmp_path)
+    out = run_example("delta_gfn2_to_b3lyp.py", "H2O", "40", "KREG", "HF/6-31G", cwd=tmp_path)
     rows = {line.split()[0]: line for line in out.splitlines() if "relative energies" in line}
     xtb = float(rows["GFN2-xTB+D4"].split("relative energies")[1].split()[0])
     ours = float(rows["composite"].split("relative energies")[1].split()[0])
@@ -58,7 +58,7 @@ def test_delta_learning_example(tmp_path):
 
 
 def test_seed_script_translation(tmp_path):
-    out = run_example("al_h2_b3lyp.py", str(tmp_path / "al"), "HF/STO-3G", cwd=tmp_path)
+    out = run_example("al_h2_b3lyp.py", str(tmp_path / "al"), "HF/STO-3G", "fast", cwd=tmp_path)
     line = next(line for line in out.splitlines() if line.startswith("harmonic frequency"))
     assert abs(float(line.split("(")[1].split("%")[0])) < 1.0
 
