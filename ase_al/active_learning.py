@@ -382,6 +382,11 @@ class ActiveLearner:
 
     def _iterate(self, equilibrium, vibrations, state) -> Committee:
         iterations = state["iterations"]
+        if iterations and (state.get("converged") or len(iterations) >= self.max_iterations):
+            # a finished run: its final models, loaded (not retrained) where they were saved
+            k = len(iterations)
+            log.info("run already finished after %d iterations: returning its models", k)
+            return self._train(self.labelled(), self.workdir / f"iteration_{k}")[0]
         while True:
             k = len(iterations) + 1
             iteration_dir = self.workdir / f"iteration_{k}"
