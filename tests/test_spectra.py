@@ -114,6 +114,11 @@ def mlnea_run(tmp_path_factory):
 
 def test_mlnea_reproduces_qc_nea(mlnea_run):
     job, result = mlnea_run
+    # stopped by the rRMSE rule, before the 150-point cap
+    assert result["converged"] and result["n_qc"] < 150
+    n, rmse = np.array(result["history"]).T
+    assert abs(rmse[-1] - rmse[-2]) / rmse[-1] < 0.1 and n[-1] - n[-2] == 25
+    assert set(result["timings"]) == {"qc", "training", "prediction"}
     grid = result["energies"]
     ml = np.trapezoid(result["cross_section"], grid)
     qc = np.trapezoid(result["qc_cross_section"], grid)

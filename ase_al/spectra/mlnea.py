@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -260,7 +261,8 @@ class MLNEA:
 
         Returns a dict with ``energies`` (eV), ``wavelengths`` (nm), ``cross_section`` (ML-NEA,
         Å²), ``qc_cross_section`` (QC-NEA over the labelled points), ``spc_cross_section``,
-        ``n_qc``, ``history`` [(N, RMSE_geom)], ``converged``.
+        ``n_qc``, ``history`` [(N, RMSE_geom)], ``converged`` and ``timings`` (wall seconds in
+        QC calculations of this call, model training, and prediction of the ensemble).
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         eq, vibrations = self._equilibrium()
@@ -283,12 +285,17 @@ class MLNEA:
             else max(self.step, len(qc))
         )
         previous, converged, iteration = None, False, 0
+        timings = {"qc": 0.0, "training": 0.0, "prediction": 0.0}
         while True:
             iteration += 1
             if self.reference is not None:
+                started = time.perf_counter()
                 self._label(eq, positions, order[:n_requested].tolist(), qc)
+                timings["qc"] += time.perf_counter() - started
             subset = {i: qc[i] for i in order[:n_requested].tolist() if i in qc}
+            started = time.perf_counter()
             models, rmse_geom, n_done = self._train(eq, positions, subset)
+            timings["training"] += time.perf_counter() - started
             self.history.append((n_done, rmse_geom))
             rrmse = None if previous is None else (rmse_geom - previous) / rmse_geom
             log.info(
@@ -306,7 +313,9 @@ class MLNEA:
             previous = rmse_geom
             n_requested = min(n_requested + self.step, limit)
         ensemble = [Atoms(eq.numbers, positions=p) for p in positions]
+        started = time.perf_counter()
         predictions = np.array([m.predict(ensemble, forces=False)["energies"] for m in models])
+        timings["prediction"] = time.perf_counter() - started
         de_ml = predictions[: self.nstates].T
         f_ml = np.clip(predictions[self.nstates :].T, 0.0, None)  # f ≥ 0 physically
         if energies_grid is None:
@@ -325,6 +334,7 @@ class MLNEA:
             "cross_section": cross_section(de_ml, f_ml, energies_grid, self.delta),
             "qc_cross_section": cross_section(de_qc, f_qc, energies_grid, self.delta),
             "n_qc": len(done),
+            "timings": timings,
             "history": self.history,
             "converged": converged,
         }
@@ -350,6 +360,7 @@ class MLNEA:
                 json.dumps(
                     {
                         "n_qc": result["n_qc"],
+                        "timings_s": result["timings"],
                         "history": result["history"],
                         "converged": result["converged"],
                         "reference": self.reference,
