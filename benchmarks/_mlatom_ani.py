@@ -14,6 +14,7 @@ import time
 import mlatom as ml
 import numpy as np
 import torch
+from _mlatom_data import HARTREE, database
 from ase.io import read
 
 # MLatom 3.25.5 asks for torch < 2.8 and calls ReduceLROnPlateau.is_better, which torch 2.8
@@ -34,18 +35,7 @@ def _counting_step(self, *args, **kwargs):
 
 _plateau.step = _counting_step
 
-HARTREE = 27.211386245988  # eV
 KCAL = 23.060548  # kcal/mol per eV
-
-
-def database(frames):
-    db = ml.data.molecular_database()
-    for atoms in frames:
-        mol = ml.data.molecule.from_numpy(atoms.positions, atoms.numbers)
-        mol.energy = atoms.get_potential_energy() / HARTREE
-        mol.add_xyz_vectorial_property(-atoms.get_forces() / HARTREE, "energy_gradients")
-        db.append(mol)
-    return db
 
 
 n_train, path, epochs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])

@@ -11,20 +11,8 @@ import time
 
 import mlatom as ml
 import numpy as np
+from _mlatom_data import HARTREE, database
 from ase.io import read
-
-HARTREE = 27.211386245988  # eV
-
-
-def database(frames):
-    db = ml.data.molecular_database()
-    for atoms in frames:
-        mol = ml.data.molecule.from_numpy(atoms.positions, atoms.numbers)
-        mol.energy = atoms.get_potential_energy() / HARTREE
-        mol.add_xyz_vectorial_property(-atoms.get_forces() / HARTREE, "energy_gradients")
-        db.append(mol)
-    return db
-
 
 n_train, path = int(sys.argv[1]), sys.argv[2]
 frames = read(path, ":")[1:]

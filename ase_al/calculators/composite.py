@@ -7,7 +7,6 @@ target − baseline − dispersion for structures labelled with the target metho
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
+from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
 from ase_al.calculators.committee import predict_batch
 from ase_al.errors import check_atoms
-from ase_al.files import atomic_write
 
 FORMAT = "ase-al Composite 1"
 
@@ -210,12 +209,6 @@ class Composite(Calculator):
         if not self.corrections or not all(hasattr(c, "save") for c in self.corrections):
             raise ValueError("the corrections must be trained models with save()")
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        files = []
-        for k, model in enumerate(self.corrections):
-            name = f"correction_{k}{getattr(model, 'file_extension', '')}"
-            model.save(path / name)
-            files.append({"file": name, "type": type(model).__name__})
         meta = {
             "format": FORMAT,
             "baseline": self.baseline_name,
@@ -224,29 +217,15 @@ class Composite(Calculator):
             "correction_kwargs": self.correction_kwargs,
             "subsample": self.subsample,
             "seed": self.seed,
-            "corrections": files,
+            "corrections": save_members(path, self.corrections, "correction"),
         }
-        with atomic_write(path / "composite.json") as partial:
-            partial.write_text(json.dumps(meta, indent=1))
+        write_manifest(path, "composite.json", meta)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> Composite:
         """A composite written by :meth:`save` (a directory)."""
-        from ase_al.calculators import model_class
-
-        path = Path(path)
-        manifest = path / "composite.json"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{path} is not a saved composite (no composite.json)")
-        try:
-            meta = json.loads(manifest.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{manifest} is not valid JSON: {err}") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(
-                f"{manifest} is not an ase-al composite (format {meta.get('format')!r})"
-            )
-        corrections = [model_class(c["type"]).load(path / c["file"]) for c in meta["corrections"]]
+        meta = read_manifest(Path(path), "composite.json", FORMAT)
+        corrections = load_members(Path(path), meta["corrections"])
         return cls(
             baseline=meta["baseline"],
             corrections=corrections,

@@ -7,7 +7,6 @@ The multistate contract (shared with :class:`~ase_al.calculators.pyscf.PySCF` wh
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
 from ase_al.calculators.committee import predict_batch
-from ase_al.files import atomic_write
 
 FORMAT = "ase-al MultiState 1"
 
@@ -147,27 +146,13 @@ class MultiState(Calculator):
     def save(self, path: str | Path) -> None:
         """Write one model file per state and ``multistate.json`` into directory ``path``."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        files = []
-        for state, model in enumerate(self.models):
-            name = f"state_{state}{getattr(model, 'file_extension', '')}"
-            model.save(path / name)
-            files.append({"file": name, "type": type(model).__name__})
-        with atomic_write(path / "multistate.json") as partial:
-            partial.write_text(json.dumps({"format": FORMAT, "models": files}, indent=1))
+        entries = save_members(path, self.models, "state")
+        write_manifest(path, "multistate.json", {"format": FORMAT, "models": entries})
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> MultiState:
-        from ase_al.calculators import model_class
-
-        path = Path(path)
-        manifest = path / "multistate.json"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{path} is not a saved MultiState model (no multistate.json)")
-        meta = json.loads(manifest.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{manifest} is not a MultiState model file")
-        models = [model_class(m["type"]).load(path / m["file"]) for m in meta["models"]]
+        meta = read_manifest(Path(path), "multistate.json", FORMAT)
+        models = load_members(Path(path), meta["models"])
         return cls(models=models, model=type(models[0]), **kwargs)
 
 
