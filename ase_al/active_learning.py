@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -176,9 +175,12 @@ class ActiveLearner:
         return connect(self.workdir / "labelled.db", use_lock_file=False)
 
     def labelled(self, **selection) -> list[Atoms]:
-        """All labelled structures (optionally selected by key-value pairs), in order."""
+        """All labelled structures (optionally selected by key-value pairs), in the order they
+        were queued (by uid), whatever order the parallel labelling finished them in: the
+        training data, and so the models, do not depend on worker timing."""
         db = self._db()
-        return [row.toatoms(add_additional_information=True) for row in db.select(**selection)]
+        rows = sorted(db.select(**selection), key=lambda row: (row.get("uid", ""), row.id))
+        return [row.toatoms(add_additional_information=True) for row in rows]
 
     def _label_queue(self, queue: list[Atoms], **pairs) -> int:
         """Label the structures of ``queue`` that are not in the database yet; count failures."""
@@ -235,8 +237,8 @@ class ActiveLearner:
         samples = wigner(
             equilibrium, vibrations, n, self.temperature, seed=self.rng.integers(2**32)
         )
-        for atoms in samples:
-            atoms.info["uid"] = f"{tag}-{uuid.uuid4().hex[:12]}"
+        for index, atoms in enumerate(samples):
+            atoms.info["uid"] = f"{tag}-{index:06d}"
         return samples
 
     def _cv_rmse(self, images) -> float:
@@ -281,7 +283,7 @@ class ActiveLearner:
                 self._save_state(state)
             if self._enough_initial_data(curve, len(images)):
                 break
-            queue = self._wigner(equilibrium, vibrations, self.init_batch, "init")
+            queue = self._wigner(equilibrium, vibrations, self.init_batch, f"init{batch:03d}")
             write_traj(init_dir / f"batch_{batch}.traj", queue)
             batch += 1
             failures += self._label_queue(queue, iteration=0, source="initial wigner")
@@ -317,7 +319,7 @@ class ActiveLearner:
                 ) from err
         with db:
             for index, atoms in enumerate(source):
-                db.write(atoms, iteration=0, source="user", uid=f"user-{index}")
+                db.write(atoms, iteration=0, source="user", uid=f"user-{index:06d}")
 
     def _enough_initial_data(self, curve, n_points) -> bool:
         if n_points >= self.max_init_points:
@@ -413,8 +415,8 @@ class ActiveLearner:
             else:
                 result = self._sample(pair, threshold, equilibrium, vibrations, iteration_dir)
                 selected = list(result)[: self.new_points]
-                for atoms in selected:
-                    atoms.info["uid"] = f"it{k}-{uuid.uuid4().hex[:12]}"
+                for index, atoms in enumerate(selected):
+                    atoms.info["uid"] = f"it{k:03d}-{index:06d}"
                 write_traj(selected_path, selected)
                 sampled = {
                     "n_trajectories": result.n_trajectories,

@@ -191,7 +191,10 @@ def test_killed_run_resumes_without_losing_or_repeating_labels(tmp_path):
     uids = [row.uid for row in rows]
     assert len(uids) == len(set(uids)), "a structure was labelled twice"
     assert before <= set(uids), "a label from before the kill was lost"
-    assert ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir)._state()["converged"]
+    # and the resumed run went on to the end: converged, or stopped at max_iterations (20)
+    state = ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir)._state()
+    assert state["initial_data_done"]
+    assert state["converged"] or len(state["iterations"]) == 20
 
 
 def test_dask_executor_gives_the_same_labels():

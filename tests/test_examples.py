@@ -78,3 +78,12 @@ def test_input_file_examples_parse():
         parsed, options = parse((EXAMPLES / "inputs" / name).read_text())
         assert parsed.name == task
         assert len(read_molecule(options["xyzfile"])) in (2, 3)
+
+
+def test_ethanol_ani_example_fast_mode(tmp_path):
+    out = run_example("al_ethanol_ani.py", "ANI", str(tmp_path / "al"), "fast", cwd=tmp_path)
+    line = next(line for line in out.splitlines() if "optimised geometry within" in line)
+    rmsd = float(line.split("within")[1].split()[0])
+    # a minute of learning (~150 labels, 60 epochs): the ANI minimum is near GFN2-xTB's
+    assert rmsd < 0.1
+    assert (tmp_path / "al" / "iteration_1" / "main.pt").exists()
