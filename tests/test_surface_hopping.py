@@ -174,11 +174,11 @@ def test_tddft_surface_hopping_writes_a_trajectory(tmp_path):
 @pytest.fixture(scope="module")
 def water_multistate():
     eq = molecule("H2O")
-    ref = methods("CIS/6-31G", nstates=2)
+    ref = methods("CIS/6-31G", nstates=4)  # two roots more than the three states kept
     eq = ase_al.optimize_geometry(eq, methods("HF/6-31G"), fmax=1e-3)
     vib = ase_al.freq(eq, methods("HF/6-31G"))
     samples = ase_al.samplers.wigner(eq, vib, 40, temperature=300, seed=3)
-    labelled = [label_multistate(a, ref) for a in samples]
+    labelled = [label_multistate(a, ref, n_states=3) for a in samples]
     return eq, vib, labelled
 
 

@@ -156,10 +156,15 @@ class MultiState(Calculator):
         return cls(models=models, model=type(models[0]), **kwargs)
 
 
-def label_multistate(atoms: Atoms, calculator) -> Atoms:
+def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> Atoms:
     """A copy of ``atoms`` carrying ``energies`` (n_states, eV) and ``state_forces``
     (n_states, N, 3, eV/Å) of a multistate ``calculator`` (a name or a calculator), ready for
-    :meth:`MultiState.train`. ``energy``/``forces`` are those of the ground state."""
+    :meth:`MultiState.train`. ``energy``/``forces`` are those of the ground state.
+
+    ``n_states`` keeps only the lowest states (ground included): ask the calculator for a
+    couple more roots than you keep, because iterative excited-state solvers find the highest
+    requested root least reliably where it is nearly degenerate with the next one.
+    """
     if isinstance(calculator, str):
         from ase_al.calculators import methods
 
@@ -167,7 +172,14 @@ def label_multistate(atoms: Atoms, calculator) -> Atoms:
     work = atoms.copy()
     work.calc = calculator
     energies = np.asarray(calculator.get_property("energies", work), float)
-    state_forces = np.asarray(calculator.get_property("state_forces", work), float)
+    n_states = len(energies) if n_states is None else int(n_states)
+    energies = energies[:n_states]
+    state_forces = []
+    for state in range(n_states):
+        calculator.set(current_state=state)
+        state_forces.append(calculator.get_property("forces", work))
+    calculator.set(current_state=0)
+    state_forces = np.array(state_forces, float)
     labelled = atoms.copy()
     labelled.calc = SinglePointCalculator(labelled, energy=energies[0], forces=state_forces[0])
     # not ASE per-atom properties, so set directly
