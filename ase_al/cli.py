@@ -225,7 +225,7 @@ def _is_method(word: str) -> bool:
     return True
 
 
-def _convert(task: Task, key: str, raw, option: Option):
+def _convert(key: str, raw, option: Option):
     if option.kind is bool:
         if raw is None:
             return True
@@ -273,7 +273,7 @@ def parse(text: str) -> tuple[Task, dict]:
             )
             raise InputError(f"unknown keyword {key!r} for task {task.name}{hint}")
         option_name = lowered[name]
-        values[option_name] = _convert(task, key, raw, known[option_name])
+        values[option_name] = _convert(key, raw, known[option_name])
     if task.needs_method and not values.get("method"):
         raise InputError(
             f"task {task.name} needs a method (e.g. a line GFN2-xTB or B3LYP/6-31G*, or method=...)"
@@ -327,10 +327,9 @@ def run_geomopt(atoms, o):
     log.info("optimised energy %.8f eV; optimized.xyz, geomopt.traj", eq.get_potential_energy())
 
 
-def _frequencies(atoms, o, optimize):
+def _frequencies(atoms, calc, optimize):
     from ase_al.simulations import freq, optimize_geometry
 
-    calc = _calculator(o)
     if optimize:
         atoms = optimize_geometry(atoms, calc)
     return atoms, freq(atoms, calc)
@@ -353,7 +352,7 @@ def _write_freq(vib) -> np.ndarray:
 def run_freq(atoms, o):
     import json
 
-    eq, vib = _frequencies(atoms, o, o["optimize"])
+    eq, vib = _frequencies(atoms, _calculator(o), o["optimize"])
     intensities = _write_freq(vib)
     thermo = vib.thermochemistry(o["temperature"], symmetrynumber=o["symmetrynumber"])
     numbers = {k: float(v) for k, v in thermo.items() if k != "thermo"}
@@ -365,10 +364,10 @@ def run_freq(atoms, o):
 def run_ir(atoms, o):
     from ase_al.spectra.ir import harmonic_ir, ir_from_dipoles, plot_spectrum, write_spectrum
 
+    eq, vib = _frequencies(atoms, _calculator(o), o["optimize"])
+    _write_freq(vib)
     if not o["ir_md"]:
-        _, vib = _frequencies(atoms, o, o["optimize"])
         grid, spectrum = harmonic_ir(vib, fwhm=o["fwhm"])
-        _write_freq(vib)
         write_spectrum("ir.dat", grid, spectrum, "wavenumber/cm-1  absorbance/(km/mol/cm-1)")
         plot_spectrum(
             "ir.png",
@@ -379,8 +378,6 @@ def run_ir(atoms, o):
         )
         log.info("harmonic IR: ir.dat, ir.png, freq.dat")
         return
-    eq, vib = _frequencies(atoms, o, o["optimize"])
-    _write_freq(vib)
     frames = _md(eq, vib, o, seed=0)
     dipoles = np.array([f.get_dipole_moment() for f in frames])
     grid, spectrum = ir_from_dipoles(dipoles, o["time_step"])
@@ -409,7 +406,7 @@ def _md(eq, vib, o, seed):
 
 
 def run_md(atoms, o):
-    eq, vib = _frequencies(atoms, o, True)
+    eq, vib = _frequencies(atoms, _calculator(o), True)
     frames = _md(eq, vib, o, seed=o["seed"])
     log.info("MD: %d frames in md.traj, md.log", len(frames))
 
@@ -464,7 +461,10 @@ def run_namd(atoms, o):
     from ase_al.labelling import SerialExecutor
     from ase_al.samplers import wigner
 
-    eq, vib = _frequencies(atoms, {**o, "method": _ground_state(o["method"])}, True)
+    ground = _calculator(o)
+    if "nstates" in ground.parameters:  # the excited-state method's own ground state
+        ground.set(nstates=0)
+    eq, vib = _frequencies(atoms, ground, True)
     starts = wigner(eq, vib, o["ntraj"], o["temperature"], seed=o["seed"])
     initial = o["initial_state"] if o["initial_state"] is not None else o["nstates"] - 1
     result = run_ensemble(
@@ -484,15 +484,6 @@ def run_namd(atoms, o):
         result["n_trajectories"],
         np.round(result["populations"][-1], 3).tolist(),
     )
-
-
-def _ground_state(method: str) -> str:
-    for prefix in ("TDA-", "TD-"):
-        if method.upper().startswith(prefix):
-            return method[len(prefix) :]
-    if method.upper().startswith("CIS/"):
-        return "HF/" + method.split("/", 1)[1]
-    return method
 
 
 RUNNERS = {

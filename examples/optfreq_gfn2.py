@@ -8,14 +8,11 @@ MOLECULE_ir.png (the harmonic IR stick spectrum, Lorentzian-broadened).
 
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from ase.build import molecule
 
 import ase_al
+from ase_al.spectra.ir import harmonic_ir, plot_spectrum
 
 name = sys.argv[1] if len(sys.argv) > 1 else "H2O"
 calc = ase_al.methods("GFN2-xTB")
@@ -32,20 +29,12 @@ print(
     f"G(298 K) {thermo['gibbs']:.6f} eV (symmetry number 1 assumed)"
 )
 
-grid = np.linspace(400, 4000, 3601)
-width = 10.0  # cm-1, half width at half maximum
-spectrum = sum(
-    ir * width / np.pi / ((grid - nu) ** 2 + width**2)
-    for nu, ir in zip(vib.frequencies, vib.ir_intensities, strict=True)
+grid, spectrum = harmonic_ir(vib, np.linspace(400, 4000, 3601), fwhm=20.0)  # Lorentzians
+plot_spectrum(
+    f"{name}_ir.png",
+    grid,
+    spectrum,
+    "absorbance / (km/mol/cm$^{-1}$)",
+    f"{name}, GFN2-xTB harmonic IR",
 )
-fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(grid, spectrum)
-ax.set(
-    xlabel="wavenumber / cm$^{-1}$",
-    ylabel="absorbance / (km/mol/cm$^{-1}$)",
-    title=f"{name}, GFN2-xTB harmonic IR",
-)
-ax.invert_xaxis()
-fig.tight_layout()
-fig.savefig(f"{name}_ir.png", dpi=120)
 print(f"wrote {name}_opt.traj and {name}_ir.png")

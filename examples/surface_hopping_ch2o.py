@@ -20,14 +20,14 @@ from pathlib import Path
 from ase.build import molecule
 
 import ase_al
-from ase_al.cli import _ground_state
 from ase_al.dynamics import run_ensemble
 
 if __name__ == "__main__":
     method = sys.argv[1] if len(sys.argv) > 1 else "TDA-PBE0/6-31G"
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     max_time = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
-    ground = ase_al.methods(_ground_state(method))
+    ground = ase_al.methods(method)
+    ground.set(nstates=0)  # the excited-state method's ground state
     eq = ase_al.optimize_geometry(molecule("H2CO"), ground)
     vib = ase_al.freq(eq, ground, ir=False)
     starts = ase_al.samplers.wigner(eq, vib, n, temperature=0, seed=1)

@@ -233,7 +233,7 @@ class ANI(TorchPotential):
         if path.suffix == ".info":
             module = ta.neurochem.load_model_from_info_file(path)
             architecture = {"symbols": list(module.symbols), "aev": "neurochem", "layers": None}
-            return cls._wrap(module, architecture, {}, device, dtype, kwargs)
+            return cls._wrap(module, architecture, device, dtype, kwargs)
         try:
             payload = th.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
@@ -283,10 +283,10 @@ class ANI(TorchPotential):
             raise ValueError(
                 f"{path} does not match torchani's {preset} architecture: {err}"
             ) from None
-        return cls._wrap(module, architecture, {}, device, dtype, kwargs)
+        return cls._wrap(module, architecture, device, dtype, kwargs)
 
     @classmethod
-    def _wrap(cls, module, architecture, meta, device, dtype, kwargs):
+    def _wrap(cls, module, architecture, device, dtype, kwargs):
         model = cls(
             aev=architecture["aev"] if architecture["aev"] != "neurochem" else "ani1x",
             device=device,

@@ -10,6 +10,7 @@ regular mace-torch model file: ``mace.calculators.MACECalculator(model_paths=...
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import warnings
@@ -42,7 +43,10 @@ MACE_DEFAULTS = {
 _UNSAFE_LOAD = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
 
+@functools.cache
 def mace_modules():
+    """mace's modules, e3nn's o3 and mace's torch_geometric, imported once (the import fixes
+    below then stay off the training loop, which asks for them every batch)."""
     th = torch()
     # e3nn 0.4.4 (pinned by mace-torch) loads its constants with torch.load, which torch >= 2.6
     # restricts to weights; its file also holds slice objects, harmless to allow.

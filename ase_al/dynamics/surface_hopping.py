@@ -16,7 +16,6 @@ kinetic energy does not suffice is frustrated (rejected).
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -205,7 +204,3 @@ class SurfaceHopping(MolecularDynamics):
         d = super().todict()
         d.update(algorithm="LZBL", state=self.state, prevent_back_hop=self.prevent_back_hop)
         return d
-
-    def summary(self) -> str:
-        """The hops of this trajectory as JSON."""
-        return json.dumps(self.hops)

@@ -276,14 +276,12 @@ class MLNEA:
         else:
             order = np.random.default_rng(self.seed).permutation(len(positions))
         qc = {**self._load_qc(), **self.user_qc}
-        limit = min(self.max_points, len(positions))
-        if self.reference is None:
+        n_requested = max(self.step, len(qc))
+        if self.reference is None:  # nothing can be labelled: the user's points are all
             limit = len(self.user_qc)
-        n_requested = (
-            min(max(self.step, len(qc)), limit)
-            if self.reference is None
-            else max(self.step, len(qc))
-        )
+            n_requested = min(n_requested, limit)
+        else:
+            limit = min(self.max_points, len(positions))
         previous, converged, iteration = None, False, 0
         timings = {"qc": 0.0, "training": 0.0, "prediction": 0.0}
         while True:
@@ -365,7 +363,7 @@ class MLNEA:
                         "converged": result["converged"],
                         "reference": self.reference,
                         "nstates": self.nstates,
-                        "ensemble_size": len(self._ensemble(None, None))
+                        "ensemble_size": len(self.user_ensemble)
                         if self.user_ensemble is not None
                         else self.ensemble_size,
                     }
