@@ -177,22 +177,23 @@ def water_multistate():
     ref = methods("CIS/6-31G", nstates=4)  # two roots more than the three states kept
     eq = ase_al.optimize_geometry(eq, methods("HF/6-31G"), fmax=1e-3)
     vib = ase_al.freq(eq, methods("HF/6-31G"))
-    samples = ase_al.samplers.wigner(eq, vib, 40, temperature=300, seed=3)
+    samples = ase_al.samplers.wigner(eq, vib, 70, temperature=300, seed=3)
     labelled = [label_multistate(a, ref, n_states=3) for a in samples]
     return eq, vib, labelled
 
 
 def test_multistate_models_learn_excited_states(water_multistate, tmp_path):
     _, _, labelled = water_multistate
-    model = MultiState(model="KREG", n_states=3).train(labelled[:30])
-    test = labelled[30:]
+    model = MultiState(model="KREG", n_states=3).train(labelled[:60])
+    test = labelled[60:]
     predicted = model.predict(test)
     reference = np.array([a.calc.results["energies"] for a in test])
     spread = reference.std(axis=0)
     errors = np.sqrt(np.mean((predicted["energies"] - reference) ** 2, axis=0))
-    # S0 and S1 are smooth: learned to a small fraction of their spread (measured ~1 % and
-    # ~0.5 %). CIS S2 of water comes within 0.05 eV of S3 in this ensemble, so the adiabatic S2
-    # has cusps that 30 points cannot resolve: it is only required to beat the mean (~0.65).
+    # S0 and S1 are smooth: learned to a small fraction of their spread (measured < 1 %).
+    # CIS S2 of water comes within 0.05 eV of S3 in this ensemble, so the adiabatic S2 has
+    # cusps: with 30 training points its error was as large as its spread; with 60 it is
+    # ~0.27 of it, required to stay below 0.8.
     assert errors[0] < 0.2 * spread[0] and errors[1] < 0.2 * spread[1]
     assert errors[2] < 0.8 * spread[2]
     model.save(tmp_path / "ms")
