@@ -240,14 +240,22 @@ def test_committee_of_four_networks(data):
     np.testing.assert_allclose(result["energies"], single.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(result["energy_uncertainty"], single.std(axis=0), rtol=1e-10)
     np.testing.assert_allclose(result["forces"], forces.mean(axis=0), rtol=1e-10, atol=1e-12)
-    # far from the data (C-O bond stretched from 1.43 to 2.2 Å) the members disagree more
-    stretched = test[0].copy()
+    # far from the data (C-O bond stretched from ~1.43 Å, its range in the 300 K trajectory,
+    # to 2.2 Å) the members disagree more. Sixty-epoch members still disagree by about their
+    # own error (~0.07 eV) on data-like structures, so the bound is against the largest
+    # spread over all 50 test structures, not a fixed multiple of a small number.
+    near = committee.predict(test)["energy_uncertainty"]
     c, o = 1, 2  # C1-O bond of the data set's atom order
-    assert stretched.get_chemical_symbols()[c] == "C" and stretched.get_chemical_symbols()[o] == "O"
-    direction = stretched.positions[o] - stretched.positions[c]
-    stretched.positions[o] = stretched.positions[c] + 2.2 * direction / np.linalg.norm(direction)
-    far = committee.predict([stretched])["energy_uncertainty"][0]
-    assert far > 5 * np.median(result["energy_uncertainty"])
+    stretched = []
+    for atoms in test[:10]:
+        atoms = atoms.copy()
+        assert atoms.get_chemical_symbols()[c] == "C" and atoms.get_chemical_symbols()[o] == "O"
+        direction = atoms.positions[o] - atoms.positions[c]
+        atoms.positions[o] = atoms.positions[c] + 2.2 * direction / np.linalg.norm(direction)
+        stretched.append(atoms)
+    far = committee.predict(stretched)["energy_uncertainty"]
+    assert far.min() > near.max()
+    assert np.median(far) > 2 * np.median(near)
 
 
 def test_model_types_are_registered():

@@ -249,18 +249,44 @@ class PySCF(Calculator):
         return -np.asarray(gradient) * Hartree / Bohr
 
     def _excited_states(self, mf) -> None:
+        """Excitation energies and oscillator strengths of the lowest ``nstates`` states.
+
+        PySCF's Davidson solver occasionally breaks down on a linearly dependent trial space
+        (a NaN in its subspace orthogonalisation, or roots left unconverged), and whether it
+        does can depend on the order of floating-point sums, i.e. on the thread count. A
+        second solve with spare roots starts from a larger guess space, which is the usual
+        cure; the lowest ``nstates`` roots are kept. A second failure is a reference error.
+        """
         if self.parameters.method.upper() == "MP2":
             raise ValueError("excited states are available on top of HF or DFT, not MP2")
-        td = mf.TDA() if self.parameters.tda else mf.TDDFT()
-        td.nstates = int(self.parameters.nstates)
-        with self._threads():
-            td.kernel()
-        if not np.all(td.converged):
-            raise ReferenceCalculationError(
-                f"excited-state solver did not converge for states "
-                f"{np.flatnonzero(~np.asarray(td.converged)).tolist()}",
-                self.atoms,
+        n = int(self.parameters.nstates)
+        problem = ""
+        for spare in (0, 3):
+            td = mf.TDA() if self.parameters.tda else mf.TDDFT()
+            td.nstates = n + spare
+            try:
+                with self._threads(), np.errstate(invalid="ignore"):
+                    td.kernel()
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as err:
+                problem = f"the solver broke down ({type(err).__name__}: {err})"
+                continue
+            converged = np.atleast_1d(np.asarray(td.converged, dtype=bool))[:n]
+            energies = np.atleast_1d(np.asarray(td.e))[:n]
+            if len(energies) == n and converged.all() and np.all(np.isfinite(energies)):
+                break
+            problem = (
+                f"states {np.flatnonzero(~converged).tolist()} did not converge"
+                if len(energies) == n
+                else f"only {len(energies)} of {n} roots were found"
             )
+        else:
+            raise ReferenceCalculationError(
+                f"excited-state solver failed ({problem}), also with {n + 3} roots", self.atoms
+            )
+        if spare:
+            td.e, td.xy = td.e[:n], td.xy[:n]
+            td.converged = np.asarray(td.converged)[:n]
+            td.nstates = n
         self._td = td
         self.results["excitation_energies"] = np.asarray(td.e) * Hartree
         self.results["oscillator_strengths"] = np.asarray(td.oscillator_strength(gauge="length"))
