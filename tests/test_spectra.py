@@ -78,9 +78,14 @@ def test_spc_peaks_at_the_bright_state():
     grid = np.linspace(5, 11, 601)
     sigma = spc(atoms, calc, grid, delta=0.3)
     atoms.calc = calc
-    assert grid[np.argmax(sigma)] == pytest.approx(
-        calc.get_property("excitation_energies", atoms)[0], abs=0.02
-    )
+    energy = calc.get_property("excitation_energies", atoms)[0]
+    strength = calc.get_property("oscillator_strengths", atoms)[0]
+    assert grid[np.argmax(sigma)] == pytest.approx(energy, abs=0.02)
+    # height: at E = ΔE the 1/E and ΔE factors cancel, leaving PREFACTOR · f · g(0), with g a
+    # normalised Gaussian of standard deviation δ/2 = 0.15 eV
+    height = PREFACTOR * strength / (0.15 * np.sqrt(2 * np.pi))
+    assert np.interp(energy, grid, sigma) == pytest.approx(height, rel=1e-3)
+    assert strength > 0.01  # water's 1B1 band is allowed: the check is not of a zero
 
 
 def _td_class():
@@ -115,7 +120,9 @@ def test_excited_state_solver_breakdown_is_retried_then_reported(monkeypatch):
     monkeypatch.setattr(cls, "kernel", breaks_once)
     retried = methods("TD-B3LYP/6-31G*", nstates=2)
     atoms.calc = retried
-    np.testing.assert_allclose(retried.get_property("excitation_energies", atoms), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        retried.get_property("excitation_energies", atoms), expected, atol=1e-6
+    )
     np.testing.assert_allclose(
         retried.get_property("oscillator_strengths", atoms), strengths, atol=1e-6
     )
@@ -263,6 +270,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
 
 
 def test_mlnea_resume_reuses_qc_points(mlnea_run):
+    from ase_al.labelling import SerialExecutor
     from ase_al.spectra import MLNEA
 
     job, result = mlnea_run
@@ -272,7 +280,10 @@ def test_mlnea_resume_reuses_qc_points(mlnea_run):
     original = module.reference_excitations
     module.reference_excitations = lambda *a: calls.append(1) or original(*a)
     try:
-        again = MLNEA(molecule("H2O"), workdir=job.workdir, **MLNEA_SETTINGS).run()
+        # in this process, so that the counter sees every reference call
+        again = MLNEA(
+            molecule("H2O"), workdir=job.workdir, executor=SerialExecutor(), **MLNEA_SETTINGS
+        ).run()
     finally:
         module.reference_excitations = original
     assert again["n_qc"] >= result["n_qc"]
