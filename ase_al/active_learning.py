@@ -16,6 +16,7 @@ resumes where it stopped:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -53,10 +54,13 @@ class ActiveLearner:
     reference : str or Calculator
         Labelling method: a name for :func:`ase_al.methods` (``"GFN2-xTB"``,
         ``"B3LYP/6-31G*"``) or a picklable calculator.
-    model : str or class
+    model : str, class or Committee
         Trainable model type (``"KREG"``, ``"ANI"``, ``"MACE"``) or a class whose instances
         are calculators with ``train(images, forces=...)`` (and ideally ``predict``, ``save``,
-        ``load``).
+        ``load``); or an untrained :class:`~ase_al.calculators.Committee` of such models (any
+        mix of types, seeds and settings, its own weights, spread and ``train_forces``):
+        every iteration trains a copy of it on all the data, and its spread is the
+        uncertainty (``uq`` and ``committee_size`` are then not used).
     model_kwargs : dict, optional
         Passed to every model the learner creates, e.g. ``{"max_epochs": 500}`` for ANI.
     workdir : path
@@ -131,6 +135,9 @@ class ActiveLearner:
         self.reference = reference
         if isinstance(reference, str):
             methods(reference)  # an unknown name fails now, not inside a worker
+        self.committee = model if isinstance(model, Committee) else None
+        if self.committee is not None:
+            model = type(self.committee.members[0])  # its type sizes the initial data
         self.model_type = model_class(model) if isinstance(model, str) else model
         self.model_kwargs = dict(model_kwargs or {})
         self.workdir = Path(workdir)
@@ -231,6 +238,8 @@ class ActiveLearner:
 
     def model_factory(self, **hyperparameters):
         """A new, untrained model of the learner's type and settings."""
+        if self.committee is not None and not hyperparameters:
+            return copy.deepcopy(self.committee.members[0])
         return self.model_type(**{**self.model_kwargs, **hyperparameters})
 
     def _wigner(self, equilibrium, vibrations, n, tag):
@@ -341,6 +350,8 @@ class ActiveLearner:
         model. ``uq="committee"``: ``committee_size`` energies + forces models, each on its own
         random 80 % of the data. Models are saved and, on resume, loaded instead of retrained.
         """
+        if self.committee is not None:
+            return self._train_committee(images, iteration_dir)
         names = (
             ["main", "aux"]
             if self.uq == "physics-informed"
@@ -381,6 +392,27 @@ class ActiveLearner:
         if self.uq == "physics-informed":
             return Committee.physics_informed(*models), rmse
         return Committee(models, spread="std"), rmse
+
+    def _train_committee(self, images, iteration_dir: Path) -> tuple[Committee, float | None]:
+        """The user's committee recipe trained on ``images`` (a copy: the recipe stays
+        untrained); members saved as ``member_i`` and loaded on resume where their types can."""
+        template = self.committee
+        paths = [
+            iteration_dir / f"member_{i}{getattr(type(m), 'file_extension', '.npz')}"
+            for i, m in enumerate(template.members)
+        ]
+        loadable = all(hasattr(type(m), "load") for m in template.members)
+        if loadable and all(p.exists() for p in paths):
+            members = [type(m).load(p) for m, p in zip(template.members, paths, strict=True)]
+            committee = Committee(members, template.weights, template.spread, template.train_forces)
+        else:
+            committee = copy.deepcopy(template).train(images)
+            if loadable and all(hasattr(m, "save") for m in committee.members):
+                iteration_dir.mkdir(parents=True, exist_ok=True)
+                for member, path in zip(committee.members, paths, strict=True):
+                    member.save(path)
+        errors = [getattr(m, "validation_rmse", None) for m in committee.members]
+        return committee, next((e for e in errors if e is not None), None)
 
     def _iterate(self, equilibrium, vibrations, state) -> Committee:
         iterations = state["iterations"]

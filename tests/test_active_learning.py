@@ -280,6 +280,44 @@ def test_committee_uncertainty_mode(tmp_path):
         ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path, uq="dropout")
 
 
+def test_user_committee_recipe(tmp_path):
+    """A Committee the user builds (here MLatom's pair by hand: a KREG on energies + forces and
+    one on energies only) is the model: each iteration trains a copy, the recipe stays
+    untrained, the result carries its weights and spread, and a re-run loads the saved
+    members."""
+    from ase_al.calculators import Committee
+
+    recipe = Committee.physics_informed(KREG(), KREG())
+    settings = dict(
+        workdir=tmp_path,
+        model=recipe,
+        sampler_kwargs=FAST,
+        seed=1,
+        max_iterations=4,
+        progress=False,
+    )
+    pair = ActiveLearner(molecule("H2"), "GFN2-xTB", **settings).run()
+    assert not any(m.is_trained for m in recipe.members)
+    assert pair is not recipe and all(m.is_trained for m in pair.members)
+    assert pair.spread == "range" and list(pair.weights) == [1.0, 0.0]
+    assert pair.train_forces == [True, False]
+    assert (tmp_path / "iteration_1" / "member_0.npz").exists()
+    # the main member learned forces: its frequency is the reference's within 1 %
+    eq = read(tmp_path / "equilibrium.traj")
+    omega_ref = ase_al.freq(eq, ase_al.methods("GFN2-xTB")).frequencies[0]
+    main = pair.members[0]
+    omega_ml = ase_al.freq(ase_al.optimize_geometry(eq, main, fmax=1e-4), main).frequencies[0]
+    assert omega_ml == pytest.approx(omega_ref, rel=0.01)
+    stretched = eq.copy()
+    stretched.set_distance(0, 1, 1.2)
+    u = pair.predict([eq, stretched], forces=False)["energy_uncertainty"]
+    assert u[1] > 10 * u[0]
+    again = ActiveLearner(molecule("H2"), "GFN2-xTB", **settings).run()
+    np.testing.assert_array_equal(
+        again.predict([stretched])["energies"], pair.predict([stretched])["energies"]
+    )
+
+
 def test_user_vibrations_and_initial_database(h2_run, tmp_path):
     learner, _ = h2_run
     from ase_al.simulations import HarmonicAnalysis

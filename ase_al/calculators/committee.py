@@ -39,6 +39,10 @@ class Committee(Calculator):
     spread : {"std", "range"}
         ``"std"``: standard deviation of the members (ddof=0); ``"range"``: max − min, which
         for two members is |E₁ − E₂|.
+    train_forces : sequence of bool, optional
+        Per member: whether :meth:`train` fits it to forces as well as energies (default: all).
+        An untrained committee is a recipe the :class:`~ase_al.ActiveLearner` accepts as
+        ``model``: every iteration trains a fresh copy of it.
 
     Results: ``energy`` (eV), ``forces`` (eV/Å), ``energy_uncertainty`` (eV) and
     ``forces_uncertainty`` (eV/Å, per atom and component).
@@ -46,7 +50,7 @@ class Committee(Calculator):
 
     implemented_properties = ["energy", "forces", "energy_uncertainty", "forces_uncertainty"]
 
-    def __init__(self, calculators, weights=None, spread: str = "std", **kwargs):
+    def __init__(self, calculators, weights=None, spread: str = "std", train_forces=None, **kwargs):
         super().__init__(**kwargs)
         if len(calculators) < 2:
             raise ValueError("a committee needs at least two members")
@@ -58,12 +62,29 @@ class Committee(Calculator):
         self.members = list(calculators)
         self.weights = weights / weights.sum()
         self.spread = spread
+        train_forces = [True] * len(self.members) if train_forces is None else train_forces
+        if len(train_forces) != len(self.members):
+            raise ValueError("train_forces must have one entry per member")
+        self.train_forces = [bool(f) for f in train_forces]
 
     @classmethod
     def physics_informed(cls, main, auxiliary) -> Committee:
         """MLatom's pair: the main model (energies + forces) predicts, |E_main − E_aux| is the
         uncertainty, the auxiliary model having learned energies only."""
-        return cls([main, auxiliary], weights=[1.0, 0.0], spread="range")
+        return cls(
+            [main, auxiliary], weights=[1.0, 0.0], spread="range", train_forces=[True, False]
+        )
+
+    def train(self, images: list[Atoms], forces: bool = True, **kwargs) -> Committee:
+        """Train every member on ``images`` (energies, and forces where ``train_forces`` and
+        ``forces`` say so); members that differ only by seed or hyperparameters differ after.
+        Returns the committee."""
+        for member, member_forces in zip(self.members, self.train_forces, strict=True):
+            if not hasattr(member, "train"):
+                raise TypeError(f"committee member {type(member).__name__} has no train()")
+            member.train(images, forces=forces and member_forces, **kwargs)
+        self.results = {}
+        return self
 
     def _spread(self, values: np.ndarray) -> np.ndarray:
         if self.spread == "range":
