@@ -6,10 +6,13 @@
 """
 
 from ase_al.dynamics.ensemble import choose_initial_states, populations, run_ensemble
+from ase_al.dynamics.models import TullySimpleAvoidedCrossing, tully_particle
 from ase_al.dynamics.surface_hopping import SurfaceHopping, lzbl_probability
 
 __all__ = [
     "SurfaceHopping",
+    "TullySimpleAvoidedCrossing",
+    "tully_particle",
     "choose_initial_states",
     "lzbl_probability",
     "populations",

@@ -1,8 +1,23 @@
 """Trajectory surface hopping as ASE molecular dynamics.
 
 The nuclei move by velocity Verlet on the current electronic state of a multistate
-calculator (parameter ``current_state``; results ``energies`` and ``forces``). Hops follow the
-Landau–Zener–Belyaev–Lebedev (LZBL) scheme: when the gap ΔE(t) between the current state
+calculator (parameter ``current_state``; results ``energies`` and ``forces``). Two hopping
+schemes:
+
+**FSSH** (Tully, J. Chem. Phys. 93, 1061 (1990)), for calculators that give nonadiabatic
+coupling vectors d_kl = ⟨k|∇l⟩ (result ``nacs``, (n, n, N_atoms, 3) in 1/Å): the electronic
+amplitudes obey iħ ċ_k = E_k c_k − iħ Σ_l (v·d_kl) c_l, integrated over each nuclear step in
+``substeps`` exact unitary steps with E and v·d interpolated linearly; the probability to hop
+from the current state k to l in a substep is the population flux
+g_l = max(0, −2 Re(c_l* c_k v·d_lk)) dτ / |c_k|², and in the nuclear step
+1 − Π(1 − Σ_l g_l) over the substeps, shared among the l by their summed g_l. A hop changes the momenta along d_kl so that the total energy is
+conserved, or is frustrated (rejected) where the kinetic energy along d_kl does not suffice.
+Decoherence: simplified decay of mixing (Granucci & Persico, J. Chem. Phys. 126, 134114
+(2007)), τ_kj = ħ/|E_j − E_k| · (1 + C/E_kin) with C = 0.1 Hartree by default. The coupling
+vectors' signs are made continuous from step to step (a QC code's phases are arbitrary).
+
+**LZBL** (Landau–Zener–Belyaev–Lebedev, MLatom's default), for calculators that give energies
+only: when the gap ΔE(t) between the current state
 and an adjacent one passes through a local minimum, the hopping probability is
 
     P = exp(−(π / 2ħ) · sqrt(ΔE³ / (d²ΔE/dt²)))
@@ -23,6 +38,9 @@ from ase import Atoms, units
 from ase.md.md import MolecularDynamics
 
 from ase_al.simulations import HBAR
+
+#: simplified-decay-of-mixing parameter C in eV (0.1 Hartree)
+DECOHERENCE_C = 0.1 * units.Hartree
 
 
 def lzbl_probability(gaps: np.ndarray, dt: float) -> float:
@@ -53,8 +71,13 @@ class SurfaceHopping(MolecularDynamics):
         Electronic state to start on (0 = ground state).
     nstates : int, optional
         Number of states taking part (default: all the calculator gives).
-    algorithm : {"LZBL"}
-        Hopping scheme. FSSH needs nonadiabatic couplings and is not available here.
+    algorithm : {"LZBL", "FSSH"}
+        Hopping scheme; FSSH needs a calculator with nonadiabatic couplings (``nacs``).
+    substeps : int
+        FSSH: electronic integration steps per nuclear step.
+    decoherence : float or None
+        FSSH: the decay-of-mixing parameter C in eV (default 0.1 Hartree); None switches the
+        decoherence correction off (Tully's original scheme).
     prevent_back_hop : bool
         Forbid hops to a higher state (hops only go down in energy).
     seed : int, optional
@@ -71,6 +94,9 @@ class SurfaceHopping(MolecularDynamics):
         ``probability``, ``accepted``, ``frustrated``.
     states : list of (time fs, state)
         The state after every step.
+    coefficients : ndarray (FSSH)
+        The electronic amplitudes c_k now; each trajectory frame carries
+        ``info["populations"]`` = |c_k|².
     """
 
     def __init__(
@@ -81,17 +107,17 @@ class SurfaceHopping(MolecularDynamics):
         nstates: int | None = None,
         algorithm: str = "LZBL",
         prevent_back_hop: bool = False,
+        substeps: int = 20,
+        decoherence: float | None = DECOHERENCE_C,
         seed: int | None = None,
         trajectory=None,
         logfile=None,
         loginterval: int = 1,
         **kwargs,
     ):
-        if algorithm.upper() != "LZBL":
-            raise ValueError(
-                f"algorithm {algorithm!r} is not available: LZBL is implemented; FSSH needs "
-                "nonadiabatic coupling vectors, which no calculator here provides yet"
-            )
+        self.algorithm = algorithm.upper()
+        if self.algorithm not in ("LZBL", "FSSH"):
+            raise ValueError(f"algorithm must be 'LZBL' or 'FSSH', got {algorithm!r}")
         calc = atoms.calc
         if calc is None or "current_state" not in getattr(calc, "parameters", {}):
             raise ValueError(
@@ -114,6 +140,22 @@ class SurfaceHopping(MolecularDynamics):
         atoms.info["state"] = self.state
         # (energies, positions, momenta) of the last three steps, newest last
         self._history = [(energies[: self.nstates], atoms.get_positions(), atoms.get_momenta())]
+        if self.algorithm == "FSSH":
+            from ase.calculators.calculator import PropertyNotImplementedError
+
+            try:
+                nacs = np.asarray(calc.get_property("nacs", atoms))
+            except (PropertyNotImplementedError, KeyError, NotImplementedError):
+                raise ValueError(
+                    "FSSH needs nonadiabatic coupling vectors (a 'nacs' result); this "
+                    f"calculator ({type(calc).__name__}) gives none: use algorithm='LZBL'"
+                ) from None
+            self.substeps = int(substeps)
+            self.decoherence = decoherence
+            self.coefficients = np.zeros(self.nstates, dtype=complex)
+            self.coefficients[self.state] = 1.0
+            self._nacs = nacs[: self.nstates, : self.nstates]
+            atoms.info["populations"] = np.abs(self.coefficients) ** 2
         super().__init__(
             atoms,
             timestep,
@@ -132,6 +174,8 @@ class SurfaceHopping(MolecularDynamics):
         return (self.nsteps + 1 - steps_back) * self.dt / units.fs
 
     def step(self, forces=None):
+        if self.algorithm == "FSSH":
+            return self._fssh_step(forces)
         atoms = self.atoms
         if forces is None:
             forces = atoms.get_forces(md=True)
@@ -200,7 +244,128 @@ class SurfaceHopping(MolecularDynamics):
         self._history = [self._history[1]]
         return True
 
+    # -- FSSH ----------------------------------------------------------------------
+    def _couplings(self, velocities: np.ndarray, nacs: np.ndarray) -> np.ndarray:
+        """v·d_kl (n, n) in 1/ASE time."""
+        return np.einsum("klaj,aj->kl", nacs, velocities)
+
+    def _aligned(self, nacs: np.ndarray) -> np.ndarray:
+        """``nacs`` with each pair's sign chosen to continue the previous step's."""
+        nacs = nacs.copy()
+        overlap = np.einsum("klaj,klaj->kl", nacs, self._nacs)
+        flip = overlap < 0.0
+        nacs[flip] *= -1.0
+        return nacs
+
+    def _fssh_step(self, forces=None):
+        atoms = self.atoms
+        if forces is None:
+            forces = atoms.get_forces(md=True)
+        masses = atoms.get_masses()[:, None]
+        energies_old, nacs_old = self._history[-1][0], self._nacs
+        coupling_old = self._couplings(atoms.get_momenta() / masses, nacs_old)
+        p = atoms.get_momenta() + 0.5 * self.dt * forces
+        atoms.set_positions(atoms.get_positions() + self.dt * p / masses)
+        atoms.set_momenta(p, apply_constraint=False)
+        forces = atoms.get_forces(md=True)
+        atoms.set_momenta(atoms.get_momenta() + 0.5 * self.dt * forces)
+        energies = np.asarray(atoms.calc.get_property("energies", atoms))[: self.nstates]
+        nacs = np.asarray(atoms.calc.get_property("nacs", atoms))[: self.nstates, : self.nstates]
+        self._nacs = nacs = self._aligned(nacs)
+        coupling = self._couplings(atoms.get_momenta() / masses, nacs)
+        probabilities = self._propagate_amplitudes(energies_old, energies, coupling_old, coupling)
+        hopped = self._fssh_hop(probabilities, energies, nacs)
+        if hopped:
+            forces = atoms.get_forces(md=True)
+        if self.decoherence is not None:
+            self._decay_of_mixing(energies)
+        atoms.info["populations"] = np.abs(self.coefficients) ** 2
+        self._history = [(energies, atoms.get_positions(), atoms.get_momenta())]
+        self.states.append((self._time_fs(), self.state))
+        return forces
+
+    def _propagate_amplitudes(self, e0, e1, t0, t1) -> np.ndarray:
+        """Integrate the amplitudes over one nuclear step; returns the probabilities of a hop
+        from the current state to every state during the step."""
+        k = self.state
+        tau = self.dt / self.substeps
+        c = self.coefficients
+        summed = np.zeros(self.nstates)
+        staying = 1.0  # probability of no hop in any substep
+        for j in range(self.substeps):
+            f = (j + 0.5) / self.substeps
+            e = e0 + f * (e1 - e0)
+            t = t0 + f * (t1 - t0)
+            # iħ ċ = (E − iħT) c: the generator is Hermitian (T antisymmetric), so one
+            # eigendecomposition gives the exact unitary step
+            generator = np.diag(e - e.mean()) / HBAR - 1j * t
+            w, vectors = np.linalg.eigh(generator)
+            c = vectors @ (np.exp(-1j * w * tau) * (vectors.conj().T @ c))
+            population = abs(c[k]) ** 2
+            if population > 1e-14:
+                flux = -2.0 * np.real(np.conj(c) * c[k] * t[:, k])
+                g = np.maximum(flux, 0.0) * tau / population
+                g[k] = 0.0
+                summed += g
+                staying *= max(1.0 - g.sum(), 0.0)
+        self.coefficients = c
+        # a hop in any substep, shared among the targets by their flux: the plain sum of the
+        # substep probabilities would overcount where a crossing takes only a few steps
+        total = summed.sum()
+        return summed * ((1.0 - staying) / total) if total > 0.0 else summed
+
+    def _fssh_hop(self, probabilities, energies, nacs) -> bool:
+        if self.prevent_back_hop:
+            probabilities[self.state + 1 :] = 0.0
+        if not probabilities.any():
+            return False
+        draw = self.rng.random()
+        cumulative, target = 0.0, None
+        for state in np.flatnonzero(probabilities):
+            cumulative += probabilities[state]
+            if draw < cumulative:
+                target = int(state)
+                break
+        if target is None:
+            return False
+        record = {
+            "time": self._time_fs(),
+            "from": self.state,
+            "to": target,
+            "probability": float(min(probabilities[target], 1.0)),
+            "accepted": True,
+            "frustrated": False,
+        }
+        self.hops.append(record)
+        # p' = p − γ d with ½Σ(p − γd)²/m = ½Σp²/m + E_k − E_l: aγ² − bγ + (E_l − E_k) = 0
+        direction = nacs[self.state, target]
+        masses = self.atoms.get_masses()[:, None]
+        momenta = self.atoms.get_momenta()
+        a = 0.5 * np.sum(direction**2 / masses)
+        b = np.sum(momenta * direction / masses)
+        discriminant = b * b - 4.0 * a * (energies[target] - energies[self.state])
+        if a <= 0.0 or discriminant < 0.0:
+            record.update(accepted=False, frustrated=True)
+            return False
+        root = math.sqrt(discriminant)
+        gamma = (b - root) / (2.0 * a) if b >= 0 else (b + root) / (2.0 * a)
+        self.atoms.set_momenta(momenta - gamma * direction)
+        self._set_state(target)
+        return True
+
+    def _decay_of_mixing(self, energies) -> None:
+        k, c = self.state, self.coefficients
+        kinetic = self.atoms.get_kinetic_energy()
+        if kinetic <= 0.0 or abs(c[k]) == 0.0:
+            return
+        others = np.arange(self.nstates) != k
+        gaps = np.abs(energies[others] - energies[k])
+        rates = gaps / (HBAR * (1.0 + self.decoherence / kinetic))
+        c[others] *= np.exp(-rates * self.dt)
+        rest = np.sum(np.abs(c[others]) ** 2)
+        c[k] *= math.sqrt(max(1.0 - rest, 0.0)) / abs(c[k])
+
     def todict(self):
         d = super().todict()
-        d.update(algorithm="LZBL", state=self.state, prevent_back_hop=self.prevent_back_hop)
+        d.update(algorithm=self.algorithm, state=self.state, prevent_back_hop=self.prevent_back_hop)
         return d

@@ -1,0 +1,90 @@
+"""Peer side of al_vs_mlatom.py: MLatom 3.25.5's ``ml.al`` (physics-informed, KREG).
+
+Runs in MLatom's own virtual environment and prints one JSON line:
+
+    python _mlatom_al.py START.xyz TEST.extxyz WORKDIR N_TRAJ MAX_TIME_FS STEP_FS MAX_ITER
+
+The reference is MLatom's GFN2-xTB (its bundled xtb program); the KREG models are MLatom's
+default AL backend (KREG_API, which needs MKL's libraries on LD_LIBRARY_PATH: the benchmark
+script arranges that). The final main model is evaluated on the test structures (eV, eV/Å).
+"""
+
+import glob
+import json
+import os
+import sys
+import time
+
+import mlatom as ml
+import numpy as np
+from _mlatom_data import HARTREE
+from ase.io import read
+
+start_xyz, test_path, workdir = sys.argv[1:4]
+n_traj, max_time, step, max_iter = (
+    int(sys.argv[4]),
+    float(sys.argv[5]),
+    float(sys.argv[6]),
+    int(sys.argv[7]),
+)
+test = read(test_path, ":")
+molecule = ml.data.molecule.from_xyz_file(start_xyz)
+os.makedirs(workdir, exist_ok=True)
+os.chdir(workdir)
+
+reference = ml.methods(method="GFN2-xTB")
+started = time.perf_counter()
+equilibrium = ml.optimize_geometry(model=reference, initial_molecule=molecule).optimized_molecule
+ml.freq(model=reference, molecule=equilibrium)
+run = ml.al(
+    molecule=equilibrium,
+    reference_method=reference,
+    ml_model="KREG",
+    sampler="batch_md",
+    sampler_kwargs={
+        "initcond_sampler": "wigner",
+        "initcond_sampler_kwargs": {
+            "molecule": equilibrium,
+            "number_of_initial_conditions": n_traj,
+            "initial_temperature": 300,
+        },
+        "maximum_propagation_time": max_time,
+        "time_step": step,
+    },
+    new_points=n_traj,
+    min_new_points=5,
+    max_iterations=max_iter,
+)
+wall = time.perf_counter() - started
+
+labels = sum(
+    len(ml.data.molecular_database.load(path, format="json"))
+    for path in glob.glob("iterations/*/labeled_db.json")
+)
+db = ml.data.molecular_database()
+for atoms in test:
+    db.append(ml.data.molecule.from_numpy(atoms.positions, atoms.numbers))
+run.model.main_model.predict(
+    molecular_database=db,
+    property_to_predict="energy",
+    xyz_derivative_property_to_predict="energy_gradients",
+)
+energies = np.array([m.energy for m in db]) * HARTREE
+forces = -np.array([m.get_energy_gradients() for m in db]) * HARTREE
+reference_e = np.array([a.get_potential_energy() for a in test])
+reference_f = np.array([a.get_forces() for a in test])
+# energies are compared up to a constant: the two GFN2-xTB programs' zero may differ slightly
+error = energies - reference_e
+print(
+    json.dumps(
+        {
+            "wall_s": wall,
+            "labels": labels,
+            "iterations": int(run.iteration),
+            "converged": bool(run.converged),
+            "energy_rmse": float(np.sqrt(np.mean((error - error.mean()) ** 2))),
+            "energy_offset": float(error.mean()),
+            "force_rmse": float(np.sqrt(np.mean((forces - reference_f) ** 2))),
+        }
+    )
+)
