@@ -10,8 +10,9 @@ amplitudes obey iħ ċ_k = E_k c_k − iħ Σ_l (v·d_kl) c_l, integrated over e
 ``substeps`` exact unitary steps with E and v·d interpolated linearly; the probability to hop
 from the current state k to l in a substep is the population flux
 g_l = max(0, −2 Re(c_l* c_k v·d_lk)) dτ / |c_k|², and in the nuclear step
-1 − Π(1 − Σ_l g_l) over the substeps, shared among the l by their summed g_l. A hop changes the momenta along d_kl so that the total energy is
-conserved, or is frustrated (rejected) where the kinetic energy along d_kl does not suffice.
+1 − Π(1 − Σ_l g_l) over the substeps, shared among the l by their summed g_l. A hop changes
+the momenta along d_kl so that the total energy is conserved, or is frustrated (rejected)
+where the kinetic energy along d_kl does not suffice.
 Decoherence: simplified decay of mixing (Granucci & Persico, J. Chem. Phys. 126, 134114
 (2007)), τ_kj = ħ/|E_j − E_k| · (1 + C/E_kin) with C = 0.1 Hartree by default. The coupling
 vectors' signs are made continuous from step to step (a QC code's phases are arbitrary).
