@@ -381,3 +381,75 @@ def test_ensemble_populations_and_resume(water_multistate, tmp_path):
     for k, mtime in done.items():
         assert (tmp_path / "trajectories" / f"traj_{k}.json").stat().st_mtime_ns == mtime
     assert (tmp_path / "trajectories" / "traj_3.json").exists()
+
+
+# -- SA-CASSCF: gradients and nonadiabatic couplings for FSSH on molecules -----------------
+def heh_cation(distance=1.5):
+    atoms = Atoms("HeH", positions=[[0, 0, 0], [0, 0, distance]])
+    atoms.info["charge"] = 1
+    return atoms
+
+
+def test_sacasscf_energies_gradients_and_couplings():
+    from pyscf import fci, gto
+
+    atoms = heh_cation()
+    calc = methods(
+        "SA-CASSCF(2,2)/6-31G", nstates=1, electron_translation_factors=False, conv_tol=1e-12
+    )
+    atoms.calc = calc
+    energies = calc.get_property("energies", atoms)
+    assert energies[1] - energies[0] == pytest.approx(12.6, abs=0.3)  # eV, He 1s -> H 1s CT
+    for state in (0, 1):
+        calc.set(current_state=state)
+        np.testing.assert_allclose(
+            calc.get_forces(atoms), numerical_forces(atoms, calc, delta=5e-3), atol=1e-4, rtol=1e-4
+        )
+    calc.set(current_state=0)
+    nacs = calc.get_property("nacs", atoms)
+    np.testing.assert_allclose(nacs[0, 1], -nacs[1, 0])
+
+    # d_01 = <0|d1/dz_H> by finite differences of wave-function overlaps between geometries
+    # (no core orbitals in this active space: the CI overlap with the active-orbital overlap
+    # matrix is the whole overlap)
+    def wavefunction(distance):
+        work = heh_cation(distance)
+        work.calc = calc
+        calc.get_potential_energy(work)
+        mc = calc._mc
+        return calc._mc.mol, mc.mo_coeff[:, mc.ncore : mc.ncore + mc.ncas], list(mc.ci)
+
+    def overlap(a, b, i, j):
+        s = a[1].T @ gto.intor_cross("int1e_ovlp", a[0], b[0]) @ b[1]
+        return fci.addons.overlap(a[2][i], b[2][j], 2, (1, 1), s)
+
+    step = 1e-3  # Å
+    reference = wavefunction(1.5)
+    plus, minus = wavefunction(1.5 + step), wavefunction(1.5 - step)
+    for displaced in (plus, minus):  # the sign of each displaced state follows the reference
+        for k in (0, 1):
+            displaced[2][k] = displaced[2][k] * np.sign(overlap(reference, displaced, k, k))
+    numerical = (overlap(reference, plus, 0, 1) - overlap(reference, minus, 0, 1)) / (2 * step)
+    calc.get_potential_energy(atoms)
+    phase = np.sign(fci.addons.overlap(reference[2][1], calc._mc.ci[1], 2, (1, 1)))
+    phase *= np.sign(fci.addons.overlap(reference[2][0], calc._mc.ci[0], 2, (1, 1)))
+    assert phase * calc.get_property("nacs", atoms)[0, 1, 1, 2] == pytest.approx(
+        numerical, rel=2e-3
+    )
+    # with electron-translation factors the couplings are translation invariant
+    etf = methods("SA-CASSCF(2,2)/6-31G", nstates=1)
+    atoms.calc = etf
+    np.testing.assert_allclose(etf.get_property("nacs", atoms)[0, 1].sum(axis=0), 0, atol=1e-8)
+
+
+def test_fssh_on_sacasscf_conserves_energy():
+    atoms = heh_cation(1.2)
+    atoms.set_momenta([[0, 0, -0.5], [0, 0, 0.5]])  # amu·Å/(ASE time): stretching
+    atoms.calc = methods("SA-CASSCF(2,2)/6-31G", nstates=1)
+    dynamics = SurfaceHopping(atoms, 0.1 * units.fs, initial_state=1, algorithm="FSSH", seed=0)
+    total = [atoms.get_total_energy()]
+    dynamics.attach(lambda: total.append(atoms.get_total_energy()))
+    dynamics.run(30)
+    assert np.ptp(total) < 2e-3  # eV: velocity Verlet over 3 fs at 0.1 fs steps
+    np.testing.assert_allclose(np.sum(abs(dynamics.coefficients) ** 2), 1.0, atol=1e-10)
+    assert atoms.get_distance(0, 1) > 1.2

@@ -2,7 +2,9 @@
 
 Names follow MLatom: ``"GFN2-xTB"``, ``"HF/6-31G*"``, ``"MP2/cc-pVDZ"``,
 ``"B3LYP/6-31G*"``, ``"B3LYP-D4/def2-SVP"`` (any functional PySCF knows, optionally with a
-D4 dispersion correction through ``dftd4``). Matching is case-insensitive.
+D4 dispersion correction through ``dftd4``), excited states ``"TD-B3LYP/6-31G*"``,
+``"CIS/6-31G"`` and ``"SA-CASSCF(2,2)/6-31G"`` (with nonadiabatic couplings). Matching is
+case-insensitive.
 
 Third-party packages add names through the entry-point group ``ase_al.calculators``: each
 entry point's name is the method name and its object a callable ``factory(**kwargs)``
@@ -11,6 +13,7 @@ returning an ASE calculator. :func:`register` does the same at run time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
@@ -93,6 +96,7 @@ def available() -> list[str]:
     names += [shown for shown, _ in _plugins().values()]
     names += ["HF/<basis>", "MP2/<basis>", "<functional>/<basis>", "<functional>-D4/<basis>"]
     names += ["TD-<functional or HF>/<basis>", "TDA-<functional>/<basis>", "CIS/<basis>"]
+    names += ["SA-CASSCF(<electrons>,<orbitals>)/<basis>"]
     return names
 
 
@@ -122,6 +126,12 @@ def methods(name: str, **kwargs) -> Calculator:
         return plugins[key][1].load()(**kwargs)
     if "/" in key:
         method, basis = (part.strip() for part in name.strip().split("/", 1))
+        active = re.fullmatch(r"(?:sa-)?casscf\((\d+),\s*(\d+)\)", method.lower())
+        if active and basis:
+            from ase_al.calculators.casscf import SACASSCF
+
+            nelecas, ncas = (int(g) for g in active.groups())
+            return SACASSCF(nelecas=nelecas, ncas=ncas, basis=basis, **kwargs)
         tda = None  # ground state only unless the name asks for excited states
         for prefix, is_tda in (("TDA-", True), ("TD-", False)):
             if method.upper().startswith(prefix):
