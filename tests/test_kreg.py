@@ -173,3 +173,34 @@ def test_registered_as_trainable_model():
     assert model_class("kreg") is KREG
     with pytest.raises(ValueError, match="unknown model type"):
         model_class("KRR-CM")
+
+
+def test_large_systems_factorise_on_one_blas_thread():
+    """OpenBLAS's threaded Cholesky crashes on float64 matrices over 2³¹ bytes (order > 16384,
+    e.g. 600 ethanol structures with forces): those run on one BLAS thread, smaller ones keep
+    every thread."""
+    from threadpoolctl import threadpool_info
+
+    from ase_al.calculators.kreg import LARGE_MATRIX, _blas_guard
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = blas_threads()
+    if before == {1}:
+        pytest.skip("BLAS runs on one thread here already")
+    with _blas_guard(LARGE_MATRIX + 1):
+        assert blas_threads() == {1}
+    assert blas_threads() == before
+    with _blas_guard(LARGE_MATRIX):
+        assert blas_threads() == before
+
+
+@pytest.mark.slow
+def test_energies_and_forces_of_600_ethanol_structures(ethanol_frames):
+    """Order 600 · 28 = 16 800: the size that crashed the threaded factorisation."""
+    train, test = ethanol_frames[1:601], ethanol_frames[1001:1101]
+    model = KREG(sigma=4.0, lambda_=1e-8).train(train, forces=True, progress=False)
+    predicted = model.predict(test)
+    reference = np.array([a.get_forces() for a in test])
+    assert np.sqrt(np.mean((predicted["forces"] - reference) ** 2)) < 0.1  # eV/Å

@@ -34,6 +34,25 @@ from ase_al.files import atomic_write
 log = logging.getLogger("ase_al")
 
 
+#: Above this order (a float64 matrix over 2³¹ bytes) the threaded OpenBLAS Cholesky and
+#: eigensolvers of NumPy/SciPy wheels crash (segmentation fault, seen with scipy 1.17 and
+#: numpy 2.4 at n = 16 400 on two threads, not at 15 000, nor single-threaded at 16 800):
+#: such factorisations run on one BLAS thread.
+LARGE_MATRIX = 16384
+
+
+def _blas_guard(n: int):
+    """A context in which LAPACK may safely factorise an ``n`` × ``n`` matrix."""
+    from contextlib import nullcontext
+
+    if n <= LARGE_MATRIX:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    log.info("linear system of order %d: factorised on one BLAS thread", n)
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 # -- the RE descriptor -----------------------------------------------------------------
 def pair_indices(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (i, j), i < j, of all atom pairs in a fixed order."""
@@ -269,7 +288,8 @@ class KREG(Calculator):
         # energies may be too small for it, so raise λ until the factorisation succeeds
         while True:
             try:
-                factor = scipy.linalg.cho_factor(matrix, check_finite=False)
+                with _blas_guard(len(matrix)):
+                    factor = scipy.linalg.cho_factor(matrix, check_finite=False)
                 break
             except np.linalg.LinAlgError:
                 if lambda_ > 1e-2:
@@ -277,7 +297,8 @@ class KREG(Calculator):
                 matrix[diagonal] += 9 * lambda_
                 lambda_ *= 10
                 log.info("kernel matrix not positive definite; λ raised to %.1e", lambda_)
-        coefficients = scipy.linalg.cho_solve(factor, targets, check_finite=False)
+        with _blas_guard(len(matrix)):
+            coefficients = scipy.linalg.cho_solve(factor, targets, check_finite=False)
         t = len(x)
         model = {
             "sigma": float(sigma),
@@ -350,9 +371,10 @@ class KREG(Calculator):
     def _loo(self, x, jac, y_energy, gradients, sigma, lambda_grid):
         """(best λ, its leave-one-out loss in eV or eV·(eV/Å) geometric mean) for one σ."""
         matrix, targets, _ = self._linear_system(x, jac, y_energy, gradients, sigma)
-        eigenvalues, vectors = scipy.linalg.eigh(
-            matrix, driver="evd", overwrite_a=True, check_finite=False
-        )
+        with _blas_guard(len(matrix)):
+            eigenvalues, vectors = scipy.linalg.eigh(
+                matrix, driver="evd", overwrite_a=True, check_finite=False
+            )
         projected = vectors.T @ targets
         squared = vectors**2
         t = len(y_energy)
