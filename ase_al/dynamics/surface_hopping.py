@@ -178,15 +178,7 @@ class SurfaceHopping(MolecularDynamics):
         if self.algorithm == "FSSH":
             return self._fssh_step(forces)
         atoms = self.atoms
-        if forces is None:
-            forces = atoms.get_forces(md=True)
-        masses = atoms.get_masses()[:, None]
-        p = atoms.get_momenta() + 0.5 * self.dt * forces
-        atoms.set_positions(atoms.get_positions() + self.dt * p / masses)
-        atoms.set_momenta(p, apply_constraint=False)
-        forces = atoms.get_forces(md=True)
-        atoms.set_momenta(atoms.get_momenta() + 0.5 * self.dt * forces)
-        energies = np.asarray(atoms.calc.get_property("energies", atoms))[: self.nstates]
+        forces, energies = self._verlet(forces)
         self._history = [
             *self._history[-2:],
             (energies, atoms.get_positions(), atoms.get_momenta()),
@@ -197,6 +189,20 @@ class SurfaceHopping(MolecularDynamics):
             self.nsteps -= 1  # the step past the minimum was undone; the loop counts it again
         self.states.append((self._time_fs(1 if hopped else 0), self.state))
         return forces
+
+    def _verlet(self, forces=None) -> tuple[np.ndarray, np.ndarray]:
+        """One velocity Verlet step on the current state: the new forces and state energies."""
+        atoms = self.atoms
+        if forces is None:
+            forces = atoms.get_forces(md=True)
+        masses = atoms.get_masses()[:, None]
+        p = atoms.get_momenta() + 0.5 * self.dt * forces
+        atoms.set_positions(atoms.get_positions() + self.dt * p / masses)
+        atoms.set_momenta(p, apply_constraint=False)
+        forces = atoms.get_forces(md=True)
+        atoms.set_momenta(atoms.get_momenta() + 0.5 * self.dt * forces)
+        energies = np.asarray(atoms.calc.get_property("energies", atoms))[: self.nstates]
+        return forces, energies
 
     def _try_hop(self) -> bool:
         if len(self._history) < 3:
@@ -260,17 +266,10 @@ class SurfaceHopping(MolecularDynamics):
 
     def _fssh_step(self, forces=None):
         atoms = self.atoms
-        if forces is None:
-            forces = atoms.get_forces(md=True)
         masses = atoms.get_masses()[:, None]
-        energies_old, nacs_old = self._history[-1][0], self._nacs
-        coupling_old = self._couplings(atoms.get_momenta() / masses, nacs_old)
-        p = atoms.get_momenta() + 0.5 * self.dt * forces
-        atoms.set_positions(atoms.get_positions() + self.dt * p / masses)
-        atoms.set_momenta(p, apply_constraint=False)
-        forces = atoms.get_forces(md=True)
-        atoms.set_momenta(atoms.get_momenta() + 0.5 * self.dt * forces)
-        energies = np.asarray(atoms.calc.get_property("energies", atoms))[: self.nstates]
+        energies_old = self._history[-1][0]
+        coupling_old = self._couplings(atoms.get_momenta() / masses, self._nacs)
+        forces, energies = self._verlet(forces)
         nacs = np.asarray(atoms.calc.get_property("nacs", atoms))[: self.nstates, : self.nstates]
         self._nacs = nacs = self._aligned(nacs)
         coupling = self._couplings(atoms.get_momenta() / masses, nacs)
