@@ -34,8 +34,23 @@ os.chdir(workdir)
 
 reference = ml.methods(method="GFN2-xTB")
 started = time.perf_counter()
-equilibrium = ml.optimize_geometry(model=reference, initial_molecule=molecule).optimized_molecule
-ml.freq(model=reference, molecule=equilibrium)
+# tight minimum (its default 0.02 eV/Å leaves soft modes imaginary, which its Wigner sampler
+# cannot handle) and finite-difference frequencies through ASE (no Hessian path for its xtb)
+equilibrium = ml.optimize_geometry(
+    model=reference,
+    initial_molecule=molecule,
+    program="ASE",
+    convergence_criterion_for_forces=1e-4,
+    maximum_number_of_steps=1000,
+).optimized_molecule
+ml.freq(model=reference, molecule=equilibrium, program="ASE")
+# its ASE path returns all 3N modes, rigid-body ones included (at ±1e-6 cm⁻¹), while its Wigner
+# sampler expects the 3N - 6 vibrations that its PySCF and Gaussian paths return: keep those
+frequencies = np.asarray(equilibrium.frequencies)
+vibrations = np.abs(frequencies) >= 1.0
+equilibrium.frequencies = frequencies[vibrations]
+for atom in equilibrium.atoms:
+    atom.normal_modes = np.asarray(atom.normal_modes)[vibrations]
 run = ml.al(
     molecule=equilibrium,
     reference_method=reference,
