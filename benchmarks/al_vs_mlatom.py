@@ -16,8 +16,10 @@ RMSE (up to a constant: MLatom's reference is its bundled xtb program, ours tbli
 RMSE on the test set, then the ratios ase-al / MLatom.
 
 The peer runs in ../peer-venv (see ../shared/peer/README.md) with MLatom's default AL KREG
-backend, KREG_API, which links MKL: `peer-venv/bin/pip install mkl mkl-service`; this script
-points LD_LIBRARY_PATH at unversioned names of those libraries. --no-peer skips it.
+backend, KREG_API, which links MKL, and MLatom's al module imports torch even for KREG:
+`peer-venv/bin/pip install mkl mkl-service torch==2.13.0 'setuptools<81'`; this script points
+LD_LIBRARY_PATH at unversioned names of the MKL libraries. --no-peer skips the peer. MLatom's
+side takes hours at the default settings (its first iteration alone: ~33 min on 2 cores).
 """
 
 from __future__ import annotations
