@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import all_changes
+from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Bohr, Hartree
 
 from ase_al.calculators.pyscf import PySCF
@@ -99,8 +99,7 @@ class SACASSCF(PySCF):
         return mc
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from ase.calculators.calculator import Calculator
-
+        # the base class's bookkeeping only: PySCF.calculate would run an SCF-level calculation
         Calculator.calculate(self, atoms, properties, system_changes)
         if system_changes or self._mc is None:
             self._mc = self._casscf(self.atoms)

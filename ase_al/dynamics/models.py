@@ -19,6 +19,8 @@ from ase import Atoms
 from ase import units as u
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_al.simulations import HBAR
+
 #: Tully's particle mass, 2000 electron masses, in amu
 TULLY_MASS = 2000.0 * u._me / u._amu
 
@@ -79,7 +81,6 @@ def tully_particle(x: float = -10.0, k: float = 20.0) -> Atoms:
     """The particle of Tully's models at ``x`` (bohr) with momentum ``k`` (ħ/bohr) along +x."""
     atoms = Atoms("H", positions=[[x * u.Bohr, 0.0, 0.0]], masses=[TULLY_MASS])
     # momentum in ASE units: k ħ/bohr = k · HBAR / Bohr (HBAR in eV · ASE time)
-    hbar = u._hbar * u.J * u.s
-    atoms.set_momenta([[k * hbar / u.Bohr, 0.0, 0.0]])
+    atoms.set_momenta([[k * HBAR / u.Bohr, 0.0, 0.0]])
     atoms.calc = TullySimpleAvoidedCrossing()
     return atoms

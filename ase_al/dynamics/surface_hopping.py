@@ -36,6 +36,7 @@ import math
 
 import numpy as np
 from ase import Atoms, units
+from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.md import MolecularDynamics
 
 from ase_al.simulations import HBAR
@@ -142,8 +143,6 @@ class SurfaceHopping(MolecularDynamics):
         # (energies, positions, momenta) of the last three steps, newest last
         self._history = [(energies[: self.nstates], atoms.get_positions(), atoms.get_momenta())]
         if self.algorithm == "FSSH":
-            from ase.calculators.calculator import PropertyNotImplementedError
-
             try:
                 nacs = np.asarray(calc.get_property("nacs", atoms))
             except (PropertyNotImplementedError, KeyError, NotImplementedError):
