@@ -127,9 +127,12 @@ def test_excited_state_solver_breakdown_is_retried_then_reported(monkeypatch):
         retried.get_property("oscillator_strengths", atoms), strengths, atol=1e-6
     )
     assert calls == [2, 5]
-    # analytic S2 gradient from the retried (truncated) solve equals the clean one
+    # analytic S2 gradient from the retried (truncated) solve equals the clean one. Both come
+    # from Davidson solves converged to PySCF's residual tolerance (1e-5), which leaves
+    # ~1e-5 eV/Å of noise in the gradient (seen in CI as 2e-5 eV/Å on the x components that
+    # vanish by symmetry for the planar molecule); forces here are ~5-8 eV/Å.
     np.testing.assert_allclose(
-        retried.get_property("state_forces", atoms)[2], expected_forces, atol=1e-5
+        retried.get_property("state_forces", atoms)[2], expected_forces, atol=1e-4
     )
 
     def always_breaks(td, *args, **kwargs):
