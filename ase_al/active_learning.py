@@ -5,12 +5,14 @@ resumes where it stopped:
 
     workdir/
       al.log                 the log
-      state.json             phase, threshold and per-iteration summary
+      state.json             phase, threshold (and the uids of its validation structures),
+                             per-iteration summary
       equilibrium.traj       reference equilibrium geometry; hessian.npy its Hessian (eV/Å²)
       labelled.db            every label, written the moment it exists (ase db / ase gui)
       init/batch_K.traj      initial-data structures queued for labelling
       learning_curve.png     initial-data learning curve
       iteration_K/           main.npz, aux.npz, selected.traj, trajectories/traj_*.traj
+      iteration_1/threshold_models/  the models that set the automatic threshold
       progress.png           errors, threshold, fraction of certain trajectories per iteration
 """
 
@@ -80,7 +82,12 @@ class ActiveLearner:
         ``time_step`` fs for the MD samplers).
     uq_threshold : float, optional
         eV; default: set on the first iteration as median + ``threshold_multiplier``·MAD of the
-        uncertainties of fresh Wigner samples, then kept.
+        uncertainties on a validation set (a random ``validation_fraction`` of the labelled
+        data, held out from models trained for this purpose), then kept.
+    threshold_multiplier : float
+        The MAD multiplier of the automatic threshold (3: MLatom's ``m+3mad``).
+    validation_fraction : float
+        Fraction of the labelled data that sets the automatic threshold.
     new_points : int
         At most this many structures are labelled per iteration.
     min_new_points : int
@@ -117,6 +124,7 @@ class ActiveLearner:
         sampler_kwargs: dict | None = None,
         uq_threshold: float | None = None,
         threshold_multiplier: float = 3.0,
+        validation_fraction: float = 0.1,
         new_points: int = 100,
         min_new_points: int = 5,
         max_iterations: int = 20,
@@ -149,6 +157,9 @@ class ActiveLearner:
         self.sampler_kwargs = {"n_trajectories": 100, **(sampler_kwargs or {})}
         self.user_threshold = uq_threshold
         self.threshold_multiplier = threshold_multiplier
+        if not 0.0 < validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        self.validation_fraction = validation_fraction
         self.new_points = new_points
         self.min_new_points = min_new_points
         self.max_iterations = max_iterations
@@ -414,6 +425,34 @@ class ActiveLearner:
         errors = [getattr(m, "validation_rmse", None) for m in committee.members]
         return committee, next((e for e in errors if e is not None), None)
 
+    def _validation_threshold(self, images, iteration_dir: Path) -> tuple[float, list[str]]:
+        """median + multiplier·MAD of the uncertainties on a validation set (MLatom's m+3mad).
+
+        The validation set is a seeded random ``validation_fraction`` of the labelled data; the
+        uncertainty-aware model is trained once more on the rest (saved in
+        ``iteration_dir/threshold_models``), so that the threshold measures the disagreement on
+        structures the models have not seen. The iteration's own models use all the data.
+        """
+        n_validation = max(int(round(self.validation_fraction * len(images))), 2)
+        if len(images) - n_validation < 2:
+            raise ValueError(
+                f"{len(images)} labelled structures are too few to set the uncertainty "
+                "threshold from a validation set; give more initial data or uq_threshold"
+            )
+        order = np.random.default_rng([self.seed, 7]).permutation(len(images))
+        held = [images[i] for i in np.sort(order[:n_validation])]
+        subtrain = [images[i] for i in np.sort(order[n_validation:])]
+        pair, _ = self._train(subtrain, iteration_dir / "threshold_models")
+        uncertainties = pair.predict(held, forces=False)["energy_uncertainty"]
+        threshold = _threshold(uncertainties, self.threshold_multiplier)
+        log.info(
+            "uncertainty threshold set to %.5f eV (median + %g MAD over %d validation structures)",
+            threshold,
+            self.threshold_multiplier,
+            n_validation,
+        )
+        return threshold, [a.info.get("key_value_pairs", {}).get("uid", "") for a in held]
+
     def _iterate(self, equilibrium, vibrations, state) -> Committee:
         iterations = state["iterations"]
         if iterations and (state.get("converged") or len(iterations) >= self.max_iterations):
@@ -428,17 +467,9 @@ class ActiveLearner:
             pair, validation_rmse = self._train(images, iteration_dir)
             threshold = state.get("uq_threshold", self.user_threshold)
             if threshold is None:
-                fresh = self._wigner(equilibrium, vibrations, 100, "threshold")
-                threshold = _threshold(
-                    pair.predict(fresh, forces=False)["energy_uncertainty"],
-                    self.threshold_multiplier,
-                )
-                state["uq_threshold"] = threshold
-                log.info(
-                    "uncertainty threshold set to %.5f eV (median + %g MAD)",
-                    threshold,
-                    self.threshold_multiplier,
-                )
+                threshold, held = self._validation_threshold(images, iteration_dir)
+                state.update(uq_threshold=threshold, threshold_validation_uids=held)
+                self._save_state(state)
             selected_path = iteration_dir / "selected.traj"
             summary_path = iteration_dir / "sampling.json"
             if selected_path.exists() and summary_path.exists():

@@ -12,7 +12,7 @@ from ase.io import read
 
 import ase_al
 from ase_al import ActiveLearner
-from ase_al.calculators import KREG
+from ase_al.calculators import KREG, Committee
 from ase_al.labelling import SerialExecutor, label
 
 FAST = {"n_trajectories": 30, "maximum_propagation_time": 100.0}
@@ -37,6 +37,28 @@ def test_h2_run_converges_to_the_reference_frequency(h2_run):
     main = pair.members[0]
     omega_ml = ase_al.freq(ase_al.optimize_geometry(eq, main, fmax=1e-4), main).frequencies[0]
     assert omega_ml == pytest.approx(omega_ref, rel=0.01)
+
+
+def test_threshold_is_median_plus_3_mad_on_held_out_validation_structures(h2_run):
+    """The automatic threshold: m+3MAD of |E_main - E_aux| on a validation tenth of the data,
+    from models that did not see it; on their own training structures the pair agrees more."""
+    learner, _ = h2_run
+    state = learner._state()
+    folder = learner.workdir / "iteration_1" / "threshold_models"
+    pair = Committee.physics_informed(
+        KREG.load(folder / "main.npz"), KREG.load(folder / "aux.npz")
+    )
+    initial = learner.labelled(iteration=0)
+    held_uids = set(state["threshold_validation_uids"])
+    held = [a for a in initial if a.info["key_value_pairs"]["uid"] in held_uids]
+    seen = [a for a in initial if a.info["key_value_pairs"]["uid"] not in held_uids]
+    assert len(held) == round(0.1 * len(initial)) and len(held) + len(seen) == len(initial)
+    u_held = pair.predict(held, forces=False)["energy_uncertainty"]
+    median = np.median(u_held)
+    expected = median + 3 * np.median(np.abs(u_held - median))
+    assert state["uq_threshold"] == pytest.approx(expected, rel=1e-10)
+    u_seen = pair.predict(seen, forces=False)["energy_uncertainty"]
+    assert np.median(u_seen) < np.median(u_held)
 
 
 def test_outputs_are_ase_data(h2_run):
