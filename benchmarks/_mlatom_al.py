@@ -1,6 +1,7 @@
 """Peer side of al_vs_mlatom.py: MLatom 3.25.5's ``ml.al`` (physics-informed, KREG).
 
-Runs in MLatom's own virtual environment and prints one JSON line:
+Runs in MLatom's own virtual environment and prints one JSON line (re-running it in the same
+WORKDIR resumes a killed run; the wall time counts all attempts):
 
     python _mlatom_al.py START.xyz TEST.extxyz WORKDIR N_TRAJ MAX_TIME_FS STEP_FS MAX_ITER
 
@@ -13,6 +14,7 @@ import glob
 import json
 import os
 import sys
+import threading
 import time
 
 import mlatom as ml
@@ -34,6 +36,25 @@ os.chdir(workdir)
 
 reference = ml.methods(method="GFN2-xTB")
 started = time.perf_counter()
+# ml.al resumes a killed run from its al_info.json; the wall time of all attempts adds up in
+# wall.json (written every 10 s, so a kill loses at most 10 s of the count)
+clock_file = "wall.json"
+before = json.load(open(clock_file))["wall_s"] if os.path.exists(clock_file) else 0.0
+
+
+def elapsed():
+    return before + time.perf_counter() - started
+
+
+def tick():
+    while True:
+        with open(clock_file + ".part", "w") as f:
+            json.dump({"wall_s": elapsed()}, f)
+        os.replace(clock_file + ".part", clock_file)
+        time.sleep(10)
+
+
+threading.Thread(target=tick, daemon=True).start()
 # tight minimum (its default 0.02 eV/Å leaves soft modes imaginary, which its Wigner sampler
 # cannot handle) and finite-difference frequencies through ASE (no Hessian path for its xtb)
 equilibrium = ml.optimize_geometry(
@@ -70,7 +91,7 @@ run = ml.al(
     min_new_points=5,
     max_iterations=max_iter,
 )
-wall = time.perf_counter() - started
+wall = elapsed()
 
 labels = sum(
     len(ml.data.molecular_database.load(path, format="json"))

@@ -1,6 +1,7 @@
 """Active learning of a KREG potential for ethanol with GFN2-xTB: ase-al vs MLatom's ml.al.
 
     python benchmarks/al_vs_mlatom.py [--trajectories 100] [--time 250] [--max-iterations 10]
+        [--workdir DIR] [--side both|ase-al|mlatom]
 
 Both codes start from the same geometry (frame 0 of ../shared/data/ethanol_gfn2.extxyz), run
 the physics-informed scheme (main KREG on energies + forces, auxiliary KREG on energies only,
@@ -18,8 +19,14 @@ RMSE on the test set, then the ratios ase-al / MLatom.
 The peer runs in ../peer-venv (see ../shared/peer/README.md) with MLatom's default AL KREG
 backend, KREG_API, which links MKL, and MLatom's al module imports torch even for KREG:
 `peer-venv/bin/pip install mkl mkl-service torch==2.13.0 'setuptools<81'`; this script points
-LD_LIBRARY_PATH at unversioned names of the MKL libraries. --no-peer skips the peer. MLatom's
-side takes hours at the default settings (its first iteration alone: ~33 min on 2 cores).
+LD_LIBRARY_PATH at unversioned names of the MKL libraries. MLatom's side takes hours at the
+default settings (its first iteration alone: ~33 min on 2 cores).
+
+The two sides can run one after the other (``--side``, the same ``--workdir``: the start
+geometry and test set are made once and reused), so that neither is timed while the other
+competes for the cores. Each side writes its figures to ``WORKDIR/<side>.json``; re-running a
+side that was killed resumes it (both codes restart from their saved state; the wall time of
+all attempts is summed). The table and the ratios are printed from whatever figures exist.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -91,7 +99,9 @@ def main():
     parser.add_argument("--time", type=float, default=250.0, help="fs per trajectory")
     parser.add_argument("--step", type=float, default=0.5, help="fs")
     parser.add_argument("--max-iterations", type=int, default=10)
-    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-peer", action="store_true", help="same as --side ase-al")
+    parser.add_argument("--side", choices=("both", "ase-al", "mlatom"), default="both")
+    parser.add_argument("--workdir", help="shared folder (default: a new temporary one)")
     parser.add_argument(
         "--peer-python",
         default=os.environ.get(
@@ -99,15 +109,43 @@ def main():
         ),
     )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="al_vs_mlatom_"))
-    start = read(DATA, 0)
-    start.calc = None
-    write(work / "start.xyz", start)
-    test = md_test_set(start)
-    write(work / "test.extxyz", test)
+    side = "ase-al" if args.no_peer else args.side
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="al_vs_mlatom_"))
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "test.extxyz").exists():
+        start = read(DATA, 0)
+        start.calc = None
+        write(work / "start.xyz", start)
+        write(work / "test.extxyz", md_test_set(start))
+    start, test = read(work / "start.xyz"), read(work / "test.extxyz", ":")
     print(f"test set: {len(test)} GFN2-xTB MD snapshots; work in {work}", flush=True)
+    if side in ("both", "ase-al"):
+        run_ours(args, work, start, test)
+    if side in ("both", "mlatom") and Path(args.peer_python).exists():
+        run_peer(args, work)
+    report(args, work)
 
+
+def stopwatch(path: Path):
+    """Seconds spent over all attempts: the count in ``path`` plus this attempt's, which a
+    thread writes there every 10 s (a killed attempt loses at most 10 s of the count)."""
+    before = json.loads(path.read_text())["wall_s"] if path.exists() else 0.0
     started = time.perf_counter()
+
+    def elapsed():
+        return before + time.perf_counter() - started
+
+    def tick():
+        while True:
+            path.write_text(json.dumps({"wall_s": elapsed()}))
+            time.sleep(10)
+
+    threading.Thread(target=tick, daemon=True).start()
+    return elapsed
+
+
+def run_ours(args, work, start, test):
+    elapsed = stopwatch(work / "ase_al_wall.json")
     learner = ActiveLearner(
         start,
         "GFN2-xTB",
@@ -126,7 +164,7 @@ def main():
         progress=False,
     )
     model = learner.run()
-    wall = time.perf_counter() - started
+    wall = elapsed()
     state = learner._state()
     e_rmse, f_rmse = errors(model, test)
     ours = {
@@ -137,32 +175,36 @@ def main():
         "energy_rmse": e_rmse,
         "force_rmse": f_rmse,
     }
-    rows = {"ase-al": ours}
-    if not args.no_peer and Path(args.peer_python).exists():
-        env = dict(os.environ, LD_LIBRARY_PATH=mkl_library_path(Path(args.peer_python)))
-        out = subprocess.run(
-            [
-                args.peer_python,
-                str(HERE / "_mlatom_al.py"),
-                str(work / "start.xyz"),
-                str(work / "test.extxyz"),
-                str(work / "mlatom"),
-                str(args.trajectories),
-                str(args.time),
-                str(args.step),
-                str(args.max_iterations),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=HERE,
-        )
-        (work / "mlatom.log").write_text(out.stdout + out.stderr)
-        if out.returncode:
-            print(f"MLatom run failed (log: {work / 'mlatom.log'}):\n{out.stderr[-2000:]}")
-        else:
-            rows["MLatom"] = json.loads(out.stdout.strip().splitlines()[-1])
+    (work / "ase-al.json").write_text(json.dumps(ours))
 
+
+def run_peer(args, work):
+    env = dict(os.environ, LD_LIBRARY_PATH=mkl_library_path(Path(args.peer_python)))
+    command = [
+        args.peer_python,
+        str(HERE / "_mlatom_al.py"),
+        str(work / "start.xyz"),
+        str(work / "test.extxyz"),
+        str(work / "mlatom"),
+        str(args.trajectories),
+        str(args.time),
+        str(args.step),
+        str(args.max_iterations),
+    ]
+    with open(work / "mlatom.log", "a") as log:  # streamed: its progress can be followed
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=HERE)
+    lines = (work / "mlatom.log").read_text().strip().splitlines()
+    if code.returncode or not lines or not lines[-1].startswith("{"):
+        print(f"MLatom run failed (log: {work / 'mlatom.log'}):\n" + "\n".join(lines[-20:]))
+    else:
+        (work / "mlatom.json").write_text(lines[-1])
+
+
+def report(args, work):
+    rows = {}
+    for name, file in (("ase-al", "ase-al.json"), ("MLatom", "mlatom.json")):
+        if (work / file).exists():
+            rows[name] = json.loads((work / file).read_text())
     kcal = units.mol / units.kcal
     print(
         f"\nethanol, GFN2-xTB, KREG; {args.trajectories} trajectories x {args.time:g} fs, "
@@ -178,8 +220,8 @@ def main():
             f"{str(r['converged']):>5s} {r['energy_rmse'] * kcal:18.3f} "
             f"{r['force_rmse'] * kcal:20.3f}"
         )
-    if "MLatom" in rows:
-        peer = rows["MLatom"]
+    if len(rows) == 2:
+        ours, peer = rows["ase-al"], rows["MLatom"]
         print(
             "ratios ase-al / MLatom (target: labels <= 1, errors < 1, time <= 0.5): "
             f"labels {ours['labels'] / peer['labels']:.3f}, "
