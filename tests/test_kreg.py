@@ -196,6 +196,29 @@ def test_large_systems_factorise_on_one_blas_thread():
         assert blas_threads() == before
 
 
+def test_force_training_memory_is_about_one_matrix(split):
+    """Training on forces needs the (T(1+3N))² matrix and little more: built block by block and
+    factorised in place (1000 ethanol structures: 6.3 GB; whole-matrix temporaries made that
+    a 24 GB peak, which the kernel's OOM killer stopped). Same covariance either way."""
+    import tracemalloc
+
+    from ase_al.calculators.kreg import covariance_with_gradients
+
+    images = split[0][:60]
+    order = 60 * (1 + 27)
+    matrix_bytes = 8 * order**2
+    tracemalloc.start()
+    KREG(sigma=1.0, lambda_=1e-6).train(images, forces=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.6 * matrix_bytes
+    rng = np.random.default_rng(0)
+    x, jac = rng.random((7, 3)), rng.random((7, 3, 9))
+    whole = covariance_with_gradients(x, jac, 0.7, block_bytes=2**30)
+    np.testing.assert_array_equal(covariance_with_gradients(x, jac, 0.7, block_bytes=1), whole)
+    np.testing.assert_allclose(whole, whole.T, atol=1e-12)
+
+
 @pytest.mark.slow
 def test_energies_and_forces_of_600_ethanol_structures(ethanol_frames):
     """Order 600 · 28 = 16 800: the size that crashed the threaded factorisation."""

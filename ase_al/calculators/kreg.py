@@ -98,28 +98,42 @@ def gaussian_kernel(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
     return np.exp(-_squared_distances(a, b) / (2.0 * sigma**2))
 
 
-def covariance_with_gradients(x: np.ndarray, jac: np.ndarray, sigma: float) -> np.ndarray:
+def covariance_with_gradients(
+    x: np.ndarray, jac: np.ndarray, sigma: float, block_bytes: int | None = None
+) -> np.ndarray:
     """Covariance of [energies; Cartesian gradients] of T structures, (T(1+D), T(1+D)).
 
-    x : (T, M) descriptors; jac : (T, M, D) Jacobians with D = 3N.
+    x : (T, M) descriptors; jac : (T, M, D) Jacobians with D = 3N. The gradient-gradient
+    part is written straight into the result a few structures at a time (temporaries of at
+    most ~``block_bytes``; default: 1/16 of the matrix, at most 256 MiB), so that the peak
+    memory is little more than the matrix itself: 1000 ethanol
+    structures make a 28 000² matrix of 6.3 GB, and a whole-matrix temporary per term would
+    need four times that.
     """
     t, m, d = jac.shape
     s2 = sigma**2
     k = gaussian_kernel(x, x, sigma)
     jx = np.einsum("amk,bm->abk", jac, x)  # J_a^T x_b, (T, T, D)
-    jx_self = np.einsum("aak->ak", jx)  # J_a^T x_a
+    jx_self = np.einsum("aak->ak", jx).copy()  # J_a^T x_a
     # cov(E_a, ∂E_b/∂R_b) = k_ab J_b^T (x_a − x_b) / σ²
     u = (jx.transpose(1, 0, 2) - jx_self[None, :, :]) / s2  # [a, b] = J_b^T(x_a − x_b)/σ²
-    energy_gradient = k[:, :, None] * u
-    # cov(∂E_a/∂R_a, ∂E_b/∂R_b) = k_ab [J_a^T J_b / σ² − (J_a^T δ)(J_b^T δ)^T / σ⁴], δ = x_a − x_b
-    ja_delta = (jx_self[:, None, :] - jx) / s2  # [a, b] = J_a^T(x_a − x_b)/σ²
-    jj = np.einsum("amk,bml->abkl", jac, jac) / s2
-    gradient_gradient = k[:, :, None, None] * (jj - ja_delta[:, :, :, None] * u[:, :, None, :])
+    # J_a^T(x_a − x_b)/σ², [a, b]; jx is not needed afterwards
+    ja_delta = np.subtract(jx_self[:, None, :], jx, out=jx)
+    ja_delta /= s2
     cov = np.empty((t * (1 + d), t * (1 + d)))
     cov[:t, :t] = k
-    cov[:t, t:] = energy_gradient.reshape(t, t * d)
+    cov[:t, t:] = (k[:, :, None] * u).reshape(t, t * d)
     cov[t:, :t] = cov[:t, t:].T
-    cov[t:, t:] = gradient_gradient.transpose(0, 2, 1, 3).reshape(t * d, t * d)
+    # cov(∂E_a/∂R_a, ∂E_b/∂R_b) = k_ab [J_a^T J_b / σ² − (J_a^T δ)(J_b^T δ)^T / σ⁴], δ = x_a − x_b
+    if block_bytes is None:
+        block_bytes = min(2**28, cov.nbytes // 16)
+    rows = max(1, int(block_bytes // (8 * t * d * d)))
+    for a0 in range(0, t, rows):
+        a1 = min(a0 + rows, t)
+        block = np.einsum("amk,bml->abkl", jac[a0:a1], jac) / s2
+        block -= ja_delta[a0:a1, :, :, None] * u[a0:a1, :, None, :]
+        block *= k[a0:a1, :, None, None]
+        cov[t + a0 * d : t + a1 * d, t:] = block.transpose(0, 2, 1, 3).reshape((a1 - a0) * d, t * d)
     return cov
 
 
@@ -281,20 +295,25 @@ class KREG(Calculator):
         return matrix, np.concatenate([y_energy - prior, gradients.ravel()]), prior
 
     def _fit(self, x, jac, y_energy, gradients, sigma, lambda_) -> dict:
-        matrix, targets, prior = self._linear_system(x, jac, y_energy, gradients, sigma)
-        diagonal = np.diag_indices_from(matrix)
-        matrix[diagonal] += lambda_
         # derivative blocks make the matrix far worse conditioned than K alone: a λ chosen on
-        # energies may be too small for it, so raise λ until the factorisation succeeds
+        # energies may be too small for it, so raise λ until the factorisation succeeds. The
+        # factorisation overwrites the matrix (no second copy of a matrix that can take GBs),
+        # so a failed attempt rebuilds it.
         while True:
+            matrix, targets, prior = self._linear_system(x, jac, y_energy, gradients, sigma)
+            matrix[np.diag_indices_from(matrix)] += lambda_
             try:
                 with _blas_guard(len(matrix)):
-                    factor = scipy.linalg.cho_factor(matrix, check_finite=False)
+                    # the transpose of the symmetric matrix is itself, in the Fortran order
+                    # LAPACK works in: no copy
+                    factor = scipy.linalg.cho_factor(
+                        matrix.T, overwrite_a=True, check_finite=False
+                    )
                 break
             except np.linalg.LinAlgError:
                 if lambda_ > 1e-2:
                     raise
-                matrix[diagonal] += 9 * lambda_
+                del matrix
                 lambda_ *= 10
                 log.info("kernel matrix not positive definite; λ raised to %.1e", lambda_)
         with _blas_guard(len(matrix)):
@@ -373,7 +392,7 @@ class KREG(Calculator):
         matrix, targets, _ = self._linear_system(x, jac, y_energy, gradients, sigma)
         with _blas_guard(len(matrix)):
             eigenvalues, vectors = scipy.linalg.eigh(
-                matrix, driver="evd", overwrite_a=True, check_finite=False
+                matrix.T, driver="evd", overwrite_a=True, check_finite=False
             )
         projected = vectors.T @ targets
         squared = vectors**2
