@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,10 @@ from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
+from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write, write_traj
-from ase_al.labelling import label
+from ase_al.labelling import _row, label, multistate_from_row
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
 from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
@@ -40,10 +42,28 @@ from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
 log = logging.getLogger("ase_al")
 
 
-def _threshold(uncertainties: np.ndarray, multiplier: float) -> float:
-    """median + multiplier · MAD (MLatom's m+3mad)."""
-    median = np.median(uncertainties)
-    return float(median + multiplier * np.median(np.abs(uncertainties - median)))
+def _threshold(uncertainties: np.ndarray, multiplier: float) -> float | list[float]:
+    """median + multiplier · MAD (MLatom's m+3mad) over axis 0: one value, or one per state
+    for (P, n_states) uncertainties."""
+    median = np.median(uncertainties, axis=0)
+    value = median + multiplier * np.median(np.abs(uncertainties - median), axis=0)
+    return float(value) if np.ndim(value) == 0 else [float(v) for v in value]
+
+
+def _keep_states(atoms: Atoms, n_states: int) -> Atoms:
+    """A copy whose multistate labels keep the lowest ``n_states`` states."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    results = atoms.calc.results
+    copy_ = atoms.copy()
+    copy_.calc = SinglePointCalculator(copy_, energy=results["energy"], forces=results["forces"])
+    copy_.calc.results["energies"] = np.asarray(results["energies"])[:n_states]
+    copy_.calc.results["state_forces"] = np.asarray(results["state_forces"])[:n_states]
+    return copy_
+
+
+def _format(threshold) -> str:
+    return " ".join(f"{t:.5f}" for t in np.atleast_1d(threshold))
 
 
 class ActiveLearner:
@@ -56,13 +76,22 @@ class ActiveLearner:
     reference : str or Calculator
         Labelling method: a name for :func:`ase_al.methods` (``"GFN2-xTB"``,
         ``"B3LYP/6-31G*"``) or a picklable calculator.
-    model : str, class or Committee
+    model : str, class, Committee or MultiState
         Trainable model type (``"KREG"``, ``"ANI"``, ``"MACE"``) or a class whose instances
         are calculators with ``train(images, forces=...)`` (and ideally ``predict``, ``save``,
         ``load``); or an untrained :class:`~ase_al.calculators.Committee` of such models (any
         mix of types, seeds and settings, its own weights, spread and ``train_forces``):
         every iteration trains a copy of it on all the data, and its spread is the
         uncertainty (``uq`` and ``committee_size`` are then not used).
+
+        An untrained :class:`~ase_al.calculators.MultiState` (``MultiState(model="KREG",
+        n_states=3)``) makes it **excited-state active learning**: the reference must be a
+        multistate calculator (e.g. ``methods("CIS/6-31G", nstates=2)``; its lowest
+        ``n_states`` states are labelled, energies and forces of each), the main and
+        auxiliary models are multistate, the uncertainty and the threshold are per state, and
+        the default sampler is ``"surface_hopping"`` (LZBL trajectories on the main model,
+        stopped where a state is uncertain or the two models' hopping probabilities differ;
+        ``sampler_kwargs`` ``initial_state``, ``hop_threshold``, ...).
     model_kwargs : dict, optional
         Passed to every model the learner creates, e.g. ``{"max_epochs": 500}`` for ANI.
     workdir : path
@@ -76,7 +105,8 @@ class ActiveLearner:
     init_rmse : float, optional
         eV; stop growing the initial data when the cross-validation RMSE is below it.
     sampler : str or callable
-        ``"batch_md"`` (default), ``"md"``, ``"wigner"`` or ``sampler(model, **kwargs)``.
+        ``"batch_md"`` (default), ``"md"``, ``"wigner"``, ``"surface_hopping"`` (default for
+        a multistate model) or ``sampler(model, **kwargs)``.
     sampler_kwargs : dict
         Passed to the sampler (``n_trajectories`` = 100, ``maximum_propagation_time`` fs,
         ``time_step`` fs for the MD samplers).
@@ -120,7 +150,7 @@ class ActiveLearner:
         init_batch: int = 50,
         max_init_points: int = 1000,
         init_rmse: float | None = None,
-        sampler="batch_md",
+        sampler=None,
         sampler_kwargs: dict | None = None,
         uq_threshold: float | None = None,
         threshold_multiplier: float = 3.0,
@@ -146,8 +176,22 @@ class ActiveLearner:
         self.committee = model if isinstance(model, Committee) else None
         if self.committee is not None:
             model = type(self.committee.members[0])  # its type sizes the initial data
-        self.model_type = model_class(model) if isinstance(model, str) else model
+        self.n_states = None
         self.model_kwargs = dict(model_kwargs or {})
+        if isinstance(model, MultiState):
+            self.n_states = model.n_states
+            self.model_kwargs = {**model.model_kwargs, **self.model_kwargs}
+            model = model.model_type
+            if uq != "physics-informed":
+                raise ValueError("excited-state active learning uses uq='physics-informed'")
+            sampler = "surface_hopping" if sampler is None else sampler
+            if isinstance(sampler, str) and sampler.lower() in ("batch_md", "md"):
+                raise ValueError(
+                    f"sampler {sampler!r} propagates one potential energy surface; a "
+                    "multistate model samples with 'surface_hopping' (or 'wigner', or a function)"
+                )
+        sampler = "batch_md" if sampler is None else sampler
+        self.model_type = model_class(model) if isinstance(model, str) else model
         self.workdir = Path(workdir)
         self.temperature = temperature
         self.init_batch = init_batch
@@ -198,7 +242,10 @@ class ActiveLearner:
         training data, and so the models, do not depend on worker timing."""
         db = self._db()
         rows = sorted(db.select(**selection), key=lambda row: (row.get("uid", ""), row.id))
-        return [row.toatoms(add_additional_information=True) for row in rows]
+        return [
+            multistate_from_row(row.toatoms(add_additional_information=True), row.data)
+            for row in rows
+        ]
 
     def _label_queue(self, queue: list[Atoms], **pairs) -> int:
         """Label the structures of ``queue`` that are not in the database yet; count failures."""
@@ -209,13 +256,14 @@ class ActiveLearner:
             log.info(
                 "resuming: %d of %d structures already labelled", len(queue) - len(todo), len(queue)
             )
-        result = label(todo, self.reference, self.executor, db, pairs, self.progress)
+        result = label(todo, self.reference, self.executor, db, pairs, self.progress, self.n_states)
         return len(result.failed)
 
     # -- the workflow --------------------------------------------------------------
     def run(self) -> Committee:
         """Run (or resume) active learning; returns the final model as a :class:`Committee`
-        (for ``uq="physics-informed"`` its prediction is the main model's)."""
+        (for ``uq="physics-informed"`` its prediction is the main model's), or for a
+        multistate model a :class:`~ase_al.calculators.MultiStateCommittee`."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.workdir / "al.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -251,6 +299,12 @@ class ActiveLearner:
         """A new, untrained model of the learner's type and settings."""
         if self.committee is not None and not hyperparameters:
             return copy.deepcopy(self.committee.members[0])
+        if self.n_states is not None:
+            return MultiState(
+                model=self.model_type,
+                n_states=self.n_states,
+                model_kwargs={**self.model_kwargs, **hyperparameters},
+            )
         return self.model_type(**{**self.model_kwargs, **hyperparameters})
 
     def _wigner(self, equilibrium, vibrations, n, tag):
@@ -274,7 +328,10 @@ class ActiveLearner:
         model.train([images[i] for i in order[:cut]], forces=False)
         held = [images[i] for i in order[cut:]]
         predicted = predict_batch(model, held, forces=False)["energies"]
-        reference = np.array([a.get_potential_energy() for a in held])
+        if self.n_states is not None:  # every state's energies
+            reference = multistate_labels(held)[0]
+        else:
+            reference = np.array([a.get_potential_energy() for a in held])
         return float(np.sqrt(np.mean((predicted - reference) ** 2)))
 
     def _initial_data(self, equilibrium, vibrations, state) -> None:
@@ -316,7 +373,9 @@ class ActiveLearner:
         source = self.initial_data
         if isinstance(source, (str, Path)):
             try:
-                source = [row.toatoms() for row in connect(source).select()]
+                source = [
+                    multistate_from_row(row.toatoms(), row.data) for row in connect(source).select()
+                ]
             except Exception as err:
                 raise ValueError(
                     f"cannot read initial data from {self.initial_data}: {err}"
@@ -337,9 +396,19 @@ class ActiveLearner:
                 raise ValueError(
                     f"initial data structure {index} carries no energy and forces"
                 ) from err
+            if self.n_states is not None:
+                energies = multistate_labels([atoms])[0]
+                if energies.shape[1] < self.n_states or multistate_labels([atoms])[1] is None:
+                    raise ValueError(
+                        f"initial data structure {index} needs 'energies' and 'state_forces' "
+                        f"of at least {self.n_states} states"
+                    )
         with db:
             for index, atoms in enumerate(source):
-                db.write(atoms, iteration=0, source="user", uid=f"user-{index:06d}")
+                if self.n_states is not None:
+                    atoms = _keep_states(atoms, self.n_states)
+                row_atoms, data = _row(atoms)
+                db.write(row_atoms, data=data, iteration=0, source="user", uid=f"user-{index:06d}")
 
     def _enough_initial_data(self, curve, n_points) -> bool:
         if n_points >= self.max_init_points:
@@ -363,6 +432,8 @@ class ActiveLearner:
         """
         if self.committee is not None:
             return self._train_committee(images, iteration_dir)
+        if self.n_states is not None:
+            return self._train_multistate(images, iteration_dir)
         names = (
             ["main", "aux"]
             if self.uq == "physics-informed"
@@ -404,6 +475,34 @@ class ActiveLearner:
             return Committee.physics_informed(*models), rmse
         return Committee(models, spread="std"), rmse
 
+    def _train_multistate(self, images, iteration_dir: Path):
+        """Main (every state's energies + forces) and auxiliary (energies only) multistate
+        models; each state's main model reuses the hyperparameters its auxiliary one found.
+        Saved as ``main/`` and ``aux/`` and loaded on resume."""
+        paths = [iteration_dir / "main", iteration_dir / "aux"]
+        rmse_path = iteration_dir / "validation_rmse.json"
+        if all((p / "multistate.json").exists() for p in paths):
+            main, aux = (MultiState.load(p) for p in paths)
+            rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None
+        else:
+            aux = self.model_factory().train(images, forces=False)
+            main = MultiState(
+                models=[
+                    self.model_type(
+                        **{**self.model_kwargs, **getattr(model, "hyperparameters", {})}
+                    )
+                    for model in aux.models
+                ],
+                model=self.model_type,
+            ).train(images, forces=True)
+            errors = [getattr(m, "validation_rmse", None) for m in aux.models]
+            rmse = None if None in errors else float(np.sqrt(np.mean(np.square(errors))))
+            if all(hasattr(m, "save") for m in main.models + aux.models):
+                for model, path in zip((main, aux), paths, strict=True):
+                    model.save(path)
+                rmse_path.write_text(json.dumps(rmse))
+        return MultiStateCommittee.physics_informed(main, aux), rmse
+
     def _train_committee(self, images, iteration_dir: Path) -> tuple[Committee, float | None]:
         """The user's committee recipe trained on ``images`` (a copy: the recipe stays
         untrained); members saved as ``member_i`` and loaded on resume where their types can."""
@@ -443,11 +542,20 @@ class ActiveLearner:
         held = [images[i] for i in np.sort(order[:n_validation])]
         subtrain = [images[i] for i in np.sort(order[n_validation:])]
         pair, _ = self._train(subtrain, iteration_dir / "threshold_models")
-        uncertainties = pair.predict(held, forces=False)["energy_uncertainty"]
+        key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
+        uncertainties = pair.predict(held, forces=False)[key]
         threshold = _threshold(uncertainties, self.threshold_multiplier)
+        if np.min(threshold) < 1e-3:
+            message = (
+                f"the automatic uncertainty threshold is {_format(threshold)} eV: the models "
+                "agree to a fraction of a meV on the validation structures, so nearly every "
+                "sampled structure will count as uncertain; consider giving uq_threshold"
+            )
+            log.warning(message)
+            warnings.warn(message, stacklevel=3)
         log.info(
-            "uncertainty threshold set to %.5f eV (median + %g MAD over %d validation structures)",
-            threshold,
+            "uncertainty threshold set to %s eV (median + %g MAD over %d validation structures)",
+            _format(threshold),
             self.threshold_multiplier,
             n_validation,
         )
@@ -522,11 +630,13 @@ class ActiveLearner:
         n = kwargs.pop("n_trajectories")
         if self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner":
             samples = self._wigner(equilibrium, vibrations, n, "screen")
-            u = pair.predict(samples, forces=False)["energy_uncertainty"]
+            key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
+            u = pair.predict(samples, forces=False)[key]
+            uncertain = np.asarray(u > np.asarray(threshold)).reshape(len(samples), -1).any(1)
             return SamplingResult(
-                [s for s, x in zip(samples, u, strict=True) if x > threshold],
+                [s for s, x in zip(samples, uncertain, strict=True) if x],
                 n_trajectories=n,
-                n_certain=int(np.sum(u <= threshold)),
+                n_certain=int(np.sum(~uncertain)),
             )
         conditions = self._wigner(equilibrium, vibrations, n, "ic")
         kwargs.setdefault("trajectory_dir", iteration_dir / "trajectories")
@@ -559,7 +669,7 @@ class ActiveLearner:
         axes = fig.subplots(1, 3)
         axes[0].plot(k, [it["validation_rmse"] or np.nan for it in iterations], "o-")
         axes[0].set(xlabel="iteration", ylabel="CV energy RMSE / eV")
-        axes[1].plot(k, [it["threshold"] for it in iterations], "o-")
+        axes[1].plot(k, [np.atleast_1d(it["threshold"]) for it in iterations], "o-")
         axes[1].set(xlabel="iteration", ylabel="UQ threshold / eV")
         axes[2].plot(k, [it["n_certain"] / max(it["n_trajectories"], 1) for it in iterations], "o-")
         axes[2].set(xlabel="iteration", ylabel="certain trajectories", ylim=(0, 1.05))

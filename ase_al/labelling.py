@@ -11,6 +11,7 @@ import os
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -19,12 +20,18 @@ from tqdm.auto import tqdm
 log = logging.getLogger("ase_al")
 
 
-def compute_label(reference: str | Calculator, atoms: Atoms) -> Atoms:
-    """``atoms`` with the reference energy (eV) and forces (eV/Å) attached."""
+def compute_label(reference: str | Calculator, atoms: Atoms, n_states: int | None = None) -> Atoms:
+    """``atoms`` with the reference energy (eV) and forces (eV/Å) attached; with ``n_states``,
+    also every state's energies and forces (results ``energies``, ``state_forces``) of a
+    multistate reference (see :func:`~ase_al.calculators.multistate.label_multistate`)."""
     if isinstance(reference, str):
         from ase_al.calculators import methods
 
         reference = methods(reference)
+    if n_states is not None:
+        from ase_al.calculators.multistate import label_multistate
+
+        return label_multistate(atoms, reference, n_states)
     work = atoms.copy()
     work.calc = reference
     energy, forces = work.get_potential_energy(), work.get_forces()
@@ -57,6 +64,27 @@ def default_executor(max_workers: int | None = None) -> Executor:
     )
 
 
+def _row(labelled: Atoms) -> tuple[Atoms, dict]:
+    """What goes into a database row: the ground-state energy and forces as the row's
+    calculator results and, for multistate labels, every state's in its data (the database
+    would take ``energies`` for ASE's per-atom energies)."""
+    results = labelled.calc.results
+    if "state_forces" not in results:
+        return labelled, {}
+    plain = labelled.copy()
+    plain.calc = SinglePointCalculator(plain, energy=results["energy"], forces=results["forces"])
+    data = {"state_energies": results["energies"], "state_forces": results["state_forces"]}
+    return plain, data
+
+
+def multistate_from_row(atoms: Atoms, data: dict) -> Atoms:
+    """Put a database row's multistate data back into ``atoms.calc.results``."""
+    if "state_energies" in data:
+        atoms.calc.results["energies"] = np.asarray(data["state_energies"])
+        atoms.calc.results["state_forces"] = np.asarray(data["state_forces"])
+    return atoms
+
+
 @dataclass
 class LabellingResult:
     """What a labelling round produced: labelled structures and the failures (atoms, error)."""
@@ -72,6 +100,7 @@ def label(
     db=None,
     key_value_pairs: dict | None = None,
     progress: bool | None = None,
+    n_states: int | None = None,
 ) -> LabellingResult:
     """Run the reference on every structure, writing each result to ``db`` when it arrives.
 
@@ -87,6 +116,9 @@ def label(
         Each label is written the moment it exists, with ``key_value_pairs``.
     progress : bool, optional
         Progress bar (default: when interactive).
+    n_states : int, optional
+        Label the lowest ``n_states`` states of a multistate reference; the database row
+        keeps them in its data (``state_energies``, ``state_forces``).
 
     A failed reference calculation is logged and recorded in ``failed``, never raised.
     """
@@ -96,7 +128,9 @@ def label(
     own = executor is None
     executor = default_executor(min(len(images), os.cpu_count() or 1)) if own else executor
     try:
-        futures = {executor.submit(compute_label, reference, atoms): atoms for atoms in images}
+        futures = {
+            executor.submit(compute_label, reference, atoms, n_states): atoms for atoms in images
+        }
         bar = tqdm(
             total=len(futures), desc="labelling", disable=None if progress is None else not progress
         )
@@ -115,7 +149,8 @@ def label(
                     pairs = dict(key_value_pairs or {})
                     if "uid" in atoms.info:
                         pairs["uid"] = str(atoms.info["uid"])
-                    db.write(labelled, **pairs)
+                    row_atoms, data = _row(labelled)
+                    db.write(row_atoms, data=data, **pairs)
                 result.labelled.append(labelled)
             bar.update()
         bar.close()

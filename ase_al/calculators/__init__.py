@@ -220,6 +220,10 @@ def __getattr__(name):
         from ase_al.calculators.xtb import XTB
 
         return XTB
+    if name in ("MultiState", "MultiStateCommittee"):
+        from ase_al.calculators import multistate
+
+        return getattr(multistate, name)
     raise AttributeError(name)
 
 
@@ -228,6 +232,8 @@ __all__ = [
     "KREG",
     "MACE",
     "Committee",
+    "MultiState",
+    "MultiStateCommittee",
     "XTB",
     "PySCF",
     "available",

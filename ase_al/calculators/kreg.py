@@ -306,9 +306,7 @@ class KREG(Calculator):
                 with _blas_guard(len(matrix)):
                     # the transpose of the symmetric matrix is itself, in the Fortran order
                     # LAPACK works in: no copy
-                    factor = scipy.linalg.cho_factor(
-                        matrix.T, overwrite_a=True, check_finite=False
-                    )
+                    factor = scipy.linalg.cho_factor(matrix.T, overwrite_a=True, check_finite=False)
                 break
             except np.linalg.LinAlgError:
                 if lambda_ > 1e-2:

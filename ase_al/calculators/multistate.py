@@ -186,3 +186,107 @@ def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> A
     labelled.calc.results["energies"] = energies
     labelled.calc.results["state_forces"] = state_forces
     return labelled
+
+
+class MultiStateCommittee(Calculator):
+    """Several multistate models as one multistate calculator with per-state uncertainties.
+
+    The physics-informed pair of excited-state active learning: a *main* :class:`MultiState`
+    trained on every state's energies and forces and an *auxiliary* one trained on energies
+    only (:meth:`physics_informed`); the main model's energies and forces are the prediction
+    (or, with ``weights``, the members' weighted mean), and ``state_uncertainties`` (n_states,
+    eV) is the members' spread per state: |E_main,s − E_aux,s| for the pair.
+
+    It follows the multistate contract (``current_state`` parameter; ``energies``,
+    ``state_forces``, ``energy`` and ``forces`` results), so :class:`SurfaceHopping` runs on
+    it; ``member_energies`` (n_members, n_states) lets the dynamics give the hopping
+    probability of every member, whose disagreement is a second uncertainty.
+    """
+
+    implemented_properties = [
+        "energy",
+        "forces",
+        "energies",
+        "state_forces",
+        "state_uncertainties",
+        "energy_uncertainty",
+    ]
+    default_parameters = {"current_state": 0}
+
+    def __init__(self, members, weights=None, spread: str = "range", **kwargs):
+        super().__init__(**kwargs)
+        if len(members) < 2:
+            raise ValueError("a committee needs at least two members")
+        if len({m.n_states for m in members}) != 1:
+            raise ValueError("the members must have the same number of states")
+        if spread not in ("std", "range"):
+            raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
+        weights = np.ones(len(members)) if weights is None else np.asarray(weights, float)
+        if weights.shape != (len(members),) or weights.sum() <= 0 or np.any(weights < 0):
+            raise ValueError("weights must be one non-negative number per member, not all zero")
+        self.members = list(members)
+        self.weights = weights / weights.sum()
+        self.spread = spread
+
+    @classmethod
+    def physics_informed(cls, main: MultiState, auxiliary: MultiState) -> MultiStateCommittee:
+        """The main model predicts; |E_main,s − E_aux,s| is state s's uncertainty."""
+        return cls([main, auxiliary], weights=[1.0, 0.0], spread="range")
+
+    @property
+    def n_states(self) -> int:
+        return self.members[0].n_states
+
+    def set(self, **kwargs):
+        if set(kwargs) == {"current_state"}:
+            state = int(kwargs["current_state"])
+            if not 0 <= state < self.n_states:
+                raise ValueError(f"current_state must be in 0..{self.n_states - 1}, got {state}")
+            self.parameters.current_state = state
+            if "energies" in self.results:
+                self.results["energy"] = float(self.results["energies"][state])
+                self.results["forces"] = self.results["state_forces"][state]
+            return {"current_state": state}
+        return super().set(**kwargs)
+
+    def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
+        """``energies`` (P, n_states), ``state_forces`` (P, n_states, N, 3) and, with
+        ``uncertainty``, ``state_uncertainties`` (P, n_states), ``energy_uncertainty`` (P,)
+        (the largest over the states) and ``member_energies`` (n_members, P, n_states)."""
+        used = [i for i, w in enumerate(self.weights) if w > 0 or uncertainty]
+        outputs = {}
+        for i in used:
+            weighted = self.weights[i] > 0
+            outputs[i] = self.members[i].predict(list(images), forces=forces and weighted)
+        weighted = [i for i in used if self.weights[i] > 0]
+        w = self.weights[weighted]
+        energies = np.array([outputs[i]["energies"] for i in used])
+        result = {
+            "energies": np.tensordot(w, np.array([outputs[i]["energies"] for i in weighted]), 1)
+        }
+        if forces:
+            stacked = np.array([outputs[i]["state_forces"] for i in weighted])
+            result["state_forces"] = np.tensordot(w, stacked, axes=1)
+        if uncertainty:
+            if self.spread == "range":
+                spread = energies.max(axis=0) - energies.min(axis=0)
+            else:
+                spread = energies.std(axis=0)
+            result["state_uncertainties"] = spread
+            result["energy_uncertainty"] = spread.max(axis=1)
+            result["member_energies"] = energies
+        return result
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.predict([self.atoms], forces=True, uncertainty=True)
+        state = int(self.parameters.current_state)
+        self.results = {
+            "energies": result["energies"][0],
+            "state_forces": result["state_forces"][0],
+            "energy": float(result["energies"][0, state]),
+            "forces": result["state_forces"][0, state],
+            "state_uncertainties": result["state_uncertainties"][0],
+            "energy_uncertainty": float(result["energy_uncertainty"][0]),
+            "member_energies": result["member_energies"][:, 0],
+        }

@@ -6,11 +6,16 @@
 """
 
 from ase_al.dynamics.ensemble import choose_initial_states, populations, run_ensemble
-from ase_al.dynamics.models import TullySimpleAvoidedCrossing, tully_particle
+from ase_al.dynamics.models import (
+    TriatomicAvoidedCrossing,
+    TullySimpleAvoidedCrossing,
+    tully_particle,
+)
 from ase_al.dynamics.surface_hopping import SurfaceHopping, lzbl_probability
 
 __all__ = [
     "SurfaceHopping",
+    "TriatomicAvoidedCrossing",
     "TullySimpleAvoidedCrossing",
     "tully_particle",
     "choose_initial_states",

@@ -84,3 +84,87 @@ def tully_particle(x: float = -10.0, k: float = 20.0) -> Atoms:
     atoms.set_momenta([[k * HBAR / u.Bohr, 0.0, 0.0]])
     atoms.calc = TullySimpleAvoidedCrossing()
     return atoms
+
+
+class TriatomicAvoidedCrossing(Calculator):
+    """Two electronic states of a bent symmetric triatomic (B–A–B) with an avoided crossing.
+
+    A model molecule whose exact energies and forces cost nothing: the reference of tests and
+    tutorials of excited-state active learning. With bond lengths r₁, r₂ (A–B, Å) and the
+    B–A–B angle θ (rad), the two diabatic states (eV) are
+
+        V₁ = Σᵢ D₁ (1 − e^(−a₁ (rᵢ − r₁₀)))² + ½ k₁ (cos θ − cos θ₁)²       (ground state)
+        V₂ = T + Σᵢ D₂ (1 − e^(−a₂ (rᵢ − r₂₀)))² + ½ k₂ (cos θ − cos θ₂)²   (longer bonds, wider
+                                                                               angle)
+
+    with a constant coupling c; the adiabatic states are E∓ = (V₁ + V₂)/2 ∓ sqrt(((V₁ − V₂)/2)²
+    + c²), the forces their exact gradients (the bend in cos θ keeps them smooth through
+    linear geometries). Defaults (water-like ground state): D₁ = 5 eV, a₁ = 2.2 Å⁻¹,
+    r₁₀ = 0.96 Å, k₁ = 4.3 eV, θ₁ = 104.5°; D₂ = 3 eV, a₂ = 1.6 Å⁻¹, r₂₀ = 1.2 Å, k₂ = 3.4 eV,
+    θ₂ = 130°, T = 1 eV, c = 0.1 eV. S₁ lies 2.6 eV above the ground-state minimum there; the
+    diabats cross at r ≈ 1.13 Å (gap 2c), which a molecule excited to S₁ passes on its first
+    stretch, so surface hopping has hops of intermediate probability to make.
+
+    Results: ``energies`` (2,) eV, ``state_forces`` (2, 3, 3) eV/Å, and ``energy`` and
+    ``forces`` of ``current_state``. Atom 0 is the central atom.
+    """
+
+    implemented_properties = ["energy", "forces", "energies", "state_forces"]
+    default_parameters = {
+        "D1": 5.0,
+        "a1": 2.2,
+        "r1": 0.96,
+        "k1": 4.3,
+        "theta1": 104.5,
+        "D2": 3.0,
+        "a2": 1.6,
+        "r2": 1.2,
+        "k2": 3.4,
+        "theta2": 130.0,
+        "T": 1.0,
+        "c": 0.1,
+        "current_state": 0,
+    }
+    discard_results_on_any_change = True
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if len(self.atoms) != 3:
+            raise ValueError("TriatomicAvoidedCrossing describes a triatomic (central atom first)")
+        p = self.parameters
+        bonds = self.atoms.positions[1:] - self.atoms.positions[0]  # (2, 3)
+        r = np.linalg.norm(bonds, axis=1)
+        unit = bonds / r[:, None]
+        cos = float(unit[0] @ unit[1])
+        # d cos θ / dR for the two outer atoms; the central atom takes minus their sum
+        dcos = np.array([(unit[1] - cos * unit[0]) / r[0], (unit[0] - cos * unit[1]) / r[1]])
+        grad_r = np.zeros((2, 3, 3))  # d r_i / d R_atom
+        for i in range(2):
+            grad_r[i, i + 1] = unit[i]
+            grad_r[i, 0] = -unit[i]
+        grad_cos = np.zeros((3, 3))
+        grad_cos[1:] = dcos
+        grad_cos[0] = -dcos.sum(axis=0)
+
+        def diabat(D, a, r0, k, theta0, offset):
+            e = np.exp(-a * (r - r0))
+            bend = cos - np.cos(np.radians(theta0))
+            value = offset + np.sum(D * (1 - e) ** 2) + 0.5 * k * bend**2
+            dr = 2.0 * D * a * e * (1.0 - e)
+            gradient = np.einsum("i,iaj->aj", dr, grad_r) + k * bend * grad_cos
+            return value, gradient
+
+        v1, g1 = diabat(p.D1, p.a1, p.r1, p.k1, p.theta1, 0.0)
+        v2, g2 = diabat(p.D2, p.a2, p.r2, p.k2, p.theta2, p.T)
+        half, ghalf = 0.5 * (v1 - v2), 0.5 * (g1 - g2)
+        w = float(np.hypot(half, p.c))
+        energies = 0.5 * (v1 + v2) + np.array([-w, w])
+        gw = half * ghalf / w
+        state_forces = -np.array([0.5 * (g1 + g2) - gw, 0.5 * (g1 + g2) + gw])
+        state = int(p.current_state)
+        self.results = {
+            "energies": energies,
+            "energy": float(energies[state]),
+            "forces": state_forces[state],
+            "state_forces": state_forces,
+        }

@@ -93,7 +93,9 @@ class SurfaceHopping(MolecularDynamics):
         The current electronic state.
     hops : list of dict
         Every hop attempt with a non-zero probability: ``time`` (fs), ``from``, ``to``,
-        ``probability``, ``accepted``, ``frustrated``.
+        ``probability``, ``accepted``, ``frustrated``; on a committee calculator
+        (:class:`~ase_al.calculators.MultiStateCommittee`), LZBL attempts also carry
+        ``member_probabilities``, the probability from each member's energies.
     states : list of (time fs, state)
         The state after every step.
     coefficients : ndarray (FSSH)
@@ -142,6 +144,8 @@ class SurfaceHopping(MolecularDynamics):
         atoms.info["state"] = self.state
         # (energies, positions, momenta) of the last three steps, newest last
         self._history = [(energies[: self.nstates], atoms.get_positions(), atoms.get_momenta())]
+        # the energies of every member of a committee calculator, step by step (or None)
+        self._member_history = [self._member_energies(calc)]
         if self.algorithm == "FSSH":
             try:
                 nacs = np.asarray(calc.get_property("nacs", atoms))
@@ -170,6 +174,11 @@ class SurfaceHopping(MolecularDynamics):
         self.atoms.calc.set(current_state=state)
         self.atoms.info["state"] = state
 
+    def _member_energies(self, calc=None) -> np.ndarray | None:
+        calc = self.atoms.calc if calc is None else calc
+        members = getattr(calc, "results", {}).get("member_energies")
+        return None if members is None else np.asarray(members)[:, : self.nstates]
+
     def _time_fs(self, steps_back: int = 0) -> float:
         return (self.nsteps + 1 - steps_back) * self.dt / units.fs
 
@@ -182,6 +191,7 @@ class SurfaceHopping(MolecularDynamics):
             *self._history[-2:],
             (energies, atoms.get_positions(), atoms.get_momenta()),
         ]
+        self._member_history = [*self._member_history[-2:], self._member_energies()]
         hopped = self._try_hop()
         if hopped:
             forces = atoms.get_forces(md=True)
@@ -229,6 +239,14 @@ class SurfaceHopping(MolecularDynamics):
                 "accepted": False,
                 "frustrated": False,
             }
+            members = self._member_history
+            if len(members) == 3 and all(m is not None for m in members):
+                # the same LZBL formula on each committee member's gaps: their disagreement
+                # says how far the hop itself can be trusted
+                member_gaps = np.abs(np.array([m[:, target] - m[:, self.state] for m in members]))
+                record["member_probabilities"] = [
+                    lzbl_probability(g, self.dt) for g in member_gaps.T
+                ]
             cumulative += probability
             if chosen is None and draw < cumulative:
                 chosen, chosen_record = target, record
@@ -248,6 +266,7 @@ class SurfaceHopping(MolecularDynamics):
         self.atoms.set_momenta(momenta * math.sqrt(new_kinetic / kinetic))
         self._set_state(chosen)
         self._history = [self._history[1]]
+        self._member_history = [self._member_history[1]]
         return True
 
     # -- FSSH ----------------------------------------------------------------------

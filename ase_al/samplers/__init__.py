@@ -11,11 +11,17 @@ from importlib.metadata import entry_points
 
 from ase_al.samplers.batch_md import SamplingResult, batch_md
 from ase_al.samplers.md import md
+from ase_al.samplers.surface_hopping import surface_hopping
 from ase_al.samplers.wigner import remove_rigid_motion, wigner
 
 ENTRY_POINT_GROUP = "ase_al.samplers"
 
-_registry: dict[str, Callable] = {"wigner": wigner, "batch_md": batch_md, "md": md}
+_registry: dict[str, Callable] = {
+    "wigner": wigner,
+    "batch_md": batch_md,
+    "md": md,
+    "surface_hopping": surface_hopping,
+}
 
 
 def register(name: str, sampler: Callable) -> None:
@@ -49,5 +55,6 @@ __all__ = [
     "register",
     "remove_rigid_motion",
     "SamplingResult",
+    "surface_hopping",
     "wigner",
 ]
