@@ -34,7 +34,7 @@ from ase_al.calculators.committee import Committee, predict_batch
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write, write_traj
-from ase_al.labelling import _row, label, multistate_from_row
+from ase_al.labelling import database_row, label, multistate_from_row
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
 from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
@@ -110,10 +110,11 @@ class ActiveLearner:
     sampler_kwargs : dict
         Passed to the sampler (``n_trajectories`` = 100, ``maximum_propagation_time`` fs,
         ``time_step`` fs for the MD samplers).
-    uq_threshold : float, optional
-        eV; default: set on the first iteration as median + ``threshold_multiplier``·MAD of the
-        uncertainties on a validation set (a random ``validation_fraction`` of the labelled
-        data, held out from models trained for this purpose), then kept.
+    uq_threshold : float or list of float, optional
+        eV (for a multistate model one value per state, or one for all); default: set on the
+        first iteration as median + ``threshold_multiplier``·MAD of the uncertainties on a
+        validation set (a random ``validation_fraction`` of the labelled data, held out from
+        models trained for this purpose), then kept.
     threshold_multiplier : float
         The MAD multiplier of the automatic threshold (3: MLatom's ``m+3mad``).
     validation_fraction : float
@@ -152,7 +153,7 @@ class ActiveLearner:
         init_rmse: float | None = None,
         sampler=None,
         sampler_kwargs: dict | None = None,
-        uq_threshold: float | None = None,
+        uq_threshold: float | list[float] | None = None,
         threshold_multiplier: float = 3.0,
         validation_fraction: float = 0.1,
         new_points: int = 100,
@@ -407,7 +408,7 @@ class ActiveLearner:
             for index, atoms in enumerate(source):
                 if self.n_states is not None:
                     atoms = _keep_states(atoms, self.n_states)
-                row_atoms, data = _row(atoms)
+                row_atoms, data = database_row(atoms)
                 db.write(row_atoms, data=data, iteration=0, source="user", uid=f"user-{index:06d}")
 
     def _enough_initial_data(self, curve, n_points) -> bool:

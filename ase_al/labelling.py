@@ -64,7 +64,7 @@ def default_executor(max_workers: int | None = None) -> Executor:
     )
 
 
-def _row(labelled: Atoms) -> tuple[Atoms, dict]:
+def database_row(labelled: Atoms) -> tuple[Atoms, dict]:
     """What goes into a database row: the ground-state energy and forces as the row's
     calculator results and, for multistate labels, every state's in its data (the database
     would take ``energies`` for ASE's per-atom energies)."""
@@ -149,7 +149,7 @@ def label(
                     pairs = dict(key_value_pairs or {})
                     if "uid" in atoms.info:
                         pairs["uid"] = str(atoms.info["uid"])
-                    row_atoms, data = _row(labelled)
+                    row_atoms, data = database_row(labelled)
                     db.write(row_atoms, data=data, **pairs)
                 result.labelled.append(labelled)
             bar.update()
