@@ -553,7 +553,7 @@ class ActiveLearner:
                 "sampled structure will count as uncertain; consider giving uq_threshold"
             )
             log.warning(message)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, stacklevel=4)  # at the caller of run()
         log.info(
             "uncertainty threshold set to %s eV (median + %g MAD over %d validation structures)",
             _format(threshold),
