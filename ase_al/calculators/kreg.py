@@ -259,10 +259,11 @@ class KREG(Calculator):
         self._model = {"equilibrium_distances": np.linalg.norm(eq_pos[i] - eq_pos[j], axis=1)}
         positions = self._check_structures(images)
         gradients = -np.array([a.get_forces() for a in images]) if forces else None
-        if forces and len(images) * (1 + positions[0].size) > 30000:
+        order = len(images) * (1 + positions[0].size)
+        if forces and order > 30000:
             warnings.warn(
-                "training on forces builds a matrix of "
-                f"{len(images) * (1 + positions[0].size)}² elements: this needs a lot of memory",
+                f"training on forces builds a {order}² matrix: {8 * order**2 / 1e9:.1f} GB of "
+                "memory, and its Cholesky factorisation takes minutes",
                 stacklevel=2,
             )
         # descriptors (and Jacobians) once: every σ tried and the final fit share them
