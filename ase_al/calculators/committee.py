@@ -27,6 +27,25 @@ def predict_batch(model, images: list[Atoms], forces: bool = True) -> dict:
     return result
 
 
+def member_weights(n_members: int, weights, spread: str) -> np.ndarray:
+    """Checked, normalised weights of a committee of ``n_members`` (equal by default)."""
+    if n_members < 2:
+        raise ValueError("a committee needs at least two members")
+    if spread not in ("std", "range"):
+        raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
+    weights = np.ones(n_members) if weights is None else np.asarray(weights, float)
+    if weights.shape != (n_members,) or weights.sum() <= 0 or np.any(weights < 0):
+        raise ValueError("weights must be one non-negative number per member, not all zero")
+    return weights / weights.sum()
+
+
+def member_spread(values: np.ndarray, spread: str) -> np.ndarray:
+    """Spread over axis 0 (the members): max − min (``"range"``) or standard deviation."""
+    if spread == "range":
+        return values.max(axis=0) - values.min(axis=0)
+    return values.std(axis=0)
+
+
 class Committee(Calculator):
     """Members' weighted mean as ``energy``/``forces``, their spread as the uncertainty.
 
@@ -52,15 +71,8 @@ class Committee(Calculator):
 
     def __init__(self, calculators, weights=None, spread: str = "std", train_forces=None, **kwargs):
         super().__init__(**kwargs)
-        if len(calculators) < 2:
-            raise ValueError("a committee needs at least two members")
-        if spread not in ("std", "range"):
-            raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
-        weights = np.ones(len(calculators)) if weights is None else np.asarray(weights, float)
-        if weights.shape != (len(calculators),) or weights.sum() <= 0 or np.any(weights < 0):
-            raise ValueError("weights must be one non-negative number per member, not all zero")
+        self.weights = member_weights(len(calculators), weights, spread)
         self.members = list(calculators)
-        self.weights = weights / weights.sum()
         self.spread = spread
         train_forces = [True] * len(self.members) if train_forces is None else train_forces
         if len(train_forces) != len(self.members):
@@ -87,9 +99,7 @@ class Committee(Calculator):
         return self
 
     def _spread(self, values: np.ndarray) -> np.ndarray:
-        if self.spread == "range":
-            return values.max(axis=0) - values.min(axis=0)
-        return values.std(axis=0)
+        return member_spread(values, self.spread)
 
     def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
         """Batched prediction: ``energies`` (P,), ``forces`` (P, N, 3) and, with

@@ -15,7 +15,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
-from ase_al.calculators.committee import predict_batch
+from ase_al.calculators.committee import member_spread, member_weights, predict_batch
 
 FORMAT = "ase-al MultiState 1"
 
@@ -37,7 +37,42 @@ def multistate_labels(images: list[Atoms]) -> tuple[np.ndarray, np.ndarray | Non
     return np.array(energies), (np.array(forces, float) if has_forces else None)
 
 
-class MultiState(Calculator):
+class _CurrentState:
+    """What multistate calculators share: the ``current_state`` parameter, which selects
+    ``energy`` and ``forces`` among the states without recomputing them."""
+
+    def _check_state(self, state) -> None:
+        if not 0 <= int(state) < self.n_states:
+            raise ValueError(f"current_state must be in 0..{self.n_states - 1}, got {state}")
+
+    def set(self, **kwargs):
+        if set(kwargs) == {"current_state"}:  # same geometry: the states are already known
+            self._check_state(kwargs["current_state"])
+            self.parameters.current_state = int(kwargs["current_state"])
+            if "energies" in self.results:
+                state = self.parameters.current_state
+                self.results["energy"] = float(self.results["energies"][state])
+                if "state_forces" in self.results:
+                    self.results["forces"] = self.results["state_forces"][state]
+                else:
+                    self.results.pop("forces", None)
+            return {"current_state": self.parameters.current_state}
+        return super().set(**kwargs)
+
+    def _store(self, result: dict, **per_structure) -> None:
+        """``results`` of the one structure in batched ``result`` (energies (1, S), ...),
+        plus ``per_structure`` entries as given."""
+        state = int(self.parameters.current_state)
+        self.results = {
+            "energies": result["energies"][0],
+            "state_forces": result["state_forces"][0],
+            "energy": float(result["energies"][0, state]),
+            "forces": result["state_forces"][0, state],
+            **per_structure,
+        }
+
+
+class MultiState(_CurrentState, Calculator):
     """One trainable model per electronic state as a multistate calculator.
 
     Parameters
@@ -84,24 +119,6 @@ class MultiState(Calculator):
     def n_states(self) -> int:
         return len(self.models)
 
-    def _check_state(self, state) -> None:
-        if not 0 <= int(state) < self.n_states:
-            raise ValueError(f"current_state must be in 0..{self.n_states - 1}, got {state}")
-
-    def set(self, **kwargs):
-        if set(kwargs) == {"current_state"}:  # same geometry: the states are already known
-            self._check_state(kwargs["current_state"])
-            self.parameters.current_state = int(kwargs["current_state"])
-            if "energies" in self.results:
-                state = self.parameters.current_state
-                self.results["energy"] = float(self.results["energies"][state])
-                if "state_forces" in self.results:
-                    self.results["forces"] = self.results["state_forces"][state]
-                else:
-                    self.results.pop("forces", None)
-            return {"current_state": self.parameters.current_state}
-        return super().set(**kwargs)
-
     def train(
         self, images: list[Atoms], energies: bool = True, forces: bool = True, **kwargs
     ) -> MultiState:
@@ -134,14 +151,7 @@ class MultiState(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        result = self.predict([self.atoms], forces=True)
-        state = int(self.parameters.current_state)
-        self.results = {
-            "energies": result["energies"][0],
-            "state_forces": result["state_forces"][0],
-            "energy": float(result["energies"][0, state]),
-            "forces": result["state_forces"][0, state],
-        }
+        self._store(self.predict([self.atoms], forces=True))
 
     def save(self, path: str | Path) -> None:
         """Write one model file per state and ``multistate.json`` into directory ``path``."""
@@ -188,7 +198,7 @@ def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> A
     return labelled
 
 
-class MultiStateCommittee(Calculator):
+class MultiStateCommittee(_CurrentState, Calculator):
     """Several multistate models as one multistate calculator with per-state uncertainties.
 
     The physics-informed pair of excited-state active learning: a *main* :class:`MultiState`
@@ -215,18 +225,12 @@ class MultiStateCommittee(Calculator):
 
     def __init__(self, members, weights=None, spread: str = "range", **kwargs):
         super().__init__(**kwargs)
-        if len(members) < 2:
-            raise ValueError("a committee needs at least two members")
+        self.weights = member_weights(len(members), weights, spread)
         if len({m.n_states for m in members}) != 1:
             raise ValueError("the members must have the same number of states")
-        if spread not in ("std", "range"):
-            raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
-        weights = np.ones(len(members)) if weights is None else np.asarray(weights, float)
-        if weights.shape != (len(members),) or weights.sum() <= 0 or np.any(weights < 0):
-            raise ValueError("weights must be one non-negative number per member, not all zero")
         self.members = list(members)
-        self.weights = weights / weights.sum()
         self.spread = spread
+        self._check_state(self.parameters.current_state)
 
     @classmethod
     def physics_informed(cls, main: MultiState, auxiliary: MultiState) -> MultiStateCommittee:
@@ -236,18 +240,6 @@ class MultiStateCommittee(Calculator):
     @property
     def n_states(self) -> int:
         return self.members[0].n_states
-
-    def set(self, **kwargs):
-        if set(kwargs) == {"current_state"}:
-            state = int(kwargs["current_state"])
-            if not 0 <= state < self.n_states:
-                raise ValueError(f"current_state must be in 0..{self.n_states - 1}, got {state}")
-            self.parameters.current_state = state
-            if "energies" in self.results:
-                self.results["energy"] = float(self.results["energies"][state])
-                self.results["forces"] = self.results["state_forces"][state]
-            return {"current_state": state}
-        return super().set(**kwargs)
 
     def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
         """``energies`` (P, n_states), ``state_forces`` (P, n_states, N, 3) and, with
@@ -268,10 +260,7 @@ class MultiStateCommittee(Calculator):
             stacked = np.array([outputs[i]["state_forces"] for i in weighted])
             result["state_forces"] = np.tensordot(w, stacked, axes=1)
         if uncertainty:
-            if self.spread == "range":
-                spread = energies.max(axis=0) - energies.min(axis=0)
-            else:
-                spread = energies.std(axis=0)
+            spread = member_spread(energies, self.spread)
             result["state_uncertainties"] = spread
             result["energy_uncertainty"] = spread.max(axis=1)
             result["member_energies"] = energies
@@ -280,13 +269,9 @@ class MultiStateCommittee(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         result = self.predict([self.atoms], forces=True, uncertainty=True)
-        state = int(self.parameters.current_state)
-        self.results = {
-            "energies": result["energies"][0],
-            "state_forces": result["state_forces"][0],
-            "energy": float(result["energies"][0, state]),
-            "forces": result["state_forces"][0, state],
-            "state_uncertainties": result["state_uncertainties"][0],
-            "energy_uncertainty": float(result["energy_uncertainty"][0]),
-            "member_energies": result["member_energies"][:, 0],
-        }
+        self._store(
+            result,
+            state_uncertainties=result["state_uncertainties"][0],
+            energy_uncertainty=float(result["energy_uncertainty"][0]),
+            member_energies=result["member_energies"][:, 0],
+        )

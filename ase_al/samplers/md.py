@@ -18,8 +18,21 @@ from tqdm.auto import tqdm
 from ase_al.samplers.batch_md import SamplingResult
 
 
-class _Uncertain(Exception):
-    pass
+class Uncertain(Exception):
+    """Raised by an observer to stop a sampling trajectory at its first uncertain structure."""
+
+
+def run_until_uncertain(dyn, steps: int, writer=None) -> bool:
+    """Run ``dyn`` for ``steps``; True if an observer stopped it by raising
+    :class:`Uncertain`. Closes ``writer`` (a trajectory file) either way."""
+    try:
+        dyn.run(steps)
+    except Uncertain:
+        return True
+    finally:
+        if writer is not None:
+            writer.close()
+    return False
 
 
 def md(
@@ -47,6 +60,7 @@ def md(
         atoms = start.copy()
         atoms.calc = model
         dyn = VelocityVerlet(atoms, timestep=time_step * units.fs)
+        traj = None
         if trajectory_dir is not None:
             traj = Trajectory(Path(trajectory_dir) / f"traj_{index}.traj", "w", atoms)
             dyn.attach(traj.write, interval=dump_interval)
@@ -60,16 +74,9 @@ def md(
                     trajectory=index, time_fs=dyn.nsteps * time_step, uncertainty=float(uncertainty)
                 )
                 selected.append(found)
-                raise _Uncertain
+                raise Uncertain
 
         dyn.attach(check, interval=1)
-        try:
-            dyn.run(n_steps)
-        except _Uncertain:
-            pass
-        else:
+        if not run_until_uncertain(dyn, n_steps, traj):
             n_certain += 1
-        finally:
-            if trajectory_dir is not None:
-                traj.close()
     return SamplingResult(selected, n_trajectories=len(initial_conditions), n_certain=n_certain)

@@ -24,10 +24,7 @@ from ase.io.trajectory import Trajectory
 from tqdm.auto import tqdm
 
 from ase_al.samplers.batch_md import SamplingResult
-
-
-class _Uncertain(Exception):
-    """Stops a trajectory at its first uncertain structure."""
+from ase_al.samplers.md import Uncertain, run_until_uncertain
 
 
 def surface_hopping(
@@ -116,7 +113,7 @@ def surface_hopping(
                     at = atoms.copy() if record["accepted"] else previous[0]
                     at.info.update(reason="hop", time_fs=record["time"], hop_probabilities=p)
                     found.append(at)
-                    raise _Uncertain
+                    raise Uncertain
             seen[0] = len(dyn.hops)
             u = np.asarray(atoms.calc.results["state_uncertainties"])
             watched = [s for s in (dyn.state - 1, dyn.state, dyn.state + 1) if 0 <= s < n_states]
@@ -124,7 +121,7 @@ def surface_hopping(
                 at = atoms.copy()
                 at.info.update(reason="energy", time_fs=dyn.nsteps * time_step)
                 found.append(at)
-                raise _Uncertain
+                raise Uncertain
             previous[0] = atoms.copy()
 
         writer = None
@@ -132,13 +129,7 @@ def surface_hopping(
             writer = Trajectory(str(Path(trajectory_dir) / f"traj_{index}.traj"), "w", atoms)
             dyn.attach(writer.write, interval=1)
         dyn.attach(check, interval=1)
-        try:
-            dyn.run(steps)
-        except _Uncertain:
-            pass
-        finally:
-            if writer is not None:
-                writer.close()
+        run_until_uncertain(dyn, steps, writer)
         if found:
             structure = found[0]
             structure.calc = None
