@@ -45,9 +45,7 @@ def test_threshold_is_median_plus_3_mad_on_held_out_validation_structures(h2_run
     learner, _ = h2_run
     state = learner._state()
     folder = learner.workdir / "iteration_1" / "threshold_models"
-    pair = Committee.physics_informed(
-        KREG.load(folder / "main.npz"), KREG.load(folder / "aux.npz")
-    )
+    pair = Committee.physics_informed(KREG.load(folder / "main.npz"), KREG.load(folder / "aux.npz"))
     initial = learner.labelled(iteration=0)
     held_uids = set(state["threshold_validation_uids"])
     held = [a for a in initial if a.info["key_value_pairs"]["uid"] in held_uids]
