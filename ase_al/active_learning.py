@@ -398,8 +398,11 @@ class ActiveLearner:
                     f"initial data structure {index} carries no energy and forces"
                 ) from err
             if self.n_states is not None:
-                energies = multistate_labels([atoms])[0]
-                if energies.shape[1] < self.n_states or multistate_labels([atoms])[1] is None:
+                results = atoms.calc.results
+                if (
+                    "state_forces" not in results
+                    or len(np.atleast_1d(results.get("energies", []))) < self.n_states
+                ):
                     raise ValueError(
                         f"initial data structure {index} needs 'energies' and 'state_forces' "
                         f"of at least {self.n_states} states"
