@@ -10,6 +10,9 @@ the literal lines), keywords are case-insensitive. One keyword names the task (`
     ase-al --help            the tasks
     ase-al AL --help         one task's options and defaults
     ase-al input.inp         run; logs to the task's log file and the terminal
+    ase-al input.inp key=value ...
+                             the same with options added or overridden (the command
+                             line wins over the file), e.g. a quick trial run of a job
 
 Bad input exits with code 2 and one line saying what is wrong.
 """
@@ -524,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not path.is_file():
             raise InputError(f"input file {path} not found")
-        task, options = parse(path.read_text())
+        # options after the file name are read as if they were its last lines
+        task, options = parse(path.read_text() + "\n" + "\n".join(argv[1:]))
         atoms = read_molecule(options["xyzfile"])
         if options.get("method"):
             from ase_al.calculators import methods

@@ -37,13 +37,26 @@ os.chdir(workdir)
 reference = ml.methods(method="GFN2-xTB")
 started = time.perf_counter()
 # ml.al resumes a killed run from its al_info.json; the wall time of all attempts adds up in
-# wall.json (written every 10 s, so a kill loses at most 10 s of the count)
+# wall.json (written every 10 s, so a kill loses at most 10 s of the count). Seconds during
+# which the run was held with SIGSTOP are written by the holder to wall.json.paused and are
+# not counted.
 clock_file = "wall.json"
 before = json.load(open(clock_file))["wall_s"] if os.path.exists(clock_file) else 0.0
 
 
+def paused():
+    return (
+        float(open(clock_file + ".paused").read())
+        if os.path.exists(clock_file + ".paused")
+        else 0.0
+    )
+
+
+paused_before = paused()
+
+
 def elapsed():
-    return before + time.perf_counter() - started
+    return before + time.perf_counter() - started - (paused() - paused_before)
 
 
 def tick():

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,28 +170,81 @@ def test_md_and_ir_from_md_tasks(tmp_path):
     assert all(np.min(np.abs(np.array(peaks) - nu)) < 150 for nu in harmonic), (peaks, harmonic)
 
 
-def test_al_task_writes_what_the_python_api_writes(tmp_path):
-    text = (
-        "AL GFN2-xTB ml_model=KREG init_batch=30 max_init_points=60 max_iterations=1 "
-        "number_of_trajectories=10 maximum_propagation_time=50\n"
-        "xyzfile='2\n\nH 0 0 0\nH 0 0 0.74'"
-    )
-    result = run_cli(tmp_path, text)
-    assert result.returncode == 0, result.stderr
-    for name in ("labelled.db", "state.json", "learning_curve.png"):
-        assert (tmp_path / "al" / name).exists()
-    assert "ActiveLearner" in (tmp_path / "al.log").read_text() or (tmp_path / "al.log").exists()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "inputs"
 
 
-def test_cross_section_task(tmp_path):
-    text = (
-        "crossSection CIS/STO-3G Nexcitations=2 nQMpoints=50 MLpoints=500 plotQCNEA\n"
-        "xyzfile='3\n\nO 0.0 0.0 0.119\nH 0.0 0.763 -0.477\nH 0.0 -0.763 -0.477'"
+def tree(directory):
+    """Relative paths of the files under ``directory``, logs left out."""
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and p.suffix != ".log"
     )
-    result = run_cli(tmp_path, text)
+
+
+def test_al_example_input_writes_what_the_python_api_writes(tmp_path):
+    """examples/inputs/al_h2.inp, shortened on the command line, and the same run through
+    ActiveLearner: the same files, and the same labels (both runs are seeded)."""
+    from ase.db import connect
+
+    from ase_al import ActiveLearner
+
+    quick = dict(init_batch=30, max_init_points=60, max_iterations=1)
+    sampling = dict(number_of_trajectories=10, maximum_propagation_time=50)
+    (tmp_path / "cli").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "ase_al.cli", str(EXAMPLES / "al_h2.inp")]
+        + [f"{k}={v}" for k, v in {**quick, **sampling}.items()],
+        cwd=tmp_path / "cli",
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
-    table = np.loadtxt(tmp_path / "mlnea" / "cross-section" / "cross-section_ml-nea.dat")
-    assert table.shape[1] == 3 and table[:, 2].max() > 0
+    assert "iteration 1: 60 training points" in (tmp_path / "cli" / "al.log").read_text()
+
+    api = tmp_path / "api" / "al_h2_input"  # the working_directory in the input file
+    ActiveLearner(
+        read_molecule("2\n\nH 0.0 0.0 0.0\nH 0.0 0.0 0.7"),
+        "GFN2-xTB",
+        model="KREG",
+        workdir=api,
+        seed=0,
+        sampler_kwargs={"n_trajectories": 10, "maximum_propagation_time": 50},
+        **quick,
+    ).run()
+    cli = tmp_path / "cli" / "al_h2_input"
+    assert tree(cli) == tree(api)
+    assert "labelled.db" in tree(cli) and "iteration_1/main.npz" in tree(cli)
+    rows = [  # rows are written as the workers finish: compare them by uid
+        sorted(connect(d / "labelled.db", use_lock_file=False).select(), key=lambda r: r.uid)
+        for d in (cli, api)
+    ]
+    assert [r.uid for r in rows[0]] == [r.uid for r in rows[1]]
+    assert len(rows[0]) == len(rows[1]) >= 60
+    np.testing.assert_array_equal(
+        [r.toatoms().positions for r in rows[0]], [r.toatoms().positions for r in rows[1]]
+    )
+    np.testing.assert_array_equal([r.energy for r in rows[0]], [r.energy for r in rows[1]])
+
+
+def test_cross_section_example_input(tmp_path):
+    """examples/inputs/cross_section_water.inp with a cheap method and few points: the three
+    spectra in MLatom's file names and columns, the overlay plot, the iteration log lines."""
+    small = ["method=CIS/STO-3G", "Nexcitations=2", "nQMpoints=50", "MLpoints=500"]
+    result = subprocess.run(
+        [sys.executable, "-m", "ase_al.cli", str(EXAMPLES / "cross_section_water.inp"), *small],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "mlnea" / "cross-section"
+    for kind in ("ml-nea", "qc-nea", "spc"):
+        table = np.loadtxt(out / f"cross-section_{kind}.dat")
+        assert table.shape[1] == 3 and table[:, 2].max() > 0
+        # lambda/nm = hc/E: 1239.84 eV nm
+        np.testing.assert_allclose(table[:, 0] * table[:, 1], 1239.84, rtol=1e-4)
+    assert (out / "plot.png").stat().st_size > 1000
     assert "ML-NEA iteration 1" in (tmp_path / "crosssection.log").read_text()
 
 

@@ -71,15 +71,6 @@ def test_surface_hopping_example_fast_mode(tmp_path):
     assert (tmp_path / "sh_ch2o" / "populations.png").stat().st_size > 1000
 
 
-def test_input_file_examples_parse():
-    from ase_al.cli import parse, read_molecule
-
-    for name, task in (("al_h2.inp", "AL"), ("cross_section_water.inp", "crossSection")):
-        parsed, options = parse((EXAMPLES / "inputs" / name).read_text())
-        assert parsed.name == task
-        assert len(read_molecule(options["xyzfile"])) in (2, 3)
-
-
 def test_ethanol_ani_example_fast_mode(tmp_path):
     out = run_example("al_ethanol_ani.py", "ANI", str(tmp_path / "al"), "fast", cwd=tmp_path)
     line = next(line for line in out.splitlines() if "optimised geometry within" in line)
