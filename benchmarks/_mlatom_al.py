@@ -4,6 +4,9 @@ Runs in MLatom's own virtual environment and prints one JSON line (re-running it
 WORKDIR resumes a killed run; the wall time counts all attempts):
 
     python _mlatom_al.py START.xyz TEST.extxyz WORKDIR N_TRAJ MAX_TIME_FS STEP_FS MAX_ITER
+                         [UQ_THRESHOLD_HARTREE|none]
+
+Without a threshold (or with ``none``) MLatom sets its own (median + 3 MAD on its validation set).
 
 The reference is MLatom's GFN2-xTB (its bundled xtb program); the KREG models are MLatom's
 default AL backend (KREG_API, which needs MKL's libraries on LD_LIBRARY_PATH: the benchmark
@@ -29,6 +32,7 @@ n_traj, max_time, step, max_iter = (
     float(sys.argv[6]),
     int(sys.argv[7]),
 )
+threshold = None if len(sys.argv) < 9 or sys.argv[8] == "none" else float(sys.argv[8])
 test = read(test_path, ":")
 molecule = ml.data.molecule.from_xyz_file(start_xyz)
 os.makedirs(workdir, exist_ok=True)
@@ -99,6 +103,7 @@ run = ml.al(
         },
         "maximum_propagation_time": max_time,
         "time_step": step,
+        **({} if threshold is None else {"uq_threshold": threshold}),
     },
     new_points=n_traj,
     min_new_points=5,

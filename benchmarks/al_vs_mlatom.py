@@ -1,11 +1,12 @@
 """Active learning of a KREG potential for ethanol with GFN2-xTB: ase-al vs MLatom's ml.al.
 
     python benchmarks/al_vs_mlatom.py [--trajectories 100] [--time 250] [--max-iterations 10]
-        [--workdir DIR] [--side both|ase-al|mlatom]
+        [--workdir DIR] [--side both|ase-al|mlatom] [--uq-threshold EV]
 
 Both codes start from the same geometry (frame 0 of ../shared/data/ethanol_gfn2.extxyz), run
 the physics-informed scheme (main KREG on energies + forces, auxiliary KREG on energies only,
-threshold median + 3 MAD) with batched MD sampling from 300 K Wigner initial conditions,
+threshold median + 3 MAD on each code's validation set, or one fixed value given with
+``--uq-threshold`` for both) with batched MD sampling from 300 K Wigner initial conditions,
 the same number of trajectories, propagation time, time step, new_points and min_new_points,
 each with its own initial-data procedure and hyperparameter search. Labelling uses the two
 cores in both (ase-al: a process pool; MLatom: its joblib workers).
@@ -45,6 +46,7 @@ from ase import units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from ase.md.verlet import VelocityVerlet
+from ase.units import Hartree
 
 import ase_al
 from ase_al import ActiveLearner
@@ -99,6 +101,12 @@ def main():
     parser.add_argument("--time", type=float, default=250.0, help="fs per trajectory")
     parser.add_argument("--step", type=float, default=0.5, help="fs")
     parser.add_argument("--max-iterations", type=int, default=10)
+    parser.add_argument(
+        "--uq-threshold",
+        type=float,
+        help="eV, the same fixed uncertainty threshold for both codes (default: each sets "
+        "its own, median + 3 MAD on its validation set)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="same as --side ase-al")
     parser.add_argument("--side", choices=("both", "ase-al", "mlatom"), default="both")
     parser.add_argument("--workdir", help="shared folder (default: a new temporary one)")
@@ -169,6 +177,7 @@ def run_ours(args, work, start, test):
         new_points=args.trajectories,
         min_new_points=5,
         max_iterations=args.max_iterations,
+        uq_threshold=args.uq_threshold,
         seed=0,
         progress=False,
     )
@@ -199,6 +208,7 @@ def run_peer(args, work):
         str(args.time),
         str(args.step),
         str(args.max_iterations),
+        "none" if args.uq_threshold is None else str(args.uq_threshold / Hartree),
     ]
     with open(work / "mlatom.log", "a") as log:  # streamed: its progress can be followed
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=HERE)
