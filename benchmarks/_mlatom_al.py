@@ -17,12 +17,11 @@ import glob
 import json
 import os
 import sys
-import threading
-import time
 
 import mlatom as ml
 import numpy as np
 from _mlatom_data import HARTREE
+from _stopwatch import stopwatch
 from ase.io import read
 
 start_xyz, test_path, workdir = sys.argv[1:4]
@@ -39,39 +38,9 @@ os.makedirs(workdir, exist_ok=True)
 os.chdir(workdir)
 
 reference = ml.methods(method="GFN2-xTB")
-started = time.perf_counter()
 # ml.al resumes a killed run from its al_info.json; the wall time of all attempts adds up in
-# wall.json (written every 10 s, so a kill loses at most 10 s of the count). Seconds during
-# which the run was held with SIGSTOP are written by the holder to wall.json.paused and are
-# not counted.
-clock_file = "wall.json"
-before = json.load(open(clock_file))["wall_s"] if os.path.exists(clock_file) else 0.0
-
-
-def paused():
-    return (
-        float(open(clock_file + ".paused").read())
-        if os.path.exists(clock_file + ".paused")
-        else 0.0
-    )
-
-
-paused_before = paused()
-
-
-def elapsed():
-    return before + time.perf_counter() - started - (paused() - paused_before)
-
-
-def tick():
-    while True:
-        with open(clock_file + ".part", "w") as f:
-            json.dump({"wall_s": elapsed()}, f)
-        os.replace(clock_file + ".part", clock_file)
-        time.sleep(10)
-
-
-threading.Thread(target=tick, daemon=True).start()
+# wall.json (seconds held with SIGSTOP, recorded in wall.json.paused, are not counted)
+elapsed = stopwatch("wall.json")
 # tight minimum (its default 0.02 eV/Å leaves soft modes imaginary, which its Wigner sampler
 # cannot handle) and finite-difference frequencies through ASE (no Hessian path for its xtb)
 equilibrium = ml.optimize_geometry(

@@ -37,11 +37,10 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
+from _stopwatch import stopwatch
 from ase import units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
@@ -132,33 +131,6 @@ def main():
     if side in ("both", "mlatom") and Path(args.peer_python).exists():
         run_peer(args, work)
     report(args, work)
-
-
-def paused_seconds(clock: Path) -> float:
-    """Seconds the run was held with SIGSTOP (to give the cores to something else), as
-    written by whoever held it to ``<clock>.paused``; they are not counted as its time."""
-    held = clock.with_name(clock.name + ".paused")
-    return float(held.read_text()) if held.exists() else 0.0
-
-
-def stopwatch(path: Path):
-    """Seconds spent over all attempts: the count in ``path`` plus this attempt's, which a
-    thread writes there every 10 s (a killed attempt loses at most 10 s of the count), less
-    the seconds recorded in ``<path>.paused`` while this attempt ran."""
-    before = json.loads(path.read_text())["wall_s"] if path.exists() else 0.0
-    started = time.perf_counter()
-    held_before = paused_seconds(path)
-
-    def elapsed():
-        return before + time.perf_counter() - started - (paused_seconds(path) - held_before)
-
-    def tick():
-        while True:
-            path.write_text(json.dumps({"wall_s": elapsed()}))
-            time.sleep(10)
-
-    threading.Thread(target=tick, daemon=True).start()
-    return elapsed
 
 
 def run_ours(args, work, start, test):

@@ -192,13 +192,8 @@ def test_al_example_input_writes_what_the_python_api_writes(tmp_path):
     quick = dict(init_batch=30, max_init_points=60, max_iterations=1)
     sampling = dict(number_of_trajectories=10, maximum_propagation_time=50)
     (tmp_path / "cli").mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "ase_al.cli", str(EXAMPLES / "al_h2.inp")]
-        + [f"{k}={v}" for k, v in {**quick, **sampling}.items()],
-        cwd=tmp_path / "cli",
-        capture_output=True,
-        text=True,
-    )
+    overrides = [f"{k}={v}" for k, v in {**quick, **sampling}.items()]
+    result = run_cli(tmp_path / "cli", (EXAMPLES / "al_h2.inp").read_text(), *overrides)
     assert result.returncode == 0, result.stderr
     assert "iteration 1: 60 training points" in (tmp_path / "cli" / "al.log").read_text()
 
@@ -231,12 +226,7 @@ def test_cross_section_example_input(tmp_path):
     """examples/inputs/cross_section_water.inp with a cheap method and few points: the three
     spectra in MLatom's file names and columns, the overlay plot, the iteration log lines."""
     small = ["method=CIS/STO-3G", "Nexcitations=2", "nQMpoints=50", "MLpoints=500"]
-    result = subprocess.run(
-        [sys.executable, "-m", "ase_al.cli", str(EXAMPLES / "cross_section_water.inp"), *small],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli(tmp_path, (EXAMPLES / "cross_section_water.inp").read_text(), *small)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "mlnea" / "cross-section"
     for kind in ("ml-nea", "qc-nea", "spc"):

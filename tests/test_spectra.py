@@ -204,7 +204,8 @@ def test_mlnea_reproduces_qc_nea(mlnea_run):
 
     eq = job._equilibrium()[0]
     positions = np.load(job.workdir / "ensemble.npy")
-    qc = job._load_qc()
+    labelled = job._load_qc()
+    qc = dict(labelled)
     fresh = [i for i in range(len(positions)) if i not in qc]
     images = [Atoms(eq.numbers, positions=positions[i]) for i in fresh]
     with default_executor() as pool:
@@ -229,7 +230,7 @@ def test_mlnea_reproduces_qc_nea(mlnea_run):
     assert overlap(result["cross_section"], full) > 0.65
     assert overlap(result["cross_section"], full) > overlap(result["qc_cross_section"], full) + 0.05
     # and the models on those unlabelled points: first excitation energy within 0.15 eV RMSE
-    models, _, _ = job._train(eq, positions, job._load_qc())
+    models, _, _ = job._train(eq, positions, labelled)
     predicted = models[0].predict(images, forces=False)["energies"]
     reference = np.array([c[0][0] for c in computed])
     assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.15  # eV
