@@ -72,6 +72,26 @@ def test_gfn2_energy_identical_to_direct_tblite():
     )
 
 
+def test_xtb_result_does_not_depend_on_what_was_computed_before(ethanol_frames):
+    # labels computed in parallel must not depend on which worker computed which structure
+    frames = ethanol_frames[:6]
+
+    def forces(calc, order):
+        out = {}
+        for i in order:
+            atoms = frames[i].copy()
+            atoms.calc = calc
+            out[i] = atoms.get_forces()
+        return np.array([out[i] for i in range(len(frames))])
+
+    forward = forces(methods("GFN2-xTB"), range(6))
+    backward = forces(methods("GFN2-xTB"), reversed(range(6)))
+    np.testing.assert_allclose(forward, backward, rtol=0, atol=1e-10)
+    # tblite's restart from the previous structure's solution moves forces at SCF tolerance
+    restarted = forces(methods("GFN2-xTB", scf_restart=True), range(6))
+    assert 1e-8 < np.abs(restarted - forward).max() < 1e-3
+
+
 def test_dipole_of_water_points_along_symmetry_axis():
     atoms = molecule("H2O")  # C2v, symmetry axis z
     atoms.calc = methods("HF/6-31G*")
