@@ -4,9 +4,11 @@ Runs in MLatom's own virtual environment and prints one JSON line (re-running it
 WORKDIR resumes a killed run; the wall time counts all attempts):
 
     python _mlatom_al.py START.xyz TEST.extxyz WORKDIR N_TRAJ MAX_TIME_FS STEP_FS MAX_ITER
-                         [UQ_THRESHOLD_HARTREE|none]
+                         [UQ_THRESHOLD_HARTREE|none] [INIT_POINTS]
 
 Without a threshold (or with ``none``) MLatom sets its own (median + 3 MAD on its validation set).
+INIT_POINTS > 0: that many initial Wigner points in one shot (MLatom's
+``initial_points_refinement="one-shot"``); 0 or absent: its learning-curve rule (5-fold CV).
 
 The reference is MLatom's GFN2-xTB (its bundled xtb program); the KREG models are MLatom's
 default AL backend (KREG_API, which needs MKL's libraries on LD_LIBRARY_PATH: the benchmark
@@ -32,6 +34,7 @@ n_traj, max_time, step, max_iter = (
     int(sys.argv[7]),
 )
 threshold = None if len(sys.argv) < 9 or sys.argv[8] == "none" else float(sys.argv[8])
+init_points = int(sys.argv[9]) if len(sys.argv) > 9 else 0
 test = read(test_path, ":")
 molecule = ml.data.molecule.from_xyz_file(start_xyz)
 os.makedirs(workdir, exist_ok=True)
@@ -74,6 +77,19 @@ run = ml.al(
         "time_step": step,
         **({} if threshold is None else {"uq_threshold": threshold}),
     },
+    **(
+        {
+            "initial_points_refinement": "one-shot",
+            "initdata_sampler": "wigner",
+            "initdata_sampler_kwargs": {
+                "molecule": equilibrium,
+                "number_of_initial_conditions": init_points,
+                "initial_temperature": 300,
+            },
+        }
+        if init_points
+        else {}
+    ),
     new_points=n_traj,
     min_new_points=5,
     max_iterations=max_iter,

@@ -1,14 +1,16 @@
 """Active learning of a KREG potential for ethanol with GFN2-xTB: ase-al vs MLatom's ml.al.
 
     python benchmarks/al_vs_mlatom.py [--trajectories 100] [--time 250] [--max-iterations 10]
-        [--workdir DIR] [--side both|ase-al|mlatom] [--uq-threshold EV]
+        [--workdir DIR] [--side both|ase-al|mlatom] [--uq-threshold EV] [--init-points N]
 
 Both codes start from the same geometry (frame 0 of ../shared/data/ethanol_gfn2.extxyz), run
 the physics-informed scheme (main KREG on energies + forces, auxiliary KREG on energies only,
 threshold median + 3 MAD on each code's validation set, or one fixed value given with
 ``--uq-threshold`` for both) with batched MD sampling from 300 K Wigner initial conditions,
 the same number of trajectories, propagation time, time step, new_points and min_new_points,
-each with its own initial-data procedure and hyperparameter search. Labelling uses the two
+each with its own initial-data procedure (the learning-curve rule: add 50 Wigner points until
+another 50 would improve the fitted cross-validation error by less than 10 %; or, with
+``--init-points N``, N points in one batch for both) and hyperparameter search. Labelling uses the two
 cores in both (ase-al: a process pool; MLatom: its joblib workers).
 
 The test set is independent of both runs: 200 snapshots of ten 200 fs GFN2-xTB (tblite) NVE
@@ -106,6 +108,12 @@ def main():
         help="eV, the same fixed uncertainty threshold for both codes (default: each sets "
         "its own, median + 3 MAD on its validation set)",
     )
+    parser.add_argument(
+        "--init-points",
+        type=int,
+        help="initial Wigner points, one batch, for both codes (default: each code's "
+        "learning-curve rule)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="same as --side ase-al")
     parser.add_argument("--side", choices=("both", "ase-al", "mlatom"), default="both")
     parser.add_argument("--workdir", help="shared folder (default: a new temporary one)")
@@ -150,6 +158,11 @@ def run_ours(args, work, start, test):
         min_new_points=5,
         max_iterations=args.max_iterations,
         uq_threshold=args.uq_threshold,
+        **(
+            {"init_batch": args.init_points, "max_init_points": args.init_points}
+            if args.init_points
+            else {}
+        ),
         seed=0,
         progress=False,
     )
@@ -181,6 +194,7 @@ def run_peer(args, work):
         str(args.step),
         str(args.max_iterations),
         "none" if args.uq_threshold is None else str(args.uq_threshold / Hartree),
+        str(args.init_points or 0),
     ]
     with open(work / "mlatom.log", "a") as log:  # streamed: its progress can be followed
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=HERE)
@@ -200,6 +214,8 @@ def report(args, work):
     print(
         f"\nethanol, GFN2-xTB, KREG; {args.trajectories} trajectories x {args.time:g} fs, "
         f"{args.step:g} fs steps, max {args.max_iterations} iterations"
+        + (f", {args.init_points} initial points" if args.init_points else "")
+        + (f", threshold {args.uq_threshold:g} eV" if args.uq_threshold else "")
     )
     print(
         f"{'code':8s} {'wall/s':>8s} {'labels':>7s} {'iter':>5s} {'conv':>5s} "

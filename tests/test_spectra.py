@@ -72,6 +72,35 @@ def test_tda_and_cis_names():
     assert cis.parameters.tda and not methods("TD-HF/6-31G*").parameters.tda
 
 
+def test_td_hf_is_pyscf_tdhf():
+    """TD-HF is the full linear response (RPA) on RHF, not CIS, and equals PySCF's TDHF."""
+    from ase.units import Hartree
+    from pyscf import gto, scf
+
+    atoms = molecule("H2O")
+    calc = methods("TD-HF/6-31G*", nstates=3)
+    atoms.calc = calc
+    energies = calc.get_property("excitation_energies", atoms)
+    strengths = calc.get_property("oscillator_strengths", atoms)
+    mol = gto.M(
+        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+        basis="6-31G*",
+        verbose=0,
+    )
+    mf = scf.RHF(mol)
+    mf.conv_tol = 1e-10
+    mf.kernel()
+    td = mf.TDHF()
+    td.nstates = 3
+    td.kernel()
+    # both to the Davidson solver's tolerance (as for TDDFT above)
+    np.testing.assert_allclose(energies, td.e * Hartree, atol=1e-5)
+    np.testing.assert_allclose(strengths, td.oscillator_strength(gauge="length"), atol=1e-5)
+    # RPA de-excitations lower the energies below CIS (Tamm-Dancoff) for the same states
+    atoms.calc = methods("CIS/6-31G*", nstates=3)
+    assert np.all(energies < atoms.calc.get_property("excitation_energies", atoms))
+
+
 def test_spc_peaks_at_the_bright_state():
     atoms = molecule("H2O")
     calc = methods("TD-B3LYP/6-31G*", nstates=1)

@@ -271,10 +271,11 @@ def test_bad_setups():
         methods("CIS/STO-3G", nstates=2, current_state=3)
 
 
-def test_excited_state_forces_are_gradients_of_excited_energies():
+@pytest.mark.parametrize("name", ["CIS/6-31G", "TD-HF/6-31G"])
+def test_excited_state_forces_are_gradients_of_excited_energies(name):
     atoms = molecule("H2O")
     atoms.positions[0, 2] += 0.05  # away from symmetry
-    calc = methods("CIS/6-31G", nstates=2)
+    calc = methods(name, nstates=2)
     calc.set(current_state=1)
     atoms.calc = calc
     energies = calc.get_property("energies", atoms)
@@ -286,7 +287,7 @@ def test_excited_state_forces_are_gradients_of_excited_energies():
 
         def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
             super().calculate(atoms, properties, system_changes)
-            self.results["energy"] = methods("CIS/6-31G", nstates=2).get_property(
+            self.results["energy"] = methods(name, nstates=2).get_property(
                 "energies", self.atoms
             )[1]
 

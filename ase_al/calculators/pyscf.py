@@ -262,7 +262,10 @@ class PySCF(Calculator):
         n = int(self.parameters.nstates)
         problem = ""
         for spare in (0, 3):
-            td = mf.TDA() if self.parameters.tda else mf.TDDFT()
+            if self.parameters.tda:
+                td = mf.TDA()
+            else:  # full linear response: TDHF (RPA) for HF, TDDFT for a functional
+                td = mf.TDDFT() if hasattr(mf, "xc") else mf.TDHF()
             td.nstates = n + spare
             try:
                 with self._threads(), np.errstate(invalid="ignore"):
