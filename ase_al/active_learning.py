@@ -32,7 +32,7 @@ from ase.io import read
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
-from ase_al.errors import check_atoms, same_atoms
+from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
 from ase_al.files import atomic_write, write_traj
 from ase_al.labelling import database_row, label, multistate_from_row
 from ase_al.samplers import get_sampler, wigner
@@ -248,8 +248,15 @@ class ActiveLearner:
             for row in rows
         ]
 
-    def _label_queue(self, queue: list[Atoms], **pairs) -> int:
-        """Label the structures of ``queue`` that are not in the database yet; count failures."""
+    def _label_queue(self, queue: list[Atoms], initial: bool = False, **pairs) -> int:
+        """Label the structures of ``queue`` that are not in the database yet; count failures.
+
+        ``initial``: a reference that fails on every structure of a batch of near-equilibrium
+        Wigner samples is not a bad geometry but a broken setup (wrong method options, a
+        missing program); that stops the run with the first error instead of sampling and
+        failing forever. (Structures selected by sampling may all be hard cases; their
+        failures are only counted.)
+        """
         db = self._db()
         done = {row.uid for row in db.select(columns=["key_value_pairs"]) if "uid" in row}
         todo = [a for a in queue if a.info["uid"] not in done]
@@ -258,6 +265,12 @@ class ActiveLearner:
                 "resuming: %d of %d structures already labelled", len(queue) - len(todo), len(queue)
             )
         result = label(todo, self.reference, self.executor, db, pairs, self.progress, self.n_states)
+        if initial and len(todo) >= 3 and len(result.failed) == len(todo):
+            raise ReferenceCalculationError(
+                f"the reference failed on all {len(todo)} structures of this batch; "
+                f"the first error: {result.failed[0][1]}",
+                result.failed[0][0],
+            )
         return len(result.failed)
 
     # -- the workflow --------------------------------------------------------------
@@ -351,7 +364,7 @@ class ActiveLearner:
         # a batch queued before a kill is labelled first
         if batch and len(curve) < batch:
             queue = read(init_dir / f"batch_{batch - 1}.traj", ":")
-            failures += self._label_queue(queue, iteration=0, source="initial wigner")
+            failures += self._label_queue(queue, initial=True, iteration=0, source="initial wigner")
         while True:
             images = self.labelled(iteration=0)
             if len(curve) < batch and len(images) >= 2:
@@ -364,7 +377,7 @@ class ActiveLearner:
             queue = self._wigner(equilibrium, vibrations, self.init_batch, f"init{batch:03d}")
             write_traj(init_dir / f"batch_{batch}.traj", queue)
             batch += 1
-            failures += self._label_queue(queue, iteration=0, source="initial wigner")
+            failures += self._label_queue(queue, initial=True, iteration=0, source="initial wigner")
         state.update(initial_data_done=True, failed=failures)
         self._save_state(state)
         self._plot_learning_curve(curve)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -85,6 +86,18 @@ def multistate_from_row(atoms: Atoms, data: dict) -> Atoms:
     return atoms
 
 
+def _check_picklable(reference: Calculator) -> None:
+    """A worker process receives the reference pickled: say so clearly when it cannot be."""
+    try:
+        pickle.dumps(reference)
+    except Exception as err:
+        raise TypeError(
+            f"the reference calculator ({type(reference).__name__}) cannot be sent to worker "
+            f"processes: {err}. Give the method by name (e.g. 'GFN2-xTB'), or label in this "
+            "process with executor=ase_al.labelling.SerialExecutor()"
+        ) from None
+
+
 @dataclass
 class LabellingResult:
     """What a labelling round produced: labelled structures and the failures (atoms, error)."""
@@ -126,6 +139,8 @@ def label(
     if not images:
         return result
     own = executor is None
+    if (own or isinstance(executor, ProcessPoolExecutor)) and not isinstance(reference, str):
+        _check_picklable(reference)
     executor = default_executor(min(len(images), os.cpu_count() or 1)) if own else executor
     try:
         futures = {

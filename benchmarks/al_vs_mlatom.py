@@ -10,8 +10,8 @@ threshold median + 3 MAD on each code's validation set, or one fixed value given
 the same number of trajectories, propagation time, time step, new_points and min_new_points,
 each with its own initial-data procedure (the learning-curve rule: add 50 Wigner points until
 another 50 would improve the fitted cross-validation error by less than 10 %; or, with
-``--init-points N``, N points in one batch for both) and hyperparameter search. Labelling uses the two
-cores in both (ase-al: a process pool; MLatom: its joblib workers).
+``--init-points N``, N points in one batch for both) and hyperparameter search. Labelling
+uses the two cores in both (ase-al: a process pool; MLatom: its joblib workers).
 
 The test set is independent of both runs: 200 snapshots of ten 200 fs GFN2-xTB (tblite) NVE
 trajectories from 300 K Wigner initial conditions. Printed per code: wall time (optimisation

@@ -119,6 +119,28 @@ def test_failing_reference_is_counted_not_fatal(tmp_path):
     assert all(a.get_distance(0, 1) <= 0.80 for a in learner.labelled())
 
 
+class BrokenForLabels(ase_al.calculators.XTB):
+    """Works for the optimisation and frequencies, fails on every structure to label."""
+
+    def calculate(self, atoms=None, properties=None, system_changes=None):
+        if "uid" in atoms.info:
+            raise ase_al.ReferenceCalculationError("SCF did not converge", atoms)
+        super().calculate(atoms, properties, system_changes or ["positions"])
+
+
+def test_reference_failing_on_a_whole_initial_batch_stops_the_run(tmp_path):
+    learner = ActiveLearner(
+        molecule("H2"),
+        BrokenForLabels(),
+        workdir=tmp_path,
+        init_batch=10,
+        executor=SerialExecutor(),
+        progress=False,
+    )
+    with pytest.raises(ase_al.ReferenceCalculationError, match="all 10 structures.*SCF"):
+        learner.run()
+
+
 def test_user_sampler_and_user_model(tmp_path):
     calls = []
 
@@ -232,6 +254,27 @@ def test_dask_executor_gives_the_same_labels():
     assert sorted(by_uid) == sorted(a.info["uid"] for a in remote)
     for atoms in remote:
         assert atoms.get_potential_energy() == pytest.approx(by_uid[atoms.info["uid"]], abs=1e-9)
+
+
+def test_a_used_calculator_object_labels_in_worker_processes():
+    """A reference given as an object that has already computed (it holds library handles)
+    is sent to the pool's workers; one that cannot be pickled is refused with a clear error."""
+    structures = ase_al.samplers.wigner(*_h2_modes(), n=4, temperature=300, seed=3)
+    for i, atoms in enumerate(structures):
+        atoms.info["uid"] = f"s{i}"
+    calc = ase_al.methods("GFN2-xTB")
+    direct = []
+    for atoms in structures:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        direct.append(atoms.get_potential_energy())
+    result = label(structures, calc, progress=False)
+    assert not result.failed
+    energies = {a.info["uid"]: a.get_potential_energy() for a in result.labelled}
+    np.testing.assert_allclose([energies[f"s{i}"] for i in range(4)], direct, rtol=0, atol=1e-10)
+    calc.on_done = lambda: None  # not picklable
+    with pytest.raises(TypeError, match="cannot be sent to worker processes.*by name"):
+        label(structures, calc, progress=False)
 
 
 def _h2_modes():

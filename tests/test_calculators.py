@@ -206,3 +206,17 @@ def test_mp2_has_no_dipole():
 
 def test_public_api():
     assert callable(ase_al.methods) and callable(ase_al.freq)
+
+
+@pytest.mark.parametrize("name", ["GFN2-xTB", "B3LYP-D4/STO-3G"])
+def test_used_calculator_pickles_for_worker_processes(name):
+    import pickle
+
+    atoms = distorted_water()
+    calc = methods(name)
+    atoms.calc = calc
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()  # holds library handles
+    copy = atoms.copy()
+    copy.calc = pickle.loads(pickle.dumps(calc))
+    assert copy.get_potential_energy() == pytest.approx(energy, abs=1e-9)
+    np.testing.assert_allclose(copy.get_forces(), forces, rtol=0, atol=1e-8)

@@ -83,7 +83,10 @@ def test_td_hf_is_pyscf_tdhf():
     energies = calc.get_property("excitation_energies", atoms)
     strengths = calc.get_property("oscillator_strengths", atoms)
     mol = gto.M(
-        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+        atom=[
+            (s, tuple(p))
+            for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)
+        ],
         basis="6-31G*",
         verbose=0,
     )

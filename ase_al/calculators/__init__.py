@@ -158,8 +158,15 @@ def with_d4(calc: Calculator, functional: str) -> Calculator:
     """``calc`` plus the DFT-D4 dispersion correction for ``functional`` (eV, eV/Å)."""
     from ase.calculators.mixing import SumCalculator
 
-    d4 = require("dftd4.ase", "d4")
-    return SumCalculator([calc, d4.DFTD4(method=functional)])
+    return SumCalculator([calc, d4_dispersion(functional)])
+
+
+def d4_dispersion(functional: str) -> Calculator:
+    """DFT-D4 dispersion (dftd4) for ``functional`` as a picklable ASE calculator."""
+    require("dftd4.ase", "d4")
+    from ase_al.calculators.dispersion import D4
+
+    return D4(method=functional)
 
 
 #: Trainable model types by name (classes with train/predict/save/load); the active

@@ -74,17 +74,12 @@ class Composite(Calculator):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        from ase_al.calculators import methods, model_class
+        from ase_al.calculators import d4_dispersion, methods, model_class
 
         self.baseline_name = baseline if isinstance(baseline, str) else None
         self.baseline = methods(baseline) if isinstance(baseline, str) else baseline
         self.dispersion_name = dispersion if isinstance(dispersion, str) else None
-        if isinstance(dispersion, str):
-            from ase_al.errors import require
-
-            self.dispersion = require("dftd4.ase", "d4").DFTD4(method=dispersion)
-        else:
-            self.dispersion = dispersion
+        self.dispersion = d4_dispersion(dispersion) if isinstance(dispersion, str) else dispersion
         self.correction = correction
         self.correction_type = (
             model_class(correction) if isinstance(correction, str) else correction

@@ -39,6 +39,13 @@ class XTB(TBLite):
         self._explicit = {k for k in ("charge", "multiplicity") if kwargs.get(k) is not None}
         super().__init__(method=canonical, **kwargs)
 
+    def __getstate__(self):
+        # tblite's library handles (cffi) cannot be pickled; a copy sent to a worker process
+        # builds its own on first use
+        state = self.__dict__.copy()
+        state.update(_xtb=None, _res=None)
+        return state
+
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         atoms = self.atoms if atoms is None else atoms
         check_atoms(atoms)
