@@ -21,8 +21,16 @@ FAST = {"n_trajectories": 30, "maximum_propagation_time": 100.0}
 @pytest.fixture(scope="module")
 def h2_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("al_h2")
+    # H2 is learnt to tens of µeV: the automatic threshold sits at the models' fitting floor
+    # and the number of iterations to convergence varies with the seed (2 to 21 for seeds 1-4)
     learner = ActiveLearner(
-        molecule("H2"), "GFN2-xTB", workdir=workdir, sampler_kwargs=FAST, seed=1, progress=False
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=workdir,
+        sampler_kwargs=FAST,
+        max_iterations=40,
+        seed=1,
+        progress=False,
     )
     return learner, learner.run()
 
@@ -41,7 +49,7 @@ def test_h2_run_converges_to_the_reference_frequency(h2_run):
 
 def test_threshold_is_median_plus_3_mad_on_held_out_validation_structures(h2_run):
     """The automatic threshold: m+3MAD of |E_main - E_aux| on a validation tenth of the data,
-    from models that did not see it; on their own training structures the pair agrees more."""
+    from models that did not see it."""
     learner, _ = h2_run
     state = learner._state()
     folder = learner.workdir / "iteration_1" / "threshold_models"
@@ -55,8 +63,15 @@ def test_threshold_is_median_plus_3_mad_on_held_out_validation_structures(h2_run
     median = np.median(u_held)
     expected = median + 3 * np.median(np.abs(u_held - median))
     assert state["uq_threshold"] == pytest.approx(expected, rel=1e-10)
-    u_seen = pair.predict(seen, forces=False)["energy_uncertainty"]
-    assert np.median(u_seen) < np.median(u_held)
+    # both models were trained on exactly the other nine tenths
+    for model in pair.members:
+        x_train = model._model["x_train"]
+        assert len(x_train) == len(seen)
+        x_seen = model._descriptors(np.array([a.positions for a in seen]))
+        x_held = model._descriptors(np.array([a.positions for a in held]))
+        np.testing.assert_allclose(np.sort(x_train, axis=0), np.sort(x_seen, axis=0), atol=1e-12)
+        gaps = np.abs(x_held[:, None, :] - x_train[None, :, :]).max(axis=2).min(axis=1)
+        assert gaps.min() > 1e-9
 
 
 def test_outputs_are_ase_data(h2_run):
@@ -84,7 +99,12 @@ def test_rerun_of_a_finished_run_does_nothing_new(h2_run):
     learner, _ = h2_run
     before = len(learner.labelled())
     again = ActiveLearner(
-        molecule("H2"), "GFN2-xTB", workdir=learner.workdir, sampler_kwargs=FAST, progress=False
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=learner.workdir,
+        sampler_kwargs=FAST,
+        max_iterations=40,
+        progress=False,
     )
     state_before = learner._state()
     # converged state: running again resumes at the next iteration and converges there
