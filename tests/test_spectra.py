@@ -32,12 +32,16 @@ def test_wavelength():
     assert wavelengths(1.0) == pytest.approx(1239.84198, rel=1e-6)
 
 
-def test_tddft_matches_direct_pyscf_and_symmetry():
+@pytest.mark.parametrize(
+    "name, solver",
+    [("TD-B3LYP/6-31G*", "TDDFT"), ("TD-HF/6-31G*", "TDHF")],  # TD-HF: RPA on RHF, not CIS
+)
+def test_excited_states_match_direct_pyscf_and_symmetry(name, solver):
     from ase.units import Hartree
-    from pyscf import dft, gto
+    from pyscf import dft, gto, scf
 
     atoms = molecule("H2O")  # C2v
-    calc = methods("TD-B3LYP/6-31G*", nstates=3)
+    calc = methods(name, nstates=3)
     atoms.calc = calc
     energies = calc.get_property("excitation_energies", atoms)
     strengths = calc.get_property("oscillator_strengths", atoms)
@@ -49,16 +53,24 @@ def test_tddft_matches_direct_pyscf_and_symmetry():
         basis="6-31G*",
         verbose=0,
     )
-    mf = dft.RKS(mol)
-    mf.xc = "B3LYP"
+    if solver == "TDDFT":
+        mf = dft.RKS(mol)
+        mf.xc = "B3LYP"
+    else:
+        mf = scf.RHF(mol)
     mf.conv_tol = 1e-10
     mf.kernel()
-    td = mf.TDDFT()
+    td = getattr(mf, solver)()
     td.nstates = 3
     td.kernel()
+    # both to the Davidson solver's tolerance
     np.testing.assert_allclose(energies, td.e * Hartree, atol=1e-5)
+    np.testing.assert_allclose(strengths, td.oscillator_strength(gauge="length"), atol=1e-5)
     # water's three lowest singlets: 1B1 (allowed), 1A2 (dipole-forbidden in C2v), 2A1
     assert strengths[0] > 1e-3 and strengths[1] < 1e-8 and strengths[2] > 1e-3
+    if solver == "TDHF":  # RPA de-excitations lower the energies below CIS (Tamm-Dancoff)
+        atoms.calc = methods("CIS/6-31G*", nstates=3)
+        assert np.all(energies < atoms.calc.get_property("excitation_energies", atoms))
 
 
 def test_tda_and_cis_names():
@@ -70,38 +82,6 @@ def test_tda_and_cis_names():
     atoms.calc = tda_hf
     np.testing.assert_allclose(a, tda_hf.get_property("excitation_energies", atoms), atol=1e-8)
     assert cis.parameters.tda and not methods("TD-HF/6-31G*").parameters.tda
-
-
-def test_td_hf_is_pyscf_tdhf():
-    """TD-HF is the full linear response (RPA) on RHF, not CIS, and equals PySCF's TDHF."""
-    from ase.units import Hartree
-    from pyscf import gto, scf
-
-    atoms = molecule("H2O")
-    calc = methods("TD-HF/6-31G*", nstates=3)
-    atoms.calc = calc
-    energies = calc.get_property("excitation_energies", atoms)
-    strengths = calc.get_property("oscillator_strengths", atoms)
-    mol = gto.M(
-        atom=[
-            (s, tuple(p))
-            for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)
-        ],
-        basis="6-31G*",
-        verbose=0,
-    )
-    mf = scf.RHF(mol)
-    mf.conv_tol = 1e-10
-    mf.kernel()
-    td = mf.TDHF()
-    td.nstates = 3
-    td.kernel()
-    # both to the Davidson solver's tolerance (as for TDDFT above)
-    np.testing.assert_allclose(energies, td.e * Hartree, atol=1e-5)
-    np.testing.assert_allclose(strengths, td.oscillator_strength(gauge="length"), atol=1e-5)
-    # RPA de-excitations lower the energies below CIS (Tamm-Dancoff) for the same states
-    atoms.calc = methods("CIS/6-31G*", nstates=3)
-    assert np.all(energies < atoms.calc.get_property("excitation_energies", atoms))
 
 
 def test_spc_peaks_at_the_bright_state():
