@@ -220,9 +220,10 @@ def test_force_training_memory_is_about_one_matrix(split):
 
 
 @pytest.mark.slow
-def test_energies_and_forces_of_600_ethanol_structures(ethanol_frames):
-    """Order 600 · 28 = 16 800: the size that crashed the threaded factorisation."""
-    train, test = ethanol_frames[1:601], ethanol_frames[1001:1101]
+@pytest.mark.parametrize("n", [560, 600])
+def test_energies_and_forces_of_many_ethanol_structures(ethanol_frames, n):
+    """Orders 560 · 28 = 15 680 and 600 · 28 = 16 800 crashed the threaded factorisation."""
+    train, test = ethanol_frames[1 : n + 1], ethanol_frames[1001:1101]
     model = KREG(sigma=4.0, lambda_=1e-8).train(train, forces=True, progress=False)
     predicted = model.predict(test)
     reference = np.array([a.get_forces() for a in test])

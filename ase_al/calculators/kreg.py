@@ -34,11 +34,12 @@ from ase_al.files import atomic_write
 log = logging.getLogger("ase_al")
 
 
-#: Above this order (a float64 matrix over 2³¹ bytes) the threaded OpenBLAS Cholesky and
-#: eigensolvers of NumPy/SciPy wheels crash (segmentation fault, seen with scipy 1.17 and
-#: numpy 2.4 at n = 16 400 on two threads, not at 15 000, nor single-threaded at 16 800):
-#: such factorisations run on one BLAS thread.
-LARGE_MATRIX = 16384
+#: Above this order the threaded OpenBLAS Cholesky of the NumPy/SciPy wheels can crash
+#: (segmentation fault inside libscipy_openblas; scipy 1.17.1, numpy 2.4.6, 2–4 threads: a
+#: random SPD matrix factorises at n ≤ 15 500 and crashes at n ≥ 15 550, e.g. 560 ethanol
+#: structures with forces, n = 15 680; single-threaded it factorises at 20 000): such
+#: factorisations run on one BLAS thread, with a margin below the observed limit.
+LARGE_MATRIX = 12288
 
 
 def _blas_guard(n: int):
