@@ -261,9 +261,7 @@ def test_killed_run_resumes_without_losing_or_repeating_labels(tmp_path):
 
 def test_dask_executor_gives_the_same_labels():
     distributed = pytest.importorskip("distributed")
-    structures = ase_al.samplers.wigner(*_h2_modes(), n=6, temperature=300, seed=2)
-    for i, atoms in enumerate(structures):
-        atoms.info["uid"] = f"s{i}"
+    structures = _h2_structures(n=6, seed=2)
     local = label(structures, "GFN2-xTB", progress=False).labelled
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
         with distributed.Client(cluster) as client:
@@ -279,9 +277,7 @@ def test_dask_executor_gives_the_same_labels():
 def test_a_used_calculator_object_labels_in_worker_processes():
     """A reference given as an object that has already computed (it holds library handles)
     is sent to the pool's workers; one that cannot be pickled is refused with a clear error."""
-    structures = ase_al.samplers.wigner(*_h2_modes(), n=4, temperature=300, seed=3)
-    for i, atoms in enumerate(structures):
-        atoms.info["uid"] = f"s{i}"
+    structures = _h2_structures(n=4, seed=3)
     calc = ase_al.methods("GFN2-xTB")
     direct = []
     for atoms in structures:
@@ -297,10 +293,14 @@ def test_a_used_calculator_object_labels_in_worker_processes():
         label(structures, calc, progress=False)
 
 
-def _h2_modes():
+def _h2_structures(n, seed):
+    """``n`` 300 K Wigner samples of H2 (GFN2-xTB modes) with uids s0, s1, ..."""
     calc = ase_al.methods("GFN2-xTB")
     eq = ase_al.optimize_geometry(molecule("H2"), calc)
-    return eq, ase_al.freq(eq, calc)
+    structures = ase_al.samplers.wigner(eq, ase_al.freq(eq, calc), n=n, temperature=300, seed=seed)
+    for i, atoms in enumerate(structures):
+        atoms.info["uid"] = f"s{i}"
+    return structures
 
 
 def test_bad_input(tmp_path):

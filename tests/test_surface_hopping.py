@@ -287,9 +287,8 @@ def test_excited_state_forces_are_gradients_of_excited_energies(name):
 
         def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
             super().calculate(atoms, properties, system_changes)
-            self.results["energy"] = methods(name, nstates=2).get_property("energies", self.atoms)[
-                1
-            ]
+            energies = methods(name, nstates=2).get_property("energies", self.atoms)
+            self.results["energy"] = energies[1]
 
     np.testing.assert_allclose(
         atoms.get_forces(), numerical_forces(atoms, FirstExcited(), delta=1e-3), atol=2e-4
