@@ -102,6 +102,14 @@ def test_hop_fraction_and_energy_conservation():
         hopped += dynamics.state == 0
         # velocity Verlet plus energy-conserving momentum scaling at the hop
         assert np.ptp(total) < 2e-3
+        # the state record changes at the hop's time (the gap minimum), not a step earlier
+        accepted = [h for h in dynamics.hops if h["accepted"]]
+        if accepted:
+            t_hop = accepted[0]["time"]
+            assert t_hop > 1.0
+            before = {s for t, s in dynamics.states if t < t_hop - 1e-9}
+            assert before == {1}
+            assert [s for t, s in dynamics.states if abs(t - t_hop) < 1e-9][-1] == 0
     fraction = hopped / n
     sigma = math.sqrt(expected * (1 - expected) / n)
     assert abs(fraction - expected) < 4 * sigma

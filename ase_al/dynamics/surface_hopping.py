@@ -193,10 +193,13 @@ class SurfaceHopping(MolecularDynamics):
         ]
         self._member_history = [*self._member_history[-2:], self._member_energies()]
         hopped = self._try_hop()
+        # the state from this time on: the end of this step, or the gap minimum one step
+        # back where the hop took place (read before the step count is wound back)
+        time = self._time_fs(1 if hopped else 0)
         if hopped:
             forces = atoms.get_forces(md=True)
             self.nsteps -= 1  # the step past the minimum was undone; the loop counts it again
-        self.states.append((self._time_fs(1 if hopped else 0), self.state))
+        self.states.append((time, self.state))
         return forces
 
     def _verlet(self, forces=None) -> tuple[np.ndarray, np.ndarray]:
