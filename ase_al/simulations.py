@@ -165,7 +165,13 @@ class HarmonicAnalysis(VibrationsData):
         weighted = inv_sqrt_m[:, None] * hessian * inv_sqrt_m[None, :]
         internal = scipy.linalg.null_space(rigid_body_basis(atoms).T)
         eigenvalues, vectors = np.linalg.eigh(internal.T @ weighted @ internal)
-        self.mass_weighted_modes = (internal @ vectors).T  # (n_vib, 3N), orthonormal
+        modes = (internal @ vectors).T  # (n_vib, 3N), orthonormal
+        # An eigenvector's sign is arbitrary, and round-off (a geometry optimised again, a
+        # Hessian from other threads) can flip it: then a seeded Wigner ensemble changes. Fix it:
+        # the first component larger than a tenth of the mode's largest one is positive.
+        leading = np.argmax(np.abs(modes) > 0.1 * np.abs(modes).max(axis=1, keepdims=True), axis=1)
+        modes *= np.sign(modes[np.arange(len(modes)), leading])[:, None]
+        self.mass_weighted_modes = modes
         #: angular frequencies in 1/(ASE time); negative for imaginary modes
         self.angular_frequencies = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues))
         self.frequencies = self.angular_frequencies * HBAR / units.invcm

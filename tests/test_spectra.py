@@ -173,8 +173,16 @@ def test_bad_input():
 
 
 # a fast reference and a small ensemble; the resume test must use the same settings
+# (δ = 0.2 eV: the band of water's 400 Wigner geometries spans several eV, and per-point ML errors
+# of ~0.1 eV after 75 points would move intensity by four widths of δ = 0.05 eV's Gaussians)
 MLNEA_SETTINGS = dict(
-    reference="CIS/STO-3G", nstates=2, ensemble_size=400, step=25, max_points=150, temperature=300
+    reference="CIS/STO-3G",
+    nstates=2,
+    ensemble_size=400,
+    step=25,
+    max_points=150,
+    temperature=300,
+    delta=0.2,
 )
 
 
@@ -205,10 +213,10 @@ def test_mlnea_reproduces_qc_nea(mlnea_run):
     assert qc == pytest.approx(per_point.mean(), rel=0.02)
     assert abs(ml - qc) < 3 * standard_error
     # The same ensemble by QC throughout (the points ML-NEA did not label: ~1 min of CIS on
-    # two workers). Spectral overlap: cos = ∫σ₁σ₂ dE / (∫σ₁² dE ∫σ₂² dE)^½, 1 for identical
-    # shapes. ML-NEA must be closer to the whole ensemble's QC-NEA than the QC-NEA of the
-    # labelled quarter it learned from (measured: 0.73 against 0.58 at δ = 0.05 eV; per-point
-    # ML errors of ~0.1 eV are wider than the 0.025 eV Gaussians, so the overlap is not ~1).
+    # two workers). ML-NEA must be closer to the whole ensemble's QC-NEA than the QC-NEA of the
+    # labelled points it learned from, in the relative L1 distance ∫|σ − σ_QC| dE / ∫σ_QC dE
+    # (measured: 0.43 against 0.58 after 75 points; the seeded ensemble is the same on every
+    # machine since normal modes have a fixed sign).
     from ase import Atoms
 
     from ase_al.labelling import default_executor
@@ -234,18 +242,16 @@ def test_mlnea_reproduces_qc_nea(mlnea_run):
     every = [i for i in range(len(positions)) if qc[i] is not None]  # failed points: None
     full = cross_section([qc[i][0] for i in every], [qc[i][1] for i in every], grid, job.delta)
 
-    def overlap(a, b):
-        return np.trapezoid(a * b, grid) / np.sqrt(
-            np.trapezoid(a * a, grid) * np.trapezoid(b * b, grid)
-        )
+    def distance(a):
+        return np.trapezoid(np.abs(a - full), grid) / np.trapezoid(full, grid)
 
-    assert overlap(result["cross_section"], full) > 0.65
-    assert overlap(result["cross_section"], full) > overlap(result["qc_cross_section"], full) + 0.05
-    # and the models on those unlabelled points: first excitation energy within 0.15 eV RMSE
+    assert distance(result["cross_section"]) < 0.85 * distance(result["qc_cross_section"])
+    # and the models on those unlabelled points: the first excitation energy, which spreads by
+    # ~1.2 eV (standard deviation) over the ensemble, with an RMSE under 15 % of that spread
     models, _, _ = job._train(eq, positions, labelled)
     predicted = models[0].predict(images, forces=False)["energies"]
     reference = np.array([c[0][0] for c in computed])
-    assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.15  # eV
+    assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.15 * reference.std()
     out = job.workdir / "cross-section"
     for name in ("ml-nea", "qc-nea", "spc"):
         table = np.loadtxt(out / f"cross-section_{name}.dat")
@@ -285,6 +291,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
         ensemble=str(tmp_path / "ensemble.traj"),
         qc_excitation_energies=energies,
         qc_oscillator_strengths=strengths,
+        delta=job.delta,
         workdir=tmp_path / "user",
     ).run(result["energies"])
     assert user["n_qc"] == len(labelled) and user["spc_cross_section"] is None
@@ -335,3 +342,25 @@ def test_mlnea_resume_reuses_qc_points(mlnea_run):
     after = job._load_qc()  # every earlier QC point kept as it was
     for i, label in before.items():
         np.testing.assert_array_equal(after[i], label)
+
+
+def test_mlnea_with_every_reference_calculation_failing_says_so(tmp_path, monkeypatch):
+    """A reference that fails on every point stops the run with our error and the first
+    failure's message, not with an index error from an empty training set."""
+    import ase_al.spectra.mlnea as module
+    from ase_al import ReferenceCalculationError
+    from ase_al.labelling import SerialExecutor
+    from ase_al.spectra import MLNEA
+
+    def broken(*args):
+        raise ReferenceCalculationError("CIS did not converge")
+
+    monkeypatch.setattr(module, "reference_excitations", broken)
+    job = MLNEA(
+        molecule("H2O"),
+        workdir=tmp_path,
+        executor=SerialExecutor(),
+        **{**MLNEA_SETTINGS, "ensemble_size": 20, "step": 5},
+    )
+    with pytest.raises(ReferenceCalculationError, match="0 of 5 succeeded.*did not converge"):
+        job.run()

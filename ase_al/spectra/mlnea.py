@@ -27,6 +27,7 @@ from ase import Atoms
 
 from ase_al.calculators import methods
 from ase_al.calculators.kreg import KREG
+from ase_al.errors import ReferenceCalculationError
 from ase_al.files import atomic_write
 from ase_al.labelling import default_executor
 from ase_al.simulations import equilibrium_and_modes
@@ -135,6 +136,7 @@ class MLNEA:
         self.executor = executor
         self.seed = seed
         self.history: list[tuple[int, float]] = []
+        self._first_error: str | None = None
 
     # -- pieces ------------------------------------------------------------------------
     def _read_ensemble(self, ensemble) -> np.ndarray:
@@ -212,6 +214,7 @@ class MLNEA:
                 log.warning(
                     "reference excited states failed for point %d: %s", futures[future], err
                 )
+                self._first_error = self._first_error or f"point {futures[future]}: {err}"
                 qc[futures[future]] = None
             self._save_qc(qc)
 
@@ -246,6 +249,12 @@ class MLNEA:
 
     def _train(self, eq, positions, qc):
         done = sorted(i for i, v in qc.items() if v is not None)
+        if len(done) < 2:
+            raise ReferenceCalculationError(
+                f"ML-NEA needs at least 2 successful excited-state calculations to train on; "
+                f"{len(done)} of {len(qc)} succeeded"
+                + (f" (first error: {self._first_error})" if self._first_error else "")
+            )
         images = [Atoms(eq.numbers, positions=positions[i]) for i in done]
         de = np.array([qc[i][0] for i in done])
         f = np.array([qc[i][1] for i in done])
