@@ -116,6 +116,7 @@ def main():
     )
     parser.add_argument("--no-peer", action="store_true", help="same as --side ase-al")
     parser.add_argument("--side", choices=("both", "ase-al", "mlatom"), default="both")
+    parser.add_argument("--seed", type=int, default=0, help="ase-al's seed (Wigner conditions)")
     parser.add_argument("--workdir", help="shared folder (default: a new temporary one)")
     parser.add_argument(
         "--peer-python",
@@ -163,7 +164,7 @@ def run_ours(args, work, start, test):
             if args.init_points
             else {}
         ),
-        seed=0,
+        seed=args.seed,
         progress=False,
     )
     model = learner.run()
