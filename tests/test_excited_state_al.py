@@ -192,13 +192,19 @@ def test_excited_state_learning_improves_the_dynamics_surfaces(es_run, condition
         ]
     )
 
-    def rmse(model):
-        return np.sqrt(np.mean((model.predict(snapshots, forces=False)["energies"] - exact) ** 2))
+    def errors(model):  # |error| of both states, per trajectory and snapshot (eV)
+        predicted = model.predict(snapshots, forces=False)["energies"]
+        return np.abs(predicted - exact).reshape(6, 6, 2)
 
-    final = pair.members[0]
-    print("RMSE first, final", rmse(first), rmse(final), [it["n_certain"] for it in iterations])
-    assert rmse(final) < 0.2 * rmse(first)
-    assert rmse(final) < 0.1
+    first_errors, final_errors = errors(first), errors(pair.members[0])
+    # Typical error: the median over snapshots and states (measured 1.10 eV -> 0.012 eV). Not
+    # the RMSE: one of the six reference trajectories runs up the S1 wall to 10 eV above the
+    # minimum within 5 fs, where no model has data (errors of 7 eV and more there, either model)
+    assert np.median(final_errors) < 0.1 * np.median(first_errors)
+    assert np.median(final_errors) < 0.05
+    # and trajectory by trajectory: better on at least five of the six (measured: all six)
+    per_trajectory = [np.sqrt(np.mean(e**2, axis=(1, 2))) for e in (first_errors, final_errors)]
+    assert np.sum(per_trajectory[1] < 0.5 * per_trajectory[0]) >= 5
 
 
 def test_excited_state_run_files_and_resume(es_run):
