@@ -310,18 +310,12 @@ class ActiveLearner:
         log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
         # models with a reference geometry (KREG's RE descriptor) use the optimised one, as
         # MLatom does, not their default (the lowest-energy training structure, which may change
-        # from one iteration to the next). Not for multistate models: with the ground state's
-        # geometry as every state's reference, the excited-state AL test's surfaces ended 10×
-        # worse (0.70 against 0.07 eV RMSE); each state keeps its own lowest-energy structure.
+        # from one iteration to the next); for multistate models, every state's model
         try:
             accepts = inspect.signature(self.model_type).parameters
         except (TypeError, ValueError):  # not a class or function: nothing to pass
             accepts = {}
-        if (
-            self.n_states is None
-            and "equilibrium" in accepts
-            and "equilibrium" not in self.model_kwargs
-        ):
+        if "equilibrium" in accepts and "equilibrium" not in self.model_kwargs:
             reference_geometry = equilibrium.copy()
             reference_geometry.calc = None
             self.model_kwargs["equilibrium"] = reference_geometry
