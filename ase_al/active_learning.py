@@ -308,9 +308,9 @@ class ActiveLearner:
             self.molecule, calc, self.workdir, self.optimize, self.vibrations
         )
         log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
-        # models with a reference geometry (KREG's RE descriptor) use the optimised one, as
-        # MLatom does, not their default (the lowest-energy training structure, which may change
-        # from one iteration to the next); for multistate models, every state's model
+        # models with a reference geometry (KREG's RE descriptor; for a multistate model, every
+        # state's model) use the optimised one, as MLatom does, not their default (the
+        # lowest-energy training structure, which may change from one iteration to the next)
         try:
             accepts = inspect.signature(self.model_type).parameters
         except (TypeError, ValueError):  # not a class or function: nothing to pass
