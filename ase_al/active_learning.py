@@ -122,6 +122,13 @@ class ActiveLearner:
         Fraction of the labelled data that sets the automatic threshold.
     new_points : int
         At most this many structures are labelled per iteration.
+    fill_new_points : bool
+        Keep sampling (new batches of trajectories from fresh initial conditions) until
+        ``new_points`` uncertain structures are pooled, then label a random ``new_points`` of
+        them: MLatom's behaviour. Default: label the uncertain structures of one batch.
+        Convergence is judged on the first batch either way.
+    max_sampling_batches : int
+        Upper bound on the batches of one iteration with ``fill_new_points``.
     min_new_points : int
         Converged when fewer structures than this are uncertain.
     max_iterations : int
@@ -159,6 +166,8 @@ class ActiveLearner:
         validation_fraction: float = 0.1,
         new_points: int = 100,
         min_new_points: int = 5,
+        fill_new_points: bool = False,
+        max_sampling_batches: int = 20,
         max_iterations: int = 20,
         executor=None,
         uq: str = "physics-informed",
@@ -208,6 +217,10 @@ class ActiveLearner:
         self.validation_fraction = validation_fraction
         self.new_points = new_points
         self.min_new_points = min_new_points
+        self.fill_new_points = bool(fill_new_points)
+        if max_sampling_batches < 1:
+            raise ValueError(f"max_sampling_batches must be >= 1, got {max_sampling_batches}")
+        self.max_sampling_batches = int(max_sampling_batches)
         self.max_iterations = max_iterations
         self.executor = executor
         if uq not in ("physics-informed", "committee"):
@@ -617,16 +630,12 @@ class ActiveLearner:
                 selected = read(selected_path, ":") if selected_path.stat().st_size else []
                 sampled = json.loads(summary_path.read_text())
             else:
-                result = self._sample(pair, threshold, equilibrium, vibrations, iteration_dir)
-                selected = list(result)[: self.new_points]
+                selected, sampled = self._sample_iteration(
+                    pair, threshold, equilibrium, vibrations, iteration_dir
+                )
                 for index, atoms in enumerate(selected):
                     atoms.info["uid"] = f"it{k:03d}-{index:06d}"
                 write_traj(selected_path, selected)
-                sampled = {
-                    "n_trajectories": result.n_trajectories,
-                    "n_certain": result.n_certain,
-                    "n_uncertain": len(result),
-                }
                 summary_path.write_text(json.dumps(sampled))
             log.info(
                 "iteration %d: %d training points, %d/%d trajectories certain, %d selected",
@@ -658,7 +667,52 @@ class ActiveLearner:
                 log.info("%s after %d iterations", "converged" if converged else "stopped", k)
                 return pair
 
-    def _sample(self, pair, threshold, equilibrium, vibrations, iteration_dir) -> SamplingResult:
+    def _sample_iteration(self, pair, threshold, equilibrium, vibrations, iteration_dir):
+        """The structures to label this iteration and a summary of the sampling.
+
+        The first batch decides convergence (``n_uncertain`` < ``min_new_points``). With
+        ``fill_new_points`` further batches follow until ``new_points`` uncertain structures
+        are pooled (at most ``max_sampling_batches`` batches), and a random ``new_points`` of
+        the pool are kept; otherwise the first ``new_points`` of the one batch.
+        """
+        trajectories = iteration_dir / "trajectories"
+        first = self._sample(pair, threshold, equilibrium, vibrations, trajectories)
+        for atoms in first:
+            atoms.info["sampling_batch"] = 1
+        pool = list(first)
+        batches = 1
+        if self.fill_new_points and len(first) >= self.min_new_points:
+            while len(pool) < self.new_points and batches < self.max_sampling_batches:
+                batches += 1
+                more = self._sample(
+                    pair,
+                    threshold,
+                    equilibrium,
+                    vibrations,
+                    iteration_dir / f"trajectories_batch{batches}",
+                )
+                for atoms in more:
+                    atoms.info["sampling_batch"] = batches
+                pool += list(more)
+            if len(pool) < self.new_points:
+                log.warning(
+                    "%d uncertain structures after %d sampling batches (new_points = %d)",
+                    len(pool),
+                    batches,
+                    self.new_points,
+                )
+            if len(pool) > self.new_points:
+                keep = np.sort(self.rng.choice(len(pool), self.new_points, replace=False))
+                pool = [pool[i] for i in keep]
+        summary = {
+            "n_trajectories": first.n_trajectories,
+            "n_certain": first.n_certain,
+            "n_uncertain": len(first),
+            "sampling_batches": batches,
+        }
+        return pool[: self.new_points], summary
+
+    def _sample(self, pair, threshold, equilibrium, vibrations, trajectory_dir) -> SamplingResult:
         kwargs = dict(self.sampler_kwargs)
         n = kwargs.pop("n_trajectories")
         if self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner":
@@ -672,7 +726,7 @@ class ActiveLearner:
                 n_certain=int(np.sum(~uncertain)),
             )
         conditions = self._wigner(equilibrium, vibrations, n, "ic")
-        kwargs.setdefault("trajectory_dir", iteration_dir / "trajectories")
+        kwargs.setdefault("trajectory_dir", trajectory_dir)
         kwargs.setdefault("progress", self.progress)
         result = self.sampler(pair, initial_conditions=conditions, uq_threshold=threshold, **kwargs)
         if not isinstance(result, SamplingResult):  # a user function returning list[Atoms]

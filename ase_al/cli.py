@@ -113,6 +113,9 @@ TASKS = {
                 "max_init_points": Option(1000, "upper bound on the initial data", int),
                 "new_points": Option(100, "at most this many labels per iteration", int),
                 "min_new_points": Option(5, "converged below this many uncertain points", int),
+                "fill_new_points": Option(
+                    False, "sample on until new_points uncertain points (MLatom's way)", bool
+                ),
                 "max_iterations": Option(20, "", int),
                 "uq_threshold": Option(None, "eV; default median + 3 MAD", float),
                 "sampler": Option("batch_md", "batch_md, md or wigner"),
@@ -427,6 +430,7 @@ def run_al(atoms, o):
         max_init_points=o["max_init_points"],
         new_points=o["new_points"],
         min_new_points=o["min_new_points"],
+        fill_new_points=o["fill_new_points"],
         max_iterations=o["max_iterations"],
         uq_threshold=o["uq_threshold"],
         sampler=o["sampler"],

@@ -117,6 +117,12 @@ def main():
     parser.add_argument("--no-peer", action="store_true", help="same as --side ase-al")
     parser.add_argument("--side", choices=("both", "ase-al", "mlatom"), default="both")
     parser.add_argument("--seed", type=int, default=0, help="ase-al's seed (Wigner conditions)")
+    parser.add_argument(
+        "--fill-new-points",
+        action="store_true",
+        help="ase-al samples on within an iteration until it has new_points uncertain "
+        "structures, as MLatom does (default: one batch of trajectories per iteration)",
+    )
     parser.add_argument("--workdir", help="shared folder (default: a new temporary one)")
     parser.add_argument(
         "--peer-python",
@@ -157,6 +163,7 @@ def run_ours(args, work, start, test):
         },
         new_points=args.trajectories,
         min_new_points=5,
+        fill_new_points=args.fill_new_points,
         max_iterations=args.max_iterations,
         uq_threshold=args.uq_threshold,
         **(

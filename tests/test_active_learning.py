@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -193,6 +194,47 @@ def test_user_sampler_and_user_model(tmp_path):
     pair = learner.run()
     assert calls and calls[0] == 20 and MyKREG.trained >= 2
     assert isinstance(pair.members[0], MyKREG)
+
+
+@pytest.mark.parametrize(
+    "fill, max_batches, expected", [(False, 20, 3), (True, 20, 10), (True, 2, 6)]
+)
+def test_fill_new_points_samples_on_until_new_points(tmp_path, fill, max_batches, expected):
+    # a sampler that calls the first three initial conditions of each batch uncertain: one batch
+    # gives 3 structures; filling to new_points = 10 takes four batches (12, 10 of them kept)
+    calls = []
+
+    def three_per_batch(model, initial_conditions, uq_threshold, trajectory_dir=None, **kwargs):
+        calls.append(trajectory_dir)
+        return [atoms.copy() for atoms in initial_conditions[:3]]
+
+    learner = ActiveLearner(
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=tmp_path,
+        init_batch=20,
+        max_init_points=20,
+        sampler=three_per_batch,
+        sampler_kwargs={"n_trajectories": 8},
+        new_points=10,
+        min_new_points=2,
+        fill_new_points=fill,
+        max_sampling_batches=max_batches,
+        uq_threshold=1.0,  # the sampler decides what is uncertain
+        max_iterations=1,
+        progress=False,
+    )
+    learner.run()
+    batches = {False: 1, True: min(4, max_batches)}[fill]
+    assert len(calls) == batches and len(set(calls)) == batches  # each batch its own folder
+    summary = json.loads((tmp_path / "iteration_1" / "sampling.json").read_text())
+    assert summary["sampling_batches"] == batches and summary["n_uncertain"] == 3
+    labelled = learner.labelled(iteration=1)
+    assert len(labelled) == expected
+    # fresh initial conditions per batch: no structure labelled twice
+    positions = np.array([a.positions for a in labelled])
+    gaps = np.linalg.norm(positions[:, None] - positions[None], axis=(2, 3))
+    assert np.all(gaps[~np.eye(len(labelled), dtype=bool)] > 1e-6)
 
 
 def test_mlatom_style_function(tmp_path):
