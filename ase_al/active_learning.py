@@ -43,6 +43,10 @@ from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
 log = logging.getLogger("ase_al")
 
 
+#: how a sampled structure was found, stored with its label in labelled.db
+SAMPLING_KEYS = ("trajectory", "time_fs", "uncertainty", "sampling_batch")
+
+
 def _threshold(uncertainties: np.ndarray, multiplier: float) -> float | list[float]:
     """median + multiplier · MAD (MLatom's m+3mad) over axis 0: one value, or one per state
     for (P, n_states) uncertainties."""
@@ -278,7 +282,16 @@ class ActiveLearner:
             log.info(
                 "resuming: %d of %d structures already labelled", len(queue) - len(todo), len(queue)
             )
-        result = label(todo, self.reference, self.executor, db, pairs, self.progress, self.n_states)
+        result = label(
+            todo,
+            self.reference,
+            self.executor,
+            db,
+            pairs,
+            self.progress,
+            self.n_states,
+            info_keys=SAMPLING_KEYS,
+        )
         if initial and len(todo) >= 3 and len(result.failed) == len(todo):
             raise ReferenceCalculationError(
                 f"the reference failed on all {len(todo)} structures of this batch; "
@@ -774,6 +787,8 @@ def al(molecule: Atoms, reference_method=None, ml_model="KREG", **kwargs) -> Com
     ``sampler_kwargs`` (with ``maximum_propagation_time``, ``time_step`` in fs and
     ``number_of_trajectories``), ``uq_threshold``, ``new_points``, ``min_new_points``,
     ``max_iterations``, ``working_directory``; the rest go to :class:`ActiveLearner`.
+    MLatom samples on within an iteration until it has ``new_points`` uncertain structures:
+    ``fill_new_points=True`` does the same (default: one batch of trajectories per iteration).
     """
     sampler_kwargs = dict(kwargs.pop("sampler_kwargs", {}) or {})
     if "number_of_trajectories" in sampler_kwargs:

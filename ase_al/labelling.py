@@ -114,6 +114,7 @@ def label(
     key_value_pairs: dict | None = None,
     progress: bool | None = None,
     n_states: int | None = None,
+    info_keys: tuple[str, ...] = (),
 ) -> LabellingResult:
     """Run the reference on every structure, writing each result to ``db`` when it arrives.
 
@@ -132,6 +133,9 @@ def label(
     n_states : int, optional
         Label the lowest ``n_states`` states of a multistate reference; the database row
         keeps them in its data (``state_energies``, ``state_forces``).
+    info_keys : tuple of str
+        Entries of ``atoms.info`` (numbers or strings) also stored as key-value pairs, e.g.
+        how a structure was sampled (``trajectory``, ``time_fs``, ``uncertainty``).
 
     A failed reference calculation is logged and recorded in ``failed``, never raised.
     """
@@ -164,6 +168,10 @@ def label(
                     pairs = dict(key_value_pairs or {})
                     if "uid" in atoms.info:
                         pairs["uid"] = str(atoms.info["uid"])
+                    for key in info_keys:
+                        value = atoms.info.get(key)
+                        if isinstance(value, (int, float, np.integer, np.floating, str)):
+                            pairs[key] = value.item() if isinstance(value, np.generic) else value
                     row_atoms, data = database_row(labelled)
                     db.write(row_atoms, data=data, **pairs)
                 result.labelled.append(labelled)

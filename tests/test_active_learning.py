@@ -117,6 +117,32 @@ def test_rerun_of_a_finished_run_does_nothing_new(h2_run):
     assert again._state()["learning_curve"] == state_before["learning_curve"]
 
 
+def test_labels_record_how_they_were_sampled(tmp_path):
+    threshold = 2e-4  # eV: most H2 trajectories of a 20-point model cross it
+    learner = ActiveLearner(
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=tmp_path,
+        init_batch=20,
+        max_init_points=20,
+        sampler_kwargs=FAST,
+        uq_threshold=threshold,
+        max_iterations=1,
+        progress=False,
+    )
+    pair = learner.run()  # the models that sampled iteration 1
+    rows = list(connect(tmp_path / "labelled.db").select(source="sampler"))
+    assert len(rows) >= 5
+    for row in rows:
+        # the structure at which trajectory `trajectory` stopped, `time_fs` into it: its
+        # uncertainty |E_main - E_aux| is over the threshold and is what the models predict
+        assert 0 <= row.trajectory < FAST["n_trajectories"] and row.sampling_batch == 1
+        assert 0.0 <= row.time_fs <= FAST["maximum_propagation_time"]
+        assert row.uncertainty > threshold
+        predicted = pair.predict([row.toatoms()], forces=False)["energy_uncertainty"][0]
+        assert predicted == pytest.approx(row.uncertainty, rel=1e-6)
+
+
 class FlakyReference(ase_al.calculators.XTB):
     """GFN2-xTB that fails for stretched bonds, like an SCF that does not converge."""
 
@@ -231,6 +257,8 @@ def test_fill_new_points_samples_on_until_new_points(tmp_path, fill, max_batches
     assert summary["sampling_batches"] == batches and summary["n_uncertain"] == 3
     labelled = learner.labelled(iteration=1)
     assert len(labelled) == expected
+    found_in = {atoms.info["key_value_pairs"]["sampling_batch"] for atoms in labelled}
+    assert found_in <= set(range(1, batches + 1)) and (len(found_in) > 1) == fill
     # fresh initial conditions per batch: no structure labelled twice
     positions = np.array([a.positions for a in labelled])
     gaps = np.linalg.norm(positions[:, None] - positions[None], axis=(2, 3))
