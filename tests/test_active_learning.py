@@ -117,19 +117,15 @@ def test_rerun_of_a_finished_run_does_nothing_new(h2_run):
     assert again._state()["learning_curve"] == state_before["learning_curve"]
 
 
+def _one_iteration_h2(workdir, **kwargs):
+    """An H2 run with GFN2-xTB from 20 initial points, stopped after one iteration."""
+    options = dict(init_batch=20, max_init_points=20, max_iterations=1, progress=False)
+    return ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir, **options, **kwargs)
+
+
 def test_labels_record_how_they_were_sampled(tmp_path):
     threshold = 2e-4  # eV: most H2 trajectories of a 20-point model cross it
-    learner = ActiveLearner(
-        molecule("H2"),
-        "GFN2-xTB",
-        workdir=tmp_path,
-        init_batch=20,
-        max_init_points=20,
-        sampler_kwargs=FAST,
-        uq_threshold=threshold,
-        max_iterations=1,
-        progress=False,
-    )
+    learner = _one_iteration_h2(tmp_path, sampler_kwargs=FAST, uq_threshold=threshold)
     pair = learner.run()  # the models that sampled iteration 1
     rows = list(connect(tmp_path / "labelled.db").select(source="sampler"))
     assert len(rows) >= 5
@@ -234,12 +230,8 @@ def test_fill_new_points_samples_on_until_new_points(tmp_path, fill, max_batches
         calls.append(trajectory_dir)
         return [atoms.copy() for atoms in initial_conditions[:3]]
 
-    learner = ActiveLearner(
-        molecule("H2"),
-        "GFN2-xTB",
-        workdir=tmp_path,
-        init_batch=20,
-        max_init_points=20,
+    learner = _one_iteration_h2(
+        tmp_path,
         sampler=three_per_batch,
         sampler_kwargs={"n_trajectories": 8},
         new_points=10,
@@ -247,8 +239,6 @@ def test_fill_new_points_samples_on_until_new_points(tmp_path, fill, max_batches
         fill_new_points=fill,
         max_sampling_batches=max_batches,
         uq_threshold=1.0,  # the sampler decides what is uncertain
-        max_iterations=1,
-        progress=False,
     )
     learner.run()
     batches = {False: 1, True: min(4, max_batches)}[fill]
