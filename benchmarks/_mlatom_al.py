@@ -3,7 +3,7 @@
 Runs in MLatom's own virtual environment and prints one JSON line (re-running it in the same
 WORKDIR resumes a killed run; the wall time counts all attempts):
 
-    python _mlatom_al.py START.xyz TEST.extxyz WORKDIR N_TRAJ MAX_TIME_FS STEP_FS MAX_ITER
+    python _mlatom_al.py START.xyz WORKDIR N_TRAJ MAX_TIME_FS STEP_FS MAX_ITER
                          [UQ_THRESHOLD_HARTREE|none] [INIT_POINTS]
 
 Without a threshold (or with ``none``) MLatom sets its own (median + 3 MAD on its validation set).
@@ -12,7 +12,8 @@ INIT_POINTS > 0: that many initial Wigner points in one shot (MLatom's
 
 The reference is MLatom's GFN2-xTB (its bundled xtb program); the KREG models are MLatom's
 default AL backend (KREG_API, which needs MKL's libraries on LD_LIBRARY_PATH: the benchmark
-script arranges that). The final main model is evaluated on the test structures (eV, eV/Å).
+script arranges that). The JSON line names the final main model's file, which the benchmark
+evaluates on its test sets with _mlatom_errors.py.
 """
 
 import glob
@@ -22,20 +23,17 @@ import sys
 
 import mlatom as ml
 import numpy as np
-from _mlatom_data import HARTREE
 from _stopwatch import stopwatch
-from ase.io import read
 
-start_xyz, test_path, workdir = sys.argv[1:4]
+start_xyz, workdir = sys.argv[1:3]
 n_traj, max_time, step, max_iter = (
-    int(sys.argv[4]),
+    int(sys.argv[3]),
+    float(sys.argv[4]),
     float(sys.argv[5]),
-    float(sys.argv[6]),
-    int(sys.argv[7]),
+    int(sys.argv[6]),
 )
-threshold = None if len(sys.argv) < 9 or sys.argv[8] == "none" else float(sys.argv[8])
-init_points = int(sys.argv[9]) if len(sys.argv) > 9 else 0
-test = read(test_path, ":")
+threshold = None if len(sys.argv) < 8 or sys.argv[7] == "none" else float(sys.argv[7])
+init_points = int(sys.argv[8]) if len(sys.argv) > 8 else 0
 molecule = ml.data.molecule.from_xyz_file(start_xyz)
 os.makedirs(workdir, exist_ok=True)
 os.chdir(workdir)
@@ -100,20 +98,9 @@ labels = sum(
     len(ml.data.molecular_database.load(path, format="json"))
     for path in glob.glob("iterations/*/labeled_db.json")
 )
-db = ml.data.molecular_database()
-for atoms in test:
-    db.append(ml.data.molecule.from_numpy(atoms.positions, atoms.numbers))
-run.model.main_model.predict(
-    molecular_database=db,
-    property_to_predict="energy",
-    xyz_derivative_property_to_predict="energy_gradients",
-)
-energies = np.array([m.energy for m in db]) * HARTREE
-forces = -np.array([m.get_energy_gradients() for m in db]) * HARTREE
-reference_e = np.array([a.get_potential_energy() for a in test])
-reference_f = np.array([a.get_forces() for a in test])
-# energies are compared up to a constant: the two GFN2-xTB programs' zero may differ slightly
-error = energies - reference_e
+# the final main model: that of the last iteration that trained one (evaluated on the test sets
+# by _mlatom_errors.py)
+final = max(glob.glob("iterations/*/mlmodel.npz"), key=lambda path: int(path.split("/")[1]))
 print(
     json.dumps(
         {
@@ -121,9 +108,7 @@ print(
             "labels": labels,
             "iterations": int(run.iteration),
             "converged": bool(run.converged),
-            "energy_rmse": float(np.sqrt(np.mean((error - error.mean()) ** 2))),
-            "energy_offset": float(error.mean()),
-            "force_rmse": float(np.sqrt(np.mean((forces - reference_f) ** 2))),
+            "model": os.path.abspath(final),
         }
     )
 )

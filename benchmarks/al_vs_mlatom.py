@@ -13,11 +13,16 @@ another 50 would improve the fitted cross-validation error by less than 10 %; or
 ``--init-points N``, N points in one batch for both) and hyperparameter search. Labelling
 uses the two cores in both (ase-al: a process pool; MLatom: its joblib workers).
 
-The test set is independent of both runs: 200 snapshots of ten 200 fs GFN2-xTB (tblite) NVE
-trajectories from 300 K Wigner initial conditions. Printed per code: wall time (optimisation
-and frequencies included), reference labels, iterations, and the final main model's energy
-RMSE (up to a constant: MLatom's reference is its bundled xtb program, ours tblite) and force
-RMSE on the test set, then the ratios ase-al / MLatom.
+The test sets are independent of both runs: 200 snapshots of ten 200 fs GFN2-xTB (tblite) NVE
+trajectories from 300 K Wigner initial conditions (``test.extxyz``); and, when the propagation
+time is shorter than 200 fs, 200 snapshots of forty trajectories that last the propagation time
+(``test_<T>fs.extxyz``, five equally spaced snapshots each, other initial conditions): the
+region that active learning promises to cover, while the 200 fs set also asks the models to
+extrapolate beyond it. Printed per code: wall time (optimisation and frequencies included),
+reference labels, iterations, and the final main model's energy RMSE (up to a constant:
+MLatom's reference is its bundled xtb program, ours tblite) and force RMSE on each test set,
+then the ratios ase-al / MLatom. Errors are computed from the saved final models
+(``--side none`` computes any that are missing, e.g. for a new test set, and prints the table).
 
 The peer runs in ../peer-venv (see ../shared/peer/README.md) with MLatom's default AL KREG
 backend, KREG_API, which links MKL, and MLatom's al module imports torch even for KREG:
@@ -57,14 +62,15 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "ethanol_gfn2.extxyz"
 
 
-def md_test_set(equilibrium, n_trajectories=10, steps=400, every=20, seed=2024):
-    """GFN2-xTB NVE snapshots (energies, forces) from 300 K Wigner initial conditions."""
+def md_test_set(equilibrium, n_trajectories=10, steps=400, every=20, seed=2024, step=0.5):
+    """GFN2-xTB NVE snapshots (energies, forces) from 300 K Wigner initial conditions: every
+    ``every``-th of ``steps`` steps of ``step`` fs, the initial geometry not included."""
     calc = ase_al.methods("GFN2-xTB")
     vibrations = ase_al.freq(equilibrium, calc)
     frames = []
     for atoms in wigner(equilibrium, vibrations, n_trajectories, 300.0, seed=seed):
         atoms.calc = calc
-        dyn = VelocityVerlet(atoms, 0.5 * units.fs)
+        dyn = VelocityVerlet(atoms, step * units.fs)
         for _ in range(steps // every):
             dyn.run(every)
             snapshot = atoms.copy()
@@ -87,13 +93,33 @@ def mkl_library_path(peer_python: Path) -> str:
 
 
 def errors(model, test):
+    """Energy RMSE up to a constant (the mean error, ``energy_offset``), force RMSE; eV, eV/Å."""
     predicted = model.predict(test)
     error = predicted["energies"] - np.array([a.get_potential_energy() for a in test])
     forces = np.array([a.get_forces() for a in test])
-    return (
-        float(np.sqrt(np.mean((error - error.mean()) ** 2))),
-        float(np.sqrt(np.mean((predicted["forces"] - forces) ** 2))),
-    )
+    return {
+        "energy_rmse": float(np.sqrt(np.mean((error - error.mean()) ** 2))),
+        "energy_offset": float(error.mean()),
+        "force_rmse": float(np.sqrt(np.mean((predicted["forces"] - forces) ** 2))),
+    }
+
+
+def test_sets(args, work: Path) -> dict[str, str]:
+    """File name -> label of the test sets, made (once per work folder) where missing."""
+    start = read(work / "start.xyz")
+    sets = {"test.extxyz": "MD 200 fs"}
+    if not (work / "test.extxyz").exists():
+        write(work / "test.extxyz", md_test_set(start))
+    if args.time < 200.0:
+        name = f"test_{args.time:g}fs.extxyz"
+        sets[name] = f"MD {args.time:g} fs"
+        if not (work / name).exists():
+            steps = max(5, round(args.time / args.step))
+            frames = md_test_set(
+                start, n_trajectories=40, steps=steps, every=steps // 5, seed=2025, step=args.step
+            )
+            write(work / name, frames)
+    return sets
 
 
 def main():
@@ -115,7 +141,12 @@ def main():
         "learning-curve rule)",
     )
     parser.add_argument("--no-peer", action="store_true", help="same as --side ase-al")
-    parser.add_argument("--side", choices=("both", "ase-al", "mlatom"), default="both")
+    parser.add_argument(
+        "--side",
+        choices=("both", "ase-al", "mlatom", "none"),
+        default="both",
+        help="which code to run (none: only evaluate finished runs on the test sets and report)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="ase-al's seed (Wigner conditions)")
     parser.add_argument(
         "--fill-new-points",
@@ -134,21 +165,21 @@ def main():
     side = "ase-al" if args.no_peer else args.side
     work = Path(args.workdir or tempfile.mkdtemp(prefix="al_vs_mlatom_"))
     work.mkdir(parents=True, exist_ok=True)
-    if not (work / "test.extxyz").exists():
+    if not (work / "start.xyz").exists():
         start = read(DATA, 0)
         start.calc = None
         write(work / "start.xyz", start)
-        write(work / "test.extxyz", md_test_set(start))
-    start, test = read(work / "start.xyz"), read(work / "test.extxyz", ":")
-    print(f"test set: {len(test)} GFN2-xTB MD snapshots; work in {work}", flush=True)
+    tests = test_sets(args, work)
+    print(f"test sets: {', '.join(tests.values())} (GFN2-xTB); work in {work}", flush=True)
     if side in ("both", "ase-al"):
-        run_ours(args, work, start, test)
+        run_ours(args, work, read(work / "start.xyz"))
     if side in ("both", "mlatom") and Path(args.peer_python).exists():
         run_peer(args, work)
-    report(args, work)
+    evaluate(args, work, tests)
+    report(args, work, tests)
 
 
-def run_ours(args, work, start, test):
+def run_ours(args, work, start):
     elapsed = stopwatch(work / "ase_al_wall.json")
     learner = ActiveLearner(
         start,
@@ -174,17 +205,14 @@ def run_ours(args, work, start, test):
         seed=args.seed,
         progress=False,
     )
-    model = learner.run()
+    learner.run()
     wall = elapsed()
     state = learner._state()
-    e_rmse, f_rmse = errors(model, test)
     ours = {
         "wall_s": wall,
         "labels": len(learner.labelled()),
         "iterations": len(state["iterations"]),
         "converged": bool(state.get("converged")),
-        "energy_rmse": e_rmse,
-        "force_rmse": f_rmse,
     }
     (work / "ase-al.json").write_text(json.dumps(ours))
 
@@ -195,7 +223,6 @@ def run_peer(args, work):
         args.peer_python,
         str(HERE / "_mlatom_al.py"),
         str(work / "start.xyz"),
-        str(work / "test.extxyz"),
         str(work / "mlatom"),
         str(args.trajectories),
         str(args.time),
@@ -213,7 +240,60 @@ def run_peer(args, work):
         (work / "mlatom.json").write_text(lines[-1])
 
 
-def report(args, work):
+def evaluate(args, work, tests):
+    """Errors of each finished run's final main model on every test set, computed where not
+    yet in its JSON file (eV, eV/Å) and saved there under ``errors``."""
+    for file, final_model, evaluate_files in (
+        ("ase-al.json", _our_final_model, _our_errors),
+        ("mlatom.json", _peer_final_model, lambda m, f: _peer_errors(args, m, f)),
+    ):
+        if not (work / file).exists():
+            continue
+        figures = json.loads((work / file).read_text())
+        done = figures.setdefault("errors", {})
+        missing = [name for name in tests if name not in done]
+        if missing:
+            model = final_model(work)
+            if model is None:
+                print(f"{file}: no saved final model in {work}; errors on {missing} not known")
+                continue
+            done.update(evaluate_files(model, [work / name for name in missing]))
+            (work / file).write_text(json.dumps(figures))
+
+
+def _our_final_model(work):
+    state = work / "ase_al" / "state.json"
+    if not state.exists():
+        return None
+    k = len(json.loads(state.read_text())["iterations"])
+    return work / "ase_al" / f"iteration_{k}" / "main.npz"
+
+
+def _our_errors(model_file, paths):
+    from ase_al.calculators import KREG
+
+    model = KREG.load(model_file)
+    return {path.name: errors(model, read(path, ":")) for path in paths}
+
+
+def _peer_final_model(work):
+    found = list((work / "mlatom" / "iterations").glob("*/mlmodel.npz"))
+    return max(found, key=lambda path: int(path.parent.name)) if found else None
+
+
+def _peer_errors(args, model_file, paths):
+    env = dict(os.environ, LD_LIBRARY_PATH=mkl_library_path(Path(args.peer_python)))
+    command = [args.peer_python, str(HERE / "_mlatom_errors.py"), str(model_file)]
+    done = subprocess.run(
+        command + [str(p) for p in paths], capture_output=True, text=True, env=env, cwd=HERE
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        raise RuntimeError(f"evaluating MLatom's model failed:\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def report(args, work, tests):
     rows = {}
     for name, file in (("ase-al", "ase-al.json"), ("MLatom", "mlatom.json")):
         if (work / file).exists():
@@ -225,25 +305,37 @@ def report(args, work):
         + (f", {args.init_points} initial points" if args.init_points else "")
         + (f", threshold {args.uq_threshold:g} eV" if args.uq_threshold else "")
     )
-    print(
-        f"{'code':8s} {'wall/s':>8s} {'labels':>7s} {'iter':>5s} {'conv':>5s} "
-        f"{'E RMSE/(kcal/mol)':>18s} {'F RMSE/(kcal/mol/Å)':>20s}"
-    )
+    print("errors: energy RMSE / (kcal/mol), force RMSE / (kcal/mol/Å) on each test set")
+    header = f"{'code':8s} {'wall/s':>8s} {'labels':>7s} {'iter':>5s} {'conv':>5s}"
+    print(header + "".join(f" {label:>16s}" for label in tests.values()))
     for name, r in rows.items():
-        print(
+        line = (
             f"{name:8s} {r['wall_s']:8.1f} {r['labels']:7d} {r['iterations']:5d} "
-            f"{str(r['converged']):>5s} {r['energy_rmse'] * kcal:18.3f} "
-            f"{r['force_rmse'] * kcal:20.3f}"
+            f"{str(r['converged']):>5s}"
         )
+        for test in tests:
+            e = r.get("errors", {}).get(test)
+            line += (
+                f" {e['energy_rmse'] * kcal:7.3f} {e['force_rmse'] * kcal:8.3f}"
+                if e
+                else f" {'n/a':>16s}"
+            )
+        print(line)
     if len(rows) == 2:
         ours, peer = rows["ase-al"], rows["MLatom"]
         print(
             "ratios ase-al / MLatom (target: labels <= 1, errors < 1, time <= 0.5): "
             f"labels {ours['labels'] / peer['labels']:.3f}, "
-            f"E RMSE {ours['energy_rmse'] / peer['energy_rmse']:.3f}, "
-            f"F RMSE {ours['force_rmse'] / peer['force_rmse']:.3f}, "
             f"time {ours['wall_s'] / peer['wall_s']:.3f}"
         )
+        for test, label in tests.items():
+            e_ours, e_peer = ours.get("errors", {}).get(test), peer.get("errors", {}).get(test)
+            if not (e_ours and e_peer):
+                continue
+            print(
+                f"  {label}: E RMSE {e_ours['energy_rmse'] / e_peer['energy_rmse']:.3f}, "
+                f"F RMSE {e_ours['force_rmse'] / e_peer['force_rmse']:.3f}"
+            )
 
 
 if __name__ == "__main__":
