@@ -479,7 +479,7 @@ class ActiveLearner:
         return abs(change) < 0.1
 
     def _train(self, images, iteration_dir: Path) -> tuple[Committee, float | None]:
-        """The uncertainty-aware model of this iteration and its CV energy RMSE (eV).
+        """The uncertainty-aware model of this iteration and its validation energy RMSE (eV).
 
         ``uq="physics-informed"``: main (energies + forces) and auxiliary (energies only)
         model. ``uq="committee"``: ``committee_size`` energies + forces models, each on its own
@@ -501,10 +501,6 @@ class ActiveLearner:
             models = [self.model_type.load(p) for p in paths]
             rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None
         else:
-            # the energies-only fit: the auxiliary model and the CV error of the learning curve
-            scout = self.model_factory()
-            scout.train(images, forces=False)
-            rmse = getattr(scout, "validation_rmse", None)
             if self.uq == "physics-informed":
                 # a fit to forces chooses its own hyperparameters (KREG: cross-validated over
                 # structures); the energies-only ones are too narrow for it (fitted to 255
@@ -512,7 +508,9 @@ class ActiveLearner:
                 # 1.23 / 3.84 with its own)
                 main = self.model_factory()
                 main.train(images, forces=True)
-                models = [main, scout]
+                aux = self.model_factory()
+                aux.train(images, forces=False)
+                models = [main, aux]
             else:
                 models, hyper = [], {}
                 for i in range(self.committee_size):
@@ -525,6 +523,11 @@ class ActiveLearner:
                     member.train([images[j] for j in np.sort(subset)], forces=True)
                     hyper = hyper or getattr(member, "hyperparameters", {})
                     models.append(member)
+            # the validation energy RMSE of the first model that measured one: the main model's
+            # (or the first member's) held-out error where its training searched
+            # hyperparameters, else the energies-only auxiliary model's
+            errors = [getattr(m, "validation_rmse", None) for m in models]
+            rmse = next((float(e) for e in errors if e is not None), None)
             if hasattr(models[0], "save"):
                 iteration_dir.mkdir(parents=True, exist_ok=True)
                 for model, path in zip(models, paths, strict=True):
@@ -768,7 +771,7 @@ class ActiveLearner:
         fig = Figure(figsize=(10, 3))
         axes = fig.subplots(1, 3)
         axes[0].plot(k, [it["validation_rmse"] or np.nan for it in iterations], "o-")
-        axes[0].set(xlabel="iteration", ylabel="CV energy RMSE / eV")
+        axes[0].set(xlabel="iteration", ylabel="validation energy RMSE / eV")
         axes[1].plot(k, [np.atleast_1d(it["threshold"]) for it in iterations], "o-")
         axes[1].set(xlabel="iteration", ylabel="UQ threshold / eV")
         axes[2].plot(k, [it["n_certain"] / max(it["n_trajectories"], 1) for it in iterations], "o-")

@@ -49,6 +49,11 @@ def test_h2_run_converges_to_the_reference_frequency(h2_run):
     # both KREG models measure their RE descriptor from the reference's optimised geometry
     for model in pair.members:
         np.testing.assert_array_equal(model.equilibrium.positions, eq.positions)
+    # each iteration reports its main model's held-out (k-fold over structures) energy error
+    for it in state["iterations"]:
+        main_k = KREG.load(learner.workdir / f"iteration_{it['iteration']}" / "main.npz")
+        assert it["validation_rmse"] == main_k.validation_rmse
+        assert main_k.validation_force_rmse > 0
 
 
 def test_threshold_is_median_plus_3_mad_on_held_out_validation_structures(h2_run):
@@ -417,6 +422,11 @@ def test_committee_uncertainty_mode(tmp_path):
     committee = learner.run()
     assert len(committee.members) == 3 and committee.spread == "std"
     assert len(list((tmp_path / "iteration_1").glob("member_*.npz"))) == 3
+    # no extra energies-only model: the reported error is the first member's held-out one
+    first = KREG.load(tmp_path / "iteration_1" / "member_0.npz")
+    reported = json.loads((tmp_path / "iteration_1" / "validation_rmse.json").read_text())
+    assert reported == first.validation_rmse and first.validation_force_rmse > 0
+    assert not (tmp_path / "iteration_1" / "aux.npz").exists()
     eq = read(tmp_path / "equilibrium.traj")
     stretched = eq.copy()
     stretched.set_distance(0, 1, 1.3)  # far outside 300 K sampling

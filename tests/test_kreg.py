@@ -118,21 +118,28 @@ def test_force_fit_hyperparameters_minimise_the_cross_validated_error(split):
     rng.permutation(len(train))  # (the subset drawn for large sets: here all 30)
     folds = np.array_split(rng.permutation(len(train)), 5)
 
-    def loss(sigma, lambda_):
-        e_sq, f_sq = [], []
+    def held_out_errors(sigma, lambda_):
+        e_err, f_err = [], []
         for held in folds:
             kept = [train[i] for i in range(len(train)) if i not in held]
             # the same descriptor origin as the searched model: its lowest-energy structure
             fit = KREG(sigma=sigma, lambda_=lambda_, equilibrium=chosen.equilibrium)
             predicted = fit.train(kept, forces=True).predict([train[i] for i in held])
             energies, forces = reference([train[i] for i in held])
-            e_sq.append((predicted["energies"] - energies) ** 2)
-            f_sq.append(((predicted["forces"] - forces) ** 2).ravel())
-        return np.sqrt(rmse(np.concatenate(e_sq), 0) * rmse(np.concatenate(f_sq), 0))
+            e_err.append(predicted["energies"] - energies)
+            f_err.append((predicted["forces"] - forces).ravel())
+        return rmse(np.concatenate(e_err), 0), rmse(np.concatenate(f_err), 0)
+
+    def loss(sigma, lambda_):
+        return np.sqrt(np.prod(held_out_errors(sigma, lambda_)))
 
     sigma, lambda_ = chosen.hyperparameters["sigma"], chosen.hyperparameters["lambda_"]
     assert sigma == pytest.approx(min(sigmas, key=lambda s: loss(s, lambda_)))
     assert lambda_ == min(KREG.FORCE_LAMBDAS, key=lambda v: loss(sigma, v))
+    # the validation errors the model reports are these held-out errors at its σ, λ
+    e_rmse, f_rmse = held_out_errors(sigma, lambda_)
+    assert chosen.validation_rmse == pytest.approx(e_rmse, rel=1e-6)
+    assert chosen.validation_force_rmse == pytest.approx(f_rmse, rel=1e-6)
 
 
 def test_force_fit_search_beats_the_energies_only_hyperparameters(split):

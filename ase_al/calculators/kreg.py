@@ -187,8 +187,16 @@ class KREG(Calculator):
 
     @property
     def validation_rmse(self) -> float | None:
-        """Leave-one-out energy RMSE (eV) of the hyperparameter search, if one was run."""
+        """Held-out energy RMSE (eV) at the chosen σ, λ of the hyperparameter search, if one
+        was run: leave-one-out for a fit to energies, k-fold over structures for a fit to
+        energies and forces."""
         return None if self._model is None else self._model.get("validation_rmse")
+
+    @property
+    def validation_force_rmse(self) -> float | None:
+        """k-fold (over structures) force RMSE (eV/Å) at the chosen σ, λ of a fit to energies
+        and forces whose hyperparameters were searched; otherwise None."""
+        return None if self._model is None else self._model.get("validation_force_rmse")
 
     def _check_structures(self, images) -> np.ndarray:
         reference = self.equilibrium.numbers
@@ -279,16 +287,17 @@ class KREG(Calculator):
             jac = jac.reshape(len(x), x.shape[1], -1)
         else:
             x, jac = self._descriptors(positions), None
-        sigma, lambda_, loss = self.sigma, self.lambda_, None
+        sigma, lambda_, validation = self.sigma, self.lambda_, {}
         if (sigma is None or lambda_ is None) and gradients is None:
             sigma, lambda_, loss = self._search(x, y_energy, sigma_grid, lambda_grid, progress)
+            validation = {"validation_rmse": loss}
         elif sigma is None or lambda_ is None:
-            sigma, lambda_ = self._force_fit_search(
+            sigma, lambda_, e_rmse, f_rmse = self._force_fit_search(
                 positions, x, jac, y_energy, gradients, sigma_grid, lambda_grid, progress
             )
+            validation = {"validation_rmse": e_rmse, "validation_force_rmse": f_rmse}
         self._model.update(self._fit(x, jac, y_energy, gradients, sigma, lambda_))
-        if loss is not None:
-            self._model["validation_rmse"] = loss
+        self._model.update(validation)
         self.results = {}
         return self
 
@@ -473,6 +482,7 @@ class KREG(Calculator):
             lambdas = list(self.FORCE_LAMBDAS)
         parts = np.array_split(rng.permutation(len(y_energy)), min(folds, len(y_energy)))
         cache: dict[tuple[int, int], float] = {}
+        errors: dict[tuple[int, int], tuple[float, float]] = {}
         bar = tqdm(
             desc="KREG σ, λ search (forces, cross-validation)",
             disable=None if progress is None else not progress,
@@ -492,6 +502,7 @@ class KREG(Calculator):
                 e_rmse = np.sqrt(e_sq / len(y_energy))
                 f_rmse = np.sqrt(f_sq / gradients.size)
                 cache[i, j] = float(np.sqrt(e_rmse * f_rmse))
+                errors[i, j] = float(e_rmse), float(f_rmse)
                 bar.update()
             return cache[i, j]
 
@@ -512,7 +523,7 @@ class KREG(Calculator):
             cache[i, j],
             len(cache),
         )
-        return sigmas[i], lambdas[j]
+        return (sigmas[i], lambdas[j]) + errors[i, j]
 
     # -- prediction ------------------------------------------------------------------
     def _evaluate(self, model, positions, forces=True, chunk=2000):
