@@ -12,8 +12,8 @@ INIT_POINTS > 0: that many initial Wigner points in one shot (MLatom's
 
 The reference is MLatom's GFN2-xTB (its bundled xtb program); the KREG models are MLatom's
 default AL backend (KREG_API, which needs MKL's libraries on LD_LIBRARY_PATH: the benchmark
-script arranges that). The JSON line names the final main model's file, which the benchmark
-evaluates on its test sets with _mlatom_errors.py.
+script arranges that). The benchmark evaluates the final main model (the last
+``iterations/N/mlmodel.npz``) on its test sets with _mlatom_errors.py.
 """
 
 import glob
@@ -98,9 +98,6 @@ labels = sum(
     len(ml.data.molecular_database.load(path, format="json"))
     for path in glob.glob("iterations/*/labeled_db.json")
 )
-# the final main model: that of the last iteration that trained one (evaluated on the test sets
-# by _mlatom_errors.py)
-final = max(glob.glob("iterations/*/mlmodel.npz"), key=lambda path: int(path.split("/")[1]))
 print(
     json.dumps(
         {
@@ -108,7 +105,6 @@ print(
             "labels": labels,
             "iterations": int(run.iteration),
             "converged": bool(run.converged),
-            "model": os.path.abspath(final),
         }
     )
 )

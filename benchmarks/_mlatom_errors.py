@@ -16,26 +16,26 @@ from pathlib import Path
 
 import mlatom as ml
 import numpy as np
-from _mlatom_data import HARTREE
+from _mlatom_data import HARTREE, database
 from ase.io import read
 
 model = ml.models.kreg(model_file=sys.argv[1], ml_program="KREG_API")
 results = {}
 for path in sys.argv[2:]:
-    test = read(path, ":")
-    db = ml.data.molecular_database()
-    for atoms in test:
-        db.append(ml.data.molecule.from_numpy(atoms.positions, atoms.numbers))
+    test = database(read(path, ":"))
     model.predict(
-        molecular_database=db,
-        property_to_predict="energy",
-        xyz_derivative_property_to_predict="energy_gradients",
+        molecular_database=test,
+        property_to_predict="estimated_energy",
+        xyz_derivative_property_to_predict="estimated_energy_gradients",
     )
-    error = np.array([m.energy for m in db]) * HARTREE - [a.get_potential_energy() for a in test]
-    forces = -np.array([m.get_energy_gradients() for m in db]) * HARTREE
+    error = (test.get_properties("estimated_energy") - test.get_properties("energy")) * HARTREE
+    force_error = (
+        test.get_xyz_vectorial_properties("estimated_energy_gradients")
+        - test.get_xyz_vectorial_properties("energy_gradients")
+    ) * HARTREE
     results[Path(path).name] = {
         "energy_rmse": float(np.sqrt(np.mean((error - error.mean()) ** 2))),
         "energy_offset": float(error.mean()),
-        "force_rmse": float(np.sqrt(np.mean((forces - [a.get_forces() for a in test]) ** 2))),
+        "force_rmse": float(np.sqrt(np.mean(force_error**2))),
     }
 print(json.dumps(results))
