@@ -481,7 +481,7 @@ class KREG(Calculator):
         else:
             lambdas = list(self.FORCE_LAMBDAS)
         parts = np.array_split(rng.permutation(len(y_energy)), min(folds, len(y_energy)))
-        cache: dict[tuple[int, int], float] = {}
+        # held-out (energy RMSE, force RMSE) per grid point (i, j) already fitted
         errors: dict[tuple[int, int], tuple[float, float]] = {}
         bar = tqdm(
             desc="KREG σ, λ search (forces, cross-validation)",
@@ -489,7 +489,7 @@ class KREG(Calculator):
         )
 
         def loss(i, j):
-            if (i, j) not in cache:
+            if (i, j) not in errors:
                 e_sq, f_sq = 0.0, 0.0
                 for held in parts:
                     kept = np.setdiff1d(np.arange(len(y_energy)), held)
@@ -499,12 +499,12 @@ class KREG(Calculator):
                     energies, forces = self._evaluate(model, positions[held])
                     e_sq += np.sum((energies - y_energy[held]) ** 2)
                     f_sq += np.sum((forces + gradients[held]) ** 2)
-                e_rmse = np.sqrt(e_sq / len(y_energy))
-                f_rmse = np.sqrt(f_sq / gradients.size)
-                cache[i, j] = float(np.sqrt(e_rmse * f_rmse))
-                errors[i, j] = float(e_rmse), float(f_rmse)
+                errors[i, j] = (
+                    float(np.sqrt(e_sq / len(y_energy))),
+                    float(np.sqrt(f_sq / gradients.size)),
+                )
                 bar.update()
-            return cache[i, j]
+            return float(np.sqrt(errors[i, j][0] * errors[i, j][1]))
 
         i = len(sigmas) // 2 if self.sigma is None and sigma_grid is None else 0
         j = lambdas.index(1e-6) if 1e-6 in lambdas else len(lambdas) // 2
@@ -520,8 +520,8 @@ class KREG(Calculator):
             sigmas[i],
             lambdas[j],
             len(parts),
-            cache[i, j],
-            len(cache),
+            loss(i, j),
+            len(errors),
         )
         return (sigmas[i], lambdas[j]) + errors[i, j]
 
