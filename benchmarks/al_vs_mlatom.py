@@ -23,6 +23,9 @@ reference labels, iterations, and the final main model's energy RMSE (up to a co
 MLatom's reference is its bundled xtb program, ours tblite) and force RMSE on each test set,
 then the ratios ase-al / MLatom. Errors are computed from the saved final models
 (``--side none`` computes any that are missing, e.g. for a new test set, and prints the table).
+``--cross-fit`` adds a row ``fit(ML)``: ase-al's KREG fitted, as the learner fits its main
+model, to the training set of MLatom's final model, so that the fit and the sampling can be
+told apart (same labels, the other code's fit).
 
 The peer runs in ../peer-venv (see ../shared/peer/README.md) with MLatom's default AL KREG
 backend, KREG_API, which links MKL, and MLatom's al module imports torch even for KREG:
@@ -154,6 +157,12 @@ def main():
         help="ase-al samples on within an iteration until it has new_points uncertain "
         "structures, as MLatom does (default: one batch of trajectories per iteration)",
     )
+    parser.add_argument(
+        "--cross-fit",
+        action="store_true",
+        help="also fit ase-al's KREG (the learner's main-model fit) to MLatom's final training "
+        "set and score it on the test sets: the same labels, the other code's fit",
+    )
     parser.add_argument("--workdir", help="shared folder (default: a new temporary one)")
     parser.add_argument(
         "--peer-python",
@@ -176,6 +185,8 @@ def main():
     if side in ("both", "mlatom") and Path(args.peer_python).exists():
         run_peer(args, work)
     evaluate(args, work, tests)
+    if args.cross_fit:
+        cross_fit(args, work, tests)
     report(args, work, tests)
 
 
@@ -293,6 +304,47 @@ def _peer_errors(args, model_file, paths):
     return json.loads(lines[-1])
 
 
+def cross_fit(args, work, tests):
+    """ase-al's KREG fitted, as the learner fits its main model (energies + forces, its own
+    σ, λ search), to the training set of MLatom's final model (MLatom's xtb labels), and
+    scored on the test sets: beside MLatom's own model on the same labels, it tells the fit
+    apart from the sampling. Figures in ``WORKDIR/cross_fit.json`` (computed once)."""
+    from ase_al.calculators import KREG
+
+    out = work / "cross_fit.json"
+    figures = json.loads(out.read_text()) if out.exists() else {}
+    missing = [name for name in tests if name not in figures.get("errors", {})]
+    final = _peer_final_model(work)
+    if not missing:
+        return
+    if final is None:
+        print(f"--cross-fit: no finished MLatom run in {work}")
+        return
+    labels = work / "mlatom_training_set.extxyz"
+    env = dict(os.environ, LD_LIBRARY_PATH=mkl_library_path(Path(args.peer_python)))
+    done = subprocess.run(
+        [args.peer_python, str(HERE / "_mlatom_labels.py"), str(final.parent), str(labels)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=HERE,
+    )
+    if done.returncode:
+        raise RuntimeError(f"exporting MLatom's training set failed:\n{done.stderr[-2000:]}")
+    images = read(labels, ":")
+    # the learner's KREG takes the optimised geometry as its RE reference (fmax 1e-3 eV/Å)
+    equilibrium = ase_al.optimize_geometry(read(work / "start.xyz"), ase_al.methods("GFN2-xTB"))
+    equilibrium.calc = None
+    model = KREG(equilibrium=equilibrium).train(images, forces=True)
+    figures = {
+        "labels": len(images),
+        "mlatom_model": str(final.relative_to(work)),
+        **model.hyperparameters,
+        "errors": {path.name: errors(model, read(path, ":")) for path in (work / n for n in tests)},
+    }
+    out.write_text(json.dumps(figures))
+
+
 def report(args, work, tests):
     rows = {}
     for name, file in (("ase-al", "ase-al.json"), ("MLatom", "mlatom.json")):
@@ -308,10 +360,14 @@ def report(args, work, tests):
     print("errors: energy RMSE / (kcal/mol), force RMSE / (kcal/mol/Å) on each test set")
     header = f"{'code':8s} {'wall/s':>8s} {'labels':>7s} {'iter':>5s} {'conv':>5s}"
     print(header + "".join(f" {label:>16s}" for label in tests.values()))
+    if (work / "cross_fit.json").exists():
+        # the same labels as MLatom's final model, fitted by ase-al's KREG: no run of its own
+        rows["fit(ML)"] = json.loads((work / "cross_fit.json").read_text())
     for name, r in rows.items():
-        line = (
-            f"{name:8s} {r['wall_s']:8.1f} {r['labels']:7d} {r['iterations']:5d} "
-            f"{str(r['converged']):>5s}"
+        line = f"{name:8s} " + (
+            f"{r['wall_s']:8.1f} {r['labels']:7d} {r['iterations']:5d} {str(r['converged']):>5s}"
+            if "wall_s" in r
+            else f"{'-':>8s} {r['labels']:7d} {'-':>5s} {'-':>5s}"
         )
         for test in tests:
             e = r.get("errors", {}).get(test)
@@ -321,7 +377,19 @@ def report(args, work, tests):
                 else f" {'n/a':>16s}"
             )
         print(line)
-    if len(rows) == 2:
+    if "fit(ML)" in rows:
+        print("fit(ML): ase-al's KREG fitted to the training set of MLatom's final model")
+        if "MLatom" in rows:
+            fit, peer = rows["fit(ML)"], rows["MLatom"]
+            for test, label in tests.items():
+                e_fit, e_peer = fit["errors"].get(test), peer.get("errors", {}).get(test)
+                if e_fit and e_peer:
+                    print(
+                        f"  fit(ML) / MLatom, {label}: "
+                        f"E RMSE {e_fit['energy_rmse'] / e_peer['energy_rmse']:.3f}, "
+                        f"F RMSE {e_fit['force_rmse'] / e_peer['force_rmse']:.3f}"
+                    )
+    if "ase-al" in rows and "MLatom" in rows:
         ours, peer = rows["ase-al"], rows["MLatom"]
         print(
             "ratios ase-al / MLatom (target: labels <= 1, errors < 1, time <= 0.5): "
