@@ -308,17 +308,19 @@ def cross_fit(args, work, tests):
     """ase-al's KREG fitted, as the learner fits its main model (energies + forces, its own
     σ, λ search), to the training set of MLatom's final model (MLatom's xtb labels), and
     scored on the test sets: beside MLatom's own model on the same labels, it tells the fit
-    apart from the sampling. Figures in ``WORKDIR/cross_fit.json`` (computed once)."""
+    apart from the sampling. Figures in ``WORKDIR/cross_fit.json``, computed again only when
+    MLatom's final model or the test sets have changed."""
     from ase_al.calculators import KREG
 
+    final = _peer_final_model(work)
+    if final is None:
+        print(f"--cross-fit: no MLatom model in {work}")
+        return
     out = work / "cross_fit.json"
     figures = json.loads(out.read_text()) if out.exists() else {}
-    missing = [name for name in tests if name not in figures.get("errors", {})]
-    final = _peer_final_model(work)
-    if not missing:
-        return
-    if final is None:
-        print(f"--cross-fit: no finished MLatom run in {work}")
+    if figures.get("mlatom_model") == str(final.relative_to(work)) and all(
+        name in figures.get("errors", {}) for name in tests
+    ):
         return
     labels = work / "mlatom_training_set.extxyz"
     env = dict(os.environ, LD_LIBRARY_PATH=mkl_library_path(Path(args.peer_python)))
