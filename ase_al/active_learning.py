@@ -32,6 +32,8 @@ from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
+from ase_al.calculators.kreg import _squared_distances as squared_distances
+from ase_al.calculators.kreg import re_descriptor
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
 from ase_al.files import atomic_write, write_traj
@@ -53,6 +55,23 @@ def _threshold(uncertainties: np.ndarray, multiplier: float) -> float | list[flo
     median = np.median(uncertainties, axis=0)
     value = median + multiplier * np.median(np.abs(uncertainties - median), axis=0)
     return float(value) if np.ndim(value) == 0 else [float(v) for v in value]
+
+
+def farthest_points(candidates: np.ndarray, reference: np.ndarray, n: int) -> np.ndarray:
+    """Indices of ``n`` of the ``candidates`` (rows: descriptors) chosen greedily, each the one
+    farthest (Euclidean) from ``reference`` and the candidates chosen before it."""
+    if n >= len(candidates):
+        return np.arange(len(candidates))
+    nearest = np.full(len(candidates), np.inf)
+    if len(reference):
+        nearest = np.sqrt(squared_distances(candidates, reference)).min(1)
+    chosen = []
+    for _ in range(n):
+        k = int(np.argmax(nearest))
+        chosen.append(k)
+        nearest = np.minimum(nearest, np.linalg.norm(candidates - candidates[k], axis=1))
+        nearest[k] = -np.inf
+    return np.array(chosen)
 
 
 def _keep_states(atoms: Atoms, n_states: int) -> Atoms:
@@ -133,6 +152,14 @@ class ActiveLearner:
         Convergence is judged on the first batch either way.
     max_sampling_batches : int
         Upper bound on the batches of one iteration with ``fill_new_points``.
+    selection : {"random", "farthest"}
+        How ``fill_new_points`` picks ``new_points`` of a larger pool: at random (MLatom's
+        way), or greedily the structure farthest (RE descriptor, Euclidean) from everything
+        labelled or picked so far (farthest-point sampling: the pool's most novel structures).
+    pool_factor : float
+        With ``fill_new_points``, sample until ``pool_factor``·``new_points`` uncertain
+        structures are pooled (within ``max_sampling_batches``); a pool larger than
+        ``new_points`` gives ``selection="farthest"`` something to choose from.
     min_new_points : int
         Converged when fewer structures than this are uncertain.
     max_iterations : int
@@ -172,6 +199,8 @@ class ActiveLearner:
         min_new_points: int = 5,
         fill_new_points: bool = False,
         max_sampling_batches: int = 20,
+        selection: str = "random",
+        pool_factor: float = 1.0,
         max_iterations: int = 20,
         executor=None,
         uq: str = "physics-informed",
@@ -225,6 +254,12 @@ class ActiveLearner:
         if max_sampling_batches < 1:
             raise ValueError(f"max_sampling_batches must be >= 1, got {max_sampling_batches}")
         self.max_sampling_batches = int(max_sampling_batches)
+        if selection not in ("random", "farthest"):
+            raise ValueError(f"selection must be 'random' or 'farthest', got {selection!r}")
+        self.selection = selection
+        if pool_factor < 1.0:
+            raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+        self.pool_factor = float(pool_factor)
         self.max_iterations = max_iterations
         self.executor = executor
         if uq not in ("physics-informed", "committee"):
@@ -698,7 +733,8 @@ class ActiveLearner:
         pool = list(first)
         batches = 1
         if self.fill_new_points and len(first) >= self.min_new_points:
-            while len(pool) < self.new_points and batches < self.max_sampling_batches:
+            target = int(np.ceil(self.pool_factor * self.new_points))
+            while len(pool) < target and batches < self.max_sampling_batches:
                 batches += 1
                 more = self._sample(
                     pair,
@@ -717,7 +753,15 @@ class ActiveLearner:
                     batches,
                     self.new_points,
                 )
-            if len(pool) > self.new_points:
+            if len(pool) > self.new_points and self.selection == "farthest":
+                distances = equilibrium.get_all_distances()[np.triu_indices(len(equilibrium), 1)]
+                keep = farthest_points(
+                    re_descriptor(np.array([a.positions for a in pool]), distances),
+                    re_descriptor(np.array([a.positions for a in self.labelled()]), distances),
+                    self.new_points,
+                )
+                pool = [pool[i] for i in np.sort(keep)]
+            elif len(pool) > self.new_points:
                 keep = np.sort(self.rng.choice(len(pool), self.new_points, replace=False))
                 pool = [pool[i] for i in keep]
         summary = {

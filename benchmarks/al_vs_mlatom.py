@@ -158,6 +158,12 @@ def main():
         "structures, as MLatom does (default: one batch of trajectories per iteration)",
     )
     parser.add_argument(
+        "--farthest",
+        action="store_true",
+        help="with --fill-new-points: pool twice new_points uncertain structures and label the "
+        "new_points farthest from the labelled data (selection='farthest', pool_factor=2)",
+    )
+    parser.add_argument(
         "--cross-fit",
         action="store_true",
         help="also fit ase-al's KREG (the learner's main-model fit) to MLatom's final training "
@@ -206,6 +212,7 @@ def run_ours(args, work, start):
         new_points=args.trajectories,
         min_new_points=5,
         fill_new_points=args.fill_new_points,
+        **({"selection": "farthest", "pool_factor": 2.0} if args.farthest else {}),
         max_iterations=args.max_iterations,
         uq_threshold=args.uq_threshold,
         **(

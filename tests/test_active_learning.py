@@ -538,3 +538,73 @@ def test_neural_network_model_in_the_loop(tmp_path):
     np.testing.assert_array_equal(
         again.members[0].predict(labelled, forces=False)["energies"], predicted
     )
+
+
+def test_farthest_point_selection_is_greedy_max_min_distance():
+    """Each pick maximises the distance to its nearest neighbour among the reference points
+    and the earlier picks (checked by brute force on random descriptors)."""
+    from ase_al.active_learning import farthest_points
+
+    rng = np.random.default_rng(3)
+    candidates, reference = rng.normal(size=(40, 6)), rng.normal(size=(15, 6))
+    chosen = farthest_points(candidates, reference, 12)
+    assert len(set(chosen.tolist())) == 12
+    taken = list(reference)
+    for k in chosen:
+        gaps = [min(np.linalg.norm(c - t) for t in taken) for c in candidates]
+        for j in chosen[: list(chosen).index(k)]:
+            gaps[j] = -1.0
+        assert gaps[k] == pytest.approx(max(gaps))
+        taken.append(candidates[k])
+    # without reference points the first pick is arbitrary, the second the farthest from it
+    chosen = farthest_points(candidates, np.empty((0, 6)), 2)
+    gaps = np.linalg.norm(candidates - candidates[chosen[0]], axis=1)
+    assert gaps[chosen[1]] == pytest.approx(gaps.max())
+    assert sorted(farthest_points(candidates, reference, 50).tolist()) == list(range(40))
+
+
+def test_selection_options_are_checked():
+    h2 = molecule("H2")
+    with pytest.raises(ValueError, match="selection"):
+        ActiveLearner(h2, "GFN2-xTB", selection="best")
+    with pytest.raises(ValueError, match="pool_factor"):
+        ActiveLearner(h2, "GFN2-xTB", pool_factor=0.5)
+
+
+def test_farthest_selection_labels_the_most_novel_of_a_larger_pool(tmp_path):
+    from ase_al.active_learning import farthest_points
+    from ase_al.calculators.kreg import re_descriptor
+
+    pooled = []
+
+    def three_per_batch(model, initial_conditions, uq_threshold, trajectory_dir=None, **kwargs):
+        pooled.extend(atoms.copy() for atoms in initial_conditions[:3])
+        return [atoms.copy() for atoms in initial_conditions[:3]]
+
+    learner = _one_iteration_h2(
+        tmp_path,
+        sampler=three_per_batch,
+        sampler_kwargs={"n_trajectories": 8},
+        new_points=10,
+        min_new_points=2,
+        fill_new_points=True,
+        selection="farthest",
+        pool_factor=2.0,  # sample on to 20 uncertain structures: seven batches, 21 pooled
+        uq_threshold=1.0,
+    )
+    learner.run()
+    assert len(pooled) == 21
+    labelled = learner.labelled(iteration=1)
+    before = [a for a in learner.labelled() if a.info["key_value_pairs"].get("iteration") != 1]
+    equilibrium = read(tmp_path / "equilibrium.traj")
+    r0 = equilibrium.get_all_distances()[np.triu_indices(2, 1)]
+    expected = farthest_points(
+        re_descriptor(np.array([a.positions for a in pooled]), r0),
+        re_descriptor(np.array([a.positions for a in before]), r0),
+        10,
+    )
+    want = np.sort(
+        [np.linalg.norm(pooled[i].positions[0] - pooled[i].positions[1]) for i in expected]
+    )
+    got = np.sort([a.get_distance(0, 1) for a in labelled])
+    assert len(labelled) == 10 and np.allclose(got, want)
