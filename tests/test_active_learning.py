@@ -223,29 +223,36 @@ def test_user_sampler_and_user_model(tmp_path):
     assert isinstance(pair.members[0], MyKREG)
 
 
-@pytest.mark.parametrize(
-    "fill, max_batches, expected", [(False, 20, 3), (True, 20, 10), (True, 2, 6)]
-)
-def test_fill_new_points_samples_on_until_new_points(tmp_path, fill, max_batches, expected):
-    # a sampler that calls the first three initial conditions of each batch uncertain: one batch
-    # gives 3 structures; filling to new_points = 10 takes four batches (12, 10 of them kept)
-    calls = []
+def _three_per_batch_h2(tmp_path, batches: list, **kwargs):
+    """One H2 iteration whose sampler calls the first three initial conditions of each batch
+    of 8 uncertain (new_points = 10); ``batches`` collects (trajectory_dir, structures)."""
 
-    def three_per_batch(model, initial_conditions, uq_threshold, trajectory_dir=None, **kwargs):
-        calls.append(trajectory_dir)
+    def three_per_batch(model, initial_conditions, uq_threshold, trajectory_dir=None, **kw):
+        batches.append((trajectory_dir, [atoms.copy() for atoms in initial_conditions[:3]]))
         return [atoms.copy() for atoms in initial_conditions[:3]]
 
-    learner = _one_iteration_h2(
+    return _one_iteration_h2(
         tmp_path,
         sampler=three_per_batch,
         sampler_kwargs={"n_trajectories": 8},
         new_points=10,
         min_new_points=2,
-        fill_new_points=fill,
-        max_sampling_batches=max_batches,
         uq_threshold=1.0,  # the sampler decides what is uncertain
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    "fill, max_batches, expected", [(False, 20, 3), (True, 20, 10), (True, 2, 6)]
+)
+def test_fill_new_points_samples_on_until_new_points(tmp_path, fill, max_batches, expected):
+    # one batch gives 3 structures; filling to new_points = 10 takes four batches (12, 10 kept)
+    sampled = []
+    learner = _three_per_batch_h2(
+        tmp_path, sampled, fill_new_points=fill, max_sampling_batches=max_batches
     )
     learner.run()
+    calls = [directory for directory, _ in sampled]
     batches = {False: 1, True: min(4, max_batches)}[fill]
     assert len(calls) == batches and len(set(calls)) == batches  # each batch its own folder
     summary = json.loads((tmp_path / "iteration_1" / "sampling.json").read_text())
@@ -575,24 +582,13 @@ def test_farthest_selection_labels_the_most_novel_of_a_larger_pool(tmp_path):
     from ase_al.active_learning import farthest_points
     from ase_al.calculators.kreg import re_descriptor
 
-    pooled = []
-
-    def three_per_batch(model, initial_conditions, uq_threshold, trajectory_dir=None, **kwargs):
-        pooled.extend(atoms.copy() for atoms in initial_conditions[:3])
-        return [atoms.copy() for atoms in initial_conditions[:3]]
-
-    learner = _one_iteration_h2(
-        tmp_path,
-        sampler=three_per_batch,
-        sampler_kwargs={"n_trajectories": 8},
-        new_points=10,
-        min_new_points=2,
-        fill_new_points=True,
-        selection="farthest",
-        pool_factor=2.0,  # sample on to 20 uncertain structures: seven batches, 21 pooled
-        uq_threshold=1.0,
+    sampled = []
+    # sample on to 20 uncertain structures: seven batches, 21 pooled
+    learner = _three_per_batch_h2(
+        tmp_path, sampled, fill_new_points=True, selection="farthest", pool_factor=2.0
     )
     learner.run()
+    pooled = [atoms for _, structures in sampled for atoms in structures]
     assert len(pooled) == 21
     labelled = learner.labelled(iteration=1)
     before = [a for a in learner.labelled() if a.info["key_value_pairs"].get("iteration") != 1]
