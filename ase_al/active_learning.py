@@ -32,7 +32,7 @@ from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
-from ase_al.calculators.kreg import _squared_distances as squared_distances
+from ase_al.calculators.kreg import squared_distances
 from ase_al.calculators.kreg import re_descriptor
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
@@ -156,10 +156,12 @@ class ActiveLearner:
         How ``fill_new_points`` picks ``new_points`` of a larger pool: at random (MLatom's
         way), or greedily the structure farthest (RE descriptor, Euclidean) from everything
         labelled or picked so far (farthest-point sampling: the pool's most novel structures).
+        Anything but "random" requires ``fill_new_points=True`` (ValueError otherwise).
     pool_factor : float
         With ``fill_new_points``, sample until ``pool_factor``·``new_points`` uncertain
         structures are pooled (within ``max_sampling_batches``); a pool larger than
-        ``new_points`` gives ``selection="farthest"`` something to choose from.
+        ``new_points`` gives ``selection="farthest"`` something to choose from. Anything but
+        1 requires ``fill_new_points=True``.
     min_new_points : int
         Converged when fewer structures than this are uncertain.
     max_iterations : int
@@ -259,6 +261,12 @@ class ActiveLearner:
         self.selection = selection
         if pool_factor < 1.0:
             raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+        if not self.fill_new_points and (selection != "random" or pool_factor != 1.0):
+            # one batch of n trajectories never pools more than new_points to choose from
+            raise ValueError(
+                f"selection={selection!r} and pool_factor={pool_factor} choose among the "
+                "structures pooled by fill_new_points=True; pass fill_new_points=True with them"
+            )
         self.pool_factor = float(pool_factor)
         self.max_iterations = max_iterations
         self.executor = executor

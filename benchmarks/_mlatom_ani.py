@@ -14,7 +14,7 @@ import time
 import mlatom as ml
 import numpy as np
 import torch
-from _mlatom_data import HARTREE, database
+from _mlatom_data import database, prediction_errors
 from ase.io import read
 
 # MLatom 3.25.5 asks for torch < 2.8 and calls ReduceLROnPlateau.is_better, which torch 2.8
@@ -53,16 +53,7 @@ model.train(
     hyperparameters={"max_epochs": epochs},
 )
 trained = time.perf_counter()
-model.predict(
-    molecular_database=test,
-    property_to_predict="estimated_energy",
-    xyz_derivative_property_to_predict="estimated_energy_gradients",
-)
-energy_error = (test.get_properties("estimated_energy") - test.get_properties("energy")) * HARTREE
-force_error = (
-    test.get_xyz_vectorial_properties("estimated_energy_gradients")
-    - test.get_xyz_vectorial_properties("energy_gradients")
-) * HARTREE
+energy_error, force_error = prediction_errors(model, test)
 epochs_run = max(_steps.values())
 print(
     json.dumps(

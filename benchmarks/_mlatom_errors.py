@@ -16,23 +16,13 @@ from pathlib import Path
 
 import mlatom as ml
 import numpy as np
-from _mlatom_data import HARTREE, database
+from _mlatom_data import database, prediction_errors
 from ase.io import read
 
 model = ml.models.kreg(model_file=sys.argv[1], ml_program="KREG_API")
 results = {}
 for path in sys.argv[2:]:
-    test = database(read(path, ":"))
-    model.predict(
-        molecular_database=test,
-        property_to_predict="estimated_energy",
-        xyz_derivative_property_to_predict="estimated_energy_gradients",
-    )
-    error = (test.get_properties("estimated_energy") - test.get_properties("energy")) * HARTREE
-    force_error = (
-        test.get_xyz_vectorial_properties("estimated_energy_gradients")
-        - test.get_xyz_vectorial_properties("energy_gradients")
-    ) * HARTREE
+    error, force_error = prediction_errors(model, database(read(path, ":")))
     results[Path(path).name] = {
         "energy_rmse": float(np.sqrt(np.mean((error - error.mean()) ** 2))),
         "energy_offset": float(error.mean()),

@@ -11,7 +11,7 @@ import time
 
 import mlatom as ml
 import numpy as np
-from _mlatom_data import HARTREE, database
+from _mlatom_data import database, prediction_errors
 from ase.io import read
 
 n_train, path = int(sys.argv[1]), sys.argv[2]
@@ -35,20 +35,8 @@ model.optimize_hyperparameters(
 )
 model.train(molecular_database=train, property_to_learn="energy", prior="mean")
 trained = time.perf_counter()
-model.predict(
-    molecular_database=test,
-    property_to_predict="estimated_energy",
-    xyz_derivative_property_to_predict="estimated_energy_gradients",
-)
+energy_error, force_error = prediction_errors(model, test)
 predicted = time.perf_counter()
-energy_error = (test.get_properties("estimated_energy") - test.get_properties("energy")) * HARTREE
-force_error = (
-    -(
-        test.get_xyz_vectorial_properties("estimated_energy_gradients")
-        - test.get_xyz_vectorial_properties("energy_gradients")
-    )
-    * HARTREE
-)
 print(
     json.dumps(
         {

@@ -575,7 +575,12 @@ def test_selection_options_are_checked():
     with pytest.raises(ValueError, match="selection"):
         ActiveLearner(h2, "GFN2-xTB", selection="best")
     with pytest.raises(ValueError, match="pool_factor"):
-        ActiveLearner(h2, "GFN2-xTB", pool_factor=0.5)
+        ActiveLearner(h2, "GFN2-xTB", pool_factor=0.5, fill_new_points=True)
+    # without fill_new_points there is no pool to choose from: the options must not be inert
+    with pytest.raises(ValueError, match="fill_new_points=True"):
+        ActiveLearner(h2, "GFN2-xTB", selection="farthest")
+    with pytest.raises(ValueError, match="fill_new_points=True"):
+        ActiveLearner(h2, "GFN2-xTB", pool_factor=2.0)
 
 
 def test_farthest_selection_labels_the_most_novel_of_a_larger_pool(tmp_path):

@@ -89,14 +89,15 @@ def re_descriptor(positions: np.ndarray, equilibrium_distances: np.ndarray, jaco
     return x, jac
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a_p − b_t|² for all pairs of rows, shape (P, T), clipped at 0 against round-off."""
     sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
     return np.maximum(sq, 0.0)
 
 
 def gaussian_kernel(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
     """k(a_p, b_t) = exp(−|a_p − b_t|² / (2σ²)) for all pairs, shape (P, T)."""
-    return np.exp(-_squared_distances(a, b) / (2.0 * sigma**2))
+    return np.exp(-squared_distances(a, b) / (2.0 * sigma**2))
 
 
 def covariance_with_gradients(
@@ -379,7 +380,7 @@ class KREG(Calculator):
             grid = list(sigma_grid)
         else:
             sample = x[:: max(1, len(x) // 300)]
-            typical = np.sqrt(np.median(_squared_distances(sample, sample)))
+            typical = np.sqrt(np.median(squared_distances(sample, sample)))
             grid = list(typical * 2.0 ** np.arange(-2.0, 4.1, 1.5))
         bar = tqdm(desc="KREG σ, λ search", disable=None if progress is None else not progress)
         for sigma in grid:
