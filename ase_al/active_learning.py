@@ -32,11 +32,10 @@ from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
-from ase_al.calculators.kreg import squared_distances
-from ase_al.calculators.kreg import re_descriptor
+from ase_al.calculators.kreg import re_descriptor, squared_distances
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
-from ase_al.files import atomic_write, write_traj
+from ase_al.files import atomic_write, open_database, write_traj
 from ase_al.labelling import database_row, label, multistate_from_row
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
@@ -294,9 +293,7 @@ class ActiveLearner:
             partial.write_text(json.dumps(state, indent=1))
 
     def _db(self):
-        # SQLite's own locks die with a killed process; ASE's extra lock file would not,
-        # and would block the resumed run forever
-        return connect(self.workdir / "labelled.db", use_lock_file=False)
+        return open_database(self.workdir / "labelled.db")
 
     def labelled(self, **selection) -> list[Atoms]:
         """All labelled structures (optionally selected by key-value pairs), in the order they

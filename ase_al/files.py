@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ase import Atoms
+from ase.db import connect
 from ase.io import write
 
 
@@ -29,3 +31,29 @@ def write_traj(path: str | Path, images: list[Atoms]) -> None:
             write(partial, images, format="traj")
         else:
             partial.write_bytes(b"")
+
+
+def open_database(path: str | Path):
+    """The ASE SQLite database at ``path`` for a run that may be killed while others read it.
+
+    A new database appears with its tables already in it: it is initialised under a temporary
+    name and hard-linked into place. ASE creates the tables of a fresh file on first access,
+    checking for them first, so a reader that opens the file between its creation and that
+    first write (``ase db``, ``ase gui``, a monitoring script) would otherwise create them too,
+    and the run's own access would fail with "table systems already exists".
+    ASE's lock file is not used: SQLite's own locks die with a killed process, ASE's lock
+    file would not, and would block the resumed run.
+    """
+    path = Path(path)
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        try:
+            connect(partial, type="db", use_lock_file=False).count()  # creates the tables
+            try:
+                os.link(partial, path)  # never replaces a database that appeared meanwhile
+            except FileExistsError:
+                pass
+        finally:
+            partial.unlink(missing_ok=True)
+    return connect(path, use_lock_file=False)

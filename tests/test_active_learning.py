@@ -334,6 +334,44 @@ def test_killed_run_resumes_without_losing_or_repeating_labels(tmp_path):
     assert state["converged"] or len(state["iterations"]) == 20
 
 
+def test_database_appears_initialised_so_a_concurrent_reader_cannot_break_the_run(tmp_path):
+    """ASE creates the tables of a new SQLite file on first access after checking that they
+    are missing; a reader opening the file in between (here a thread polling it, as the resume
+    test does, or a user's ``ase db``) made the run's first access fail with "table systems
+    already exists" (18 of 40 trials with a plain ``connect``). ``open_database`` must never
+    fail that way, and must never replace a database that exists."""
+    import threading
+
+    from ase_al.files import open_database
+
+    def poll(path, stop):
+        while not stop.is_set():
+            if path.exists():
+                try:
+                    connect(path, use_lock_file=False).count()
+                except Exception:
+                    pass
+
+    for trial in range(30):
+        path = tmp_path / f"labelled{trial}.db"
+        stop = threading.Event()
+        reader = threading.Thread(target=poll, args=(path, stop))
+        reader.start()
+        try:
+            time.sleep(0.01)
+            open_database(path).write(molecule("H2"), uid=f"t{trial}")
+        finally:
+            stop.set()
+            reader.join()
+        assert [row.uid for row in connect(path).select()] == [f"t{trial}"]
+    # an existing database is opened, not replaced; no temporary files are left
+    open_database(tmp_path / "labelled0.db").write(molecule("H2O"), uid="second")
+    assert connect(tmp_path / "labelled0.db").count() == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"labelled{trial}.db" for trial in range(30)
+    )
+
+
 def test_dask_executor_gives_the_same_labels():
     distributed = pytest.importorskip("distributed")
     structures = _h2_structures(n=6, seed=2)
