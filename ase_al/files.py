@@ -54,6 +54,9 @@ def open_database(path: str | Path):
                 os.link(partial, path)  # never replaces a database that appeared meanwhile
             except FileExistsError:
                 pass
+            except OSError:  # a file system without hard links: a rename, if still absent
+                if not path.exists():
+                    os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
     return connect(path, use_lock_file=False)
