@@ -32,7 +32,7 @@ from ase.io import read
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
-from ase_al.calculators.kreg import re_descriptor, squared_distances
+from ase_al.calculators.kreg import pair_distances, re_descriptor, squared_distances
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
 from ase_al.files import atomic_write, open_database, write_traj
@@ -758,17 +758,17 @@ class ActiveLearner:
                     batches,
                     self.new_points,
                 )
-            if len(pool) > self.new_points and self.selection == "farthest":
-                distances = equilibrium.get_all_distances()[np.triu_indices(len(equilibrium), 1)]
-                keep = farthest_points(
-                    re_descriptor(np.array([a.positions for a in pool]), distances),
-                    re_descriptor(np.array([a.positions for a in self.labelled()]), distances),
-                    self.new_points,
-                )
+            if len(pool) > self.new_points:
+                if self.selection == "farthest":
+                    distances = pair_distances(equilibrium.positions)
+                    keep = farthest_points(
+                        re_descriptor(np.array([a.positions for a in pool]), distances),
+                        re_descriptor(np.array([a.positions for a in self.labelled()]), distances),
+                        self.new_points,
+                    )
+                else:
+                    keep = self.rng.choice(len(pool), self.new_points, replace=False)
                 pool = [pool[i] for i in np.sort(keep)]
-            elif len(pool) > self.new_points:
-                keep = np.sort(self.rng.choice(len(pool), self.new_points, replace=False))
-                pool = [pool[i] for i in keep]
         summary = {
             "n_trajectories": first.n_trajectories,
             "n_certain": first.n_certain,

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from ase_al.calculators.kreg import gaussian_kernel, pair_indices, re_descriptor
+from ase_al.calculators.kreg import gaussian_kernel, pair_distances, re_descriptor
 from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write
 
@@ -85,10 +85,9 @@ class KREGDipole(Calculator):
         if target.shape != (len(images), 3):
             raise ValueError("dipoles must be (N_images, 3)")
         eq = images[0]
-        i, j = pair_indices(len(eq))
         self._model = {
             "numbers": eq.numbers.copy(),
-            "equilibrium_distances": np.linalg.norm(eq.positions[i] - eq.positions[j], axis=1),
+            "equilibrium_distances": pair_distances(eq.positions),
         }
         x, positions = self._descriptors(images)
         centers = positions.mean(axis=1, keepdims=True)

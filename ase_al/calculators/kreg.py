@@ -60,6 +60,13 @@ def pair_indices(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n_atoms, k=1)
 
 
+def pair_distances(positions: np.ndarray) -> np.ndarray:
+    """Distances / Å of the atom pairs of one structure, ``positions`` (N, 3), in the order
+    of :func:`pair_indices`: the ``equilibrium_distances`` that :func:`re_descriptor` takes."""
+    i, j = pair_indices(len(positions))
+    return np.linalg.norm(positions[i] - positions[j], axis=1)
+
+
 def re_descriptor(positions: np.ndarray, equilibrium_distances: np.ndarray, jacobian: bool = False):
     """RE descriptors of a batch of structures.
 
@@ -270,9 +277,7 @@ class KREG(Calculator):
         if self.equilibrium is None:
             self.equilibrium = images[int(np.argmin(y_energy))].copy()
             self.equilibrium.calc = None
-        i, j = pair_indices(len(self.equilibrium))
-        eq_pos = self.equilibrium.positions
-        self._model = {"equilibrium_distances": np.linalg.norm(eq_pos[i] - eq_pos[j], axis=1)}
+        self._model = {"equilibrium_distances": pair_distances(self.equilibrium.positions)}
         positions = self._check_structures(images)
         gradients = -np.array([a.get_forces() for a in images]) if forces else None
         order = len(images) * (1 + positions[0].size)
