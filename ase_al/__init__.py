@@ -8,9 +8,10 @@
 """
 
 from ase_al import samplers
-from ase_al.active_learning import ActiveLearner, al
+from ase_al.active_learning import ActiveLearner
 from ase_al.calculators import available, methods
 from ase_al.errors import MissingDependencyError, ReferenceCalculationError
+from ase_al.mlatom_compat import al
 from ase_al.simulations import HarmonicAnalysis, freq, optimize_geometry
 
 __version__ = "0.1.0"

@@ -22,13 +22,16 @@ import copy
 import inspect
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
 from ase.db import connect
 from ase.io import read
+from ase.vibrations import VibrationsData
 
 from ase_al.calculators import methods, model_class
 from ase_al.calculators.committee import Committee, predict_batch
@@ -37,6 +40,20 @@ from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multi
 from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
 from ase_al.files import atomic_write, open_database, write_traj
 from ase_al.labelling import database_row, label, multistate_from_row
+from ase_al.options import (
+    check_calculator,
+    check_defaults_kind,
+    check_executor,
+    check_int,
+    check_keywords,
+    check_number,
+    check_signature,
+    check_threshold,
+    check_type,
+    keyword_names,
+    strict_keywords,
+    takes_any_keyword,
+)
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
 from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
@@ -120,7 +137,16 @@ class ActiveLearner:
     workdir : path
         Where everything is written; re-running with the same workdir resumes.
     temperature : float
-        K, for the Wigner sampling of initial data and initial conditions.
+        K, for the Wigner sampling of the MD initial conditions (and of the initial data
+        unless ``init_temperature`` is given).
+    init_temperature : float, optional
+        K, for the Wigner sampling of the initial data (MLatom's
+        ``initdata_sampler_kwargs["initial_temperature"]``); default ``temperature``.
+    initial_conditions : list of Atoms or callable, optional
+        Where the sampling trajectories start. Default: ``n_trajectories`` fresh Wigner
+        samples (positions and momenta) at ``temperature`` each iteration. A list of
+        ``Atoms`` with momenta: those, every iteration (``n_trajectories`` is their number).
+        A callable ``initial_conditions(n, seed)`` returning ``n`` ``Atoms`` with momenta.
     init_batch : int
         Structures per initial-data batch.
     max_init_points : int
@@ -165,7 +191,9 @@ class ActiveLearner:
         Converged when fewer structures than this are uncertain.
     max_iterations : int
     executor : concurrent.futures.Executor, optional
-        Where reference calculations run (default: a local process pool).
+        Where reference calculations run. Default: the shared local pool
+        (:func:`ase_al.executors.default_executor`), whose workers never re-run the calling
+        script, so no ``if __name__ == "__main__":`` guard is needed, in scripts or notebooks.
     uq : {"physics-informed", "committee"}
         Uncertainty: |E_main − E_aux| of a main (energies + forces) and an auxiliary
         (energies only) model, or the standard deviation of ``committee_size`` models trained
@@ -174,12 +202,14 @@ class ActiveLearner:
         Normal modes of ``molecule``, taken as the equilibrium: no optimisation, no frequencies.
     optfreq : str or Calculator, optional
         Method for the optimisation and frequencies instead of the reference.
-    initial_data : path or list of Atoms, optional
-        Labelled structures (an ASE database, or Atoms carrying energies and forces) used as
-        the initial data instead of Wigner sampling.
+    initial_data : path, list of Atoms or callable, optional
+        The initial data instead of Wigner sampling: labelled structures (an ASE database,
+        or Atoms carrying energies and forces) are imported; unlabelled Atoms (or those a
+        function ``initial_data()`` returns) are labelled with the reference.
     seed : int
     """
 
+    @strict_keywords
     def __init__(
         self,
         molecule: Atoms,
@@ -212,17 +242,21 @@ class ActiveLearner:
         optimize: bool = True,
         seed: int = 0,
         progress: bool | None = None,
+        init_temperature: float | None = None,
+        initial_conditions=None,
     ):
         check_atoms(molecule)
         self.molecule = molecule.copy()
-        self.reference = reference
-        if isinstance(reference, str):
-            methods(reference)  # an unknown name fails now, not inside a worker
+        self.executor = check_executor(executor)
+        self.reference = check_calculator(reference, "reference", self.executor)
+        self.optfreq = None if optfreq is None else check_calculator(optfreq, "optfreq")
         self.committee = model if isinstance(model, Committee) else None
         if self.committee is not None:
             model = type(self.committee.members[0])  # its type sizes the initial data
         self.n_states = None
-        self.model_kwargs = dict(model_kwargs or {})
+        self.model_kwargs = dict(
+            check_type("model_kwargs", model_kwargs, dict, optional=True) or {}
+        )
         if isinstance(model, MultiState):
             self.n_states = model.n_states
             self.model_kwargs = {**model.model_kwargs, **self.model_kwargs}
@@ -237,24 +271,48 @@ class ActiveLearner:
                 )
         sampler = "batch_md" if sampler is None else sampler
         self.model_type = model_class(model) if isinstance(model, str) else model
-        self.workdir = Path(workdir)
-        self.temperature = temperature
-        self.init_batch = init_batch
-        self.max_init_points = max_init_points
-        self.init_rmse = init_rmse
+        self.workdir = Path(check_type("workdir", workdir, (str, os.PathLike)))
+        self.temperature = check_number("temperature", temperature, minimum=0.0)
+        self.init_temperature = check_number(
+            "init_temperature", init_temperature, minimum=0.0, optional=True
+        )
+        self.init_batch = check_int("init_batch", init_batch, minimum=2)
+        self.max_init_points = check_int("max_init_points", max_init_points, minimum=2)
+        self.init_rmse = check_number("init_rmse", init_rmse, minimum=0.0, optional=True)
+        if not isinstance(sampler, str) and not callable(sampler):
+            raise TypeError(f"sampler must be a name or a callable, got {type(sampler).__name__}")
         self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
+        sampler_kwargs = check_type("sampler_kwargs", sampler_kwargs, dict, optional=True)
         self.sampler_kwargs = {"n_trajectories": 100, **(sampler_kwargs or {})}
-        self.user_threshold = uq_threshold
-        self.threshold_multiplier = threshold_multiplier
+        self.initial_conditions = initial_conditions
+        if isinstance(initial_conditions, (list, tuple)):
+            for index, atoms in enumerate(initial_conditions):
+                check_atoms(atoms)
+                if not same_atoms(atoms, self.molecule.numbers):
+                    raise ValueError(
+                        f"initial condition {index} does not match the molecule's atoms "
+                        "in count, elements or order"
+                    )
+            self.sampler_kwargs["n_trajectories"] = len(initial_conditions)
+        elif initial_conditions is not None:
+            check_signature(
+                initial_conditions,
+                "initial_conditions is called as initial_conditions(n, seed) and returns n "
+                "Atoms with momenta",
+                1,
+                0,
+            )
+        self.user_threshold = check_threshold(uq_threshold)
+        self.threshold_multiplier = check_number(
+            "threshold_multiplier", threshold_multiplier, minimum=0.0
+        )
         if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
         self.validation_fraction = validation_fraction
-        self.new_points = new_points
-        self.min_new_points = min_new_points
+        self.new_points = check_int("new_points", new_points, minimum=1)
+        self.min_new_points = check_int("min_new_points", min_new_points, minimum=1)
         self.fill_new_points = bool(fill_new_points)
-        if max_sampling_batches < 1:
-            raise ValueError(f"max_sampling_batches must be >= 1, got {max_sampling_batches}")
-        self.max_sampling_batches = int(max_sampling_batches)
+        self.max_sampling_batches = check_int("max_sampling_batches", max_sampling_batches, 1)
         if selection not in ("random", "farthest"):
             raise ValueError(f"selection must be 'random' or 'farthest', got {selection!r}")
         self.selection = selection
@@ -267,21 +325,100 @@ class ActiveLearner:
                 "structures pooled by fill_new_points=True; pass fill_new_points=True with them"
             )
         self.pool_factor = float(pool_factor)
-        self.max_iterations = max_iterations
-        self.executor = executor
+        self.max_iterations = check_int("max_iterations", max_iterations, minimum=1)
         if uq not in ("physics-informed", "committee"):
             raise ValueError(f"uq must be 'physics-informed' or 'committee', got {uq!r}")
         if uq == "committee" and committee_size < 2:
             raise ValueError("a committee needs committee_size >= 2")
         self.uq = uq
+        if vibrations is not None and not isinstance(vibrations, VibrationsData):
+            raise TypeError(
+                "vibrations must be the result of ase_al.freq or an ase VibrationsData, got "
+                f"{type(vibrations).__name__}"
+            )
         self.vibrations = vibrations
-        self.optfreq = optfreq
         self.initial_data = initial_data
-        self.committee_size = committee_size
+        self.committee_size = check_int("committee_size", committee_size, minimum=1)
         self.optimize = optimize
+        self.seed = check_int("seed", seed, minimum=0)
         self.rng = np.random.default_rng(seed)
-        self.seed = seed
         self.progress = progress
+        self._check_model()
+        self._check_sampler()
+        if isinstance(initial_data, (str, os.PathLike)):
+            if not Path(initial_data).exists():
+                raise FileNotFoundError(f"initial_data: no such database {str(initial_data)!r}")
+        elif isinstance(initial_data, (list, tuple)):
+            self._check_initial_structures(initial_data)
+        elif initial_data is not None and not callable(initial_data):
+            raise TypeError(
+                "initial_data must be a database path, a list of Atoms or a function returning "
+                f"one, got {type(initial_data).__name__}"
+            )
+
+    def _check_model(self) -> None:
+        """Build one model now: bad settings or a model that does not train fail here."""
+        if isinstance(self.model_type, Calculator):
+            raise TypeError(
+                f"model: pass the model's class or name ({type(self.model_type).__name__!r}) "
+                "with its settings in model_kwargs, or an untrained Committee/MultiState; "
+                "got an instance"
+            )
+        if not callable(self.model_type):
+            raise TypeError(
+                f"model must be a name, a class, a Committee or a MultiState, got "
+                f"{type(self.model_type).__name__}"
+            )
+        model = self.model_factory()
+        train = getattr(model, "train", None)
+        contract = (
+            "a trainable model is a calculator with train(images, forces=True|False) "
+            "returning itself, and predict(images)"
+        )
+        if train is None or not hasattr(model, "predict"):
+            raise TypeError(f"model {type(model).__name__} does not fit: {contract}")
+        check_signature(train, contract, [], forces=True)
+
+    def _check_sampler(self) -> None:
+        """The sampler can be called the way the learner calls it, with these sampler_kwargs."""
+        kwargs = dict(self.sampler_kwargs)
+        n = kwargs.pop("n_trajectories")
+        check_int("sampler_kwargs['n_trajectories']", n, minimum=1)
+        name = getattr(self.sampler, "__name__", type(self.sampler).__name__)
+        if self._samples_wigner():
+            check_keywords("the 'wigner' sampler's sampler_kwargs", kwargs, ["n_trajectories"])
+            return
+        if not takes_any_keyword(self.sampler):
+            accepted = set(keyword_names(self.sampler)) - {"model", "initial_conditions"}
+            accepted -= {"uq_threshold"}
+            check_keywords(
+                f"sampler {name!r} (sampler_kwargs)", kwargs, accepted | {"n_trajectories"}
+            )
+        check_defaults_kind(self.sampler, kwargs, f"sampler_kwargs of {name!r}")
+        check_signature(
+            self.sampler,
+            "a sampler is called as sampler(model, initial_conditions=list[Atoms], "
+            "uq_threshold=float, **sampler_kwargs) and returns list[Atoms]",
+            None,
+            initial_conditions=[],
+            uq_threshold=0.0,
+            **self._sampler_extras(),
+            **kwargs,
+        )
+
+    def _samples_wigner(self) -> bool:
+        return self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner"
+
+    def _sampler_extras(self) -> dict:
+        """Where to write trajectories and whether to show progress, for samplers that take
+        them (every built-in one; a user's function only if its signature has them)."""
+        extras = {}
+        for key in ("trajectory_dir", "progress"):
+            if key not in self.sampler_kwargs and (
+                takes_any_keyword(self.sampler) or key in keyword_names(self.sampler)
+            ):
+                extras[key] = None
+        return extras
 
     # -- files ---------------------------------------------------------------------
     def _state(self) -> dict:
@@ -358,6 +495,8 @@ class ActiveLearner:
         try:
             equilibrium, vibrations = self._equilibrium()
             state = self._state()
+            state["settings"] = self._settings()
+            self._save_state(state)
             self._initial_data(equilibrium, vibrations, state)
             return self._iterate(equilibrium, vibrations, state)
         finally:
@@ -366,6 +505,26 @@ class ActiveLearner:
                 self.executor = None
             log.removeHandler(handler)
             handler.close()
+
+    def _settings(self) -> dict:
+        """What this run samples with, in ASE units (K, eV, fs), as recorded in state.json."""
+        plain = (int, float, str, bool, type(None))
+        return {
+            "temperature": self.temperature,
+            "init_temperature": (
+                self.temperature if self.init_temperature is None else self.init_temperature
+            ),
+            "uq_threshold": self.user_threshold,
+            "init_batch": self.init_batch,
+            "max_init_points": self.max_init_points,
+            "new_points": self.new_points,
+            "min_new_points": self.min_new_points,
+            "max_iterations": self.max_iterations,
+            "sampler": getattr(self.sampler, "__name__", type(self.sampler).__name__),
+            "sampler_kwargs": {
+                k: v for k, v in self.sampler_kwargs.items() if isinstance(v, plain)
+            },
+        }
 
     def _equilibrium(self) -> tuple[Atoms, HarmonicAnalysis]:
         calc = self.optfreq if self.optfreq is not None else self.reference
@@ -399,13 +558,31 @@ class ActiveLearner:
             )
         return self.model_type(**{**self.model_kwargs, **hyperparameters})
 
-    def _wigner(self, equilibrium, vibrations, n, tag):
-        samples = wigner(
-            equilibrium, vibrations, n, self.temperature, seed=self.rng.integers(2**32)
-        )
+    def _wigner(self, equilibrium, vibrations, n, tag, temperature=None):
+        temperature = self.temperature if temperature is None else temperature
+        samples = wigner(equilibrium, vibrations, n, temperature, seed=self.rng.integers(2**32))
         for index, atoms in enumerate(samples):
             atoms.info["uid"] = f"{tag}-{index:06d}"
         return samples
+
+    def _initial_conditions(self, equilibrium, vibrations, n) -> list[Atoms]:
+        """Where this batch of sampling trajectories starts (positions and momenta)."""
+        if self.initial_conditions is None:
+            return self._wigner(equilibrium, vibrations, n, "ic")
+        if callable(self.initial_conditions):
+            conditions = list(self.initial_conditions(n, int(self.rng.integers(2**32))))
+            for index, atoms in enumerate(conditions):
+                check_atoms(atoms)
+                if not same_atoms(atoms, self.molecule.numbers):
+                    raise ValueError(
+                        f"initial_conditions returned a structure ({index}) that does not match "
+                        "the molecule's atoms in count, elements or order"
+                    )
+        else:
+            conditions = [atoms.copy() for atoms in self.initial_conditions]
+        for index, atoms in enumerate(conditions):
+            atoms.info["uid"] = f"ic-{index:06d}"
+        return conditions
 
     def _cv_rmse(self, images) -> float:
         """Cross-validation energy RMSE of an energies-only model on ``images`` (eV)."""
@@ -452,7 +629,13 @@ class ActiveLearner:
                 self._save_state(state)
             if self._enough_initial_data(curve, len(images)):
                 break
-            queue = self._wigner(equilibrium, vibrations, self.init_batch, f"init{batch:03d}")
+            queue = self._wigner(
+                equilibrium,
+                vibrations,
+                self.init_batch,
+                f"init{batch:03d}",
+                self.init_temperature,
+            )
             write_traj(init_dir / f"batch_{batch}.traj", queue)
             batch += 1
             failures += self._label_queue(queue, initial=True, iteration=0, source="initial wigner")
@@ -461,9 +644,19 @@ class ActiveLearner:
         self._plot_learning_curve(curve)
 
     def _import_initial_data(self) -> None:
-        """Copy the user's labelled structures (a database path or a list) into labelled.db."""
+        """The user's initial data into labelled.db: labelled structures (a database path, or
+        Atoms carrying energies and forces) are copied; unlabelled ones (from a list or an
+        initial-data sampler) are labelled with the reference, resumably."""
+        queue_path = self.workdir / "init" / "user.traj"
+        if queue_path.exists():  # unlabelled structures queued before a kill
+            queue = read(queue_path, ":")
+            self._label_queue(queue, initial=True, iteration=0, source="initial user")
+            return
+        db = self._db()
+        if db.count(iteration=0):
+            return  # imported before a kill
         source = self.initial_data
-        if isinstance(source, (str, Path)):
+        if isinstance(source, (str, os.PathLike)):
             try:
                 source = [
                     multistate_from_row(row.toatoms(), row.data) for row in connect(source).select()
@@ -472,24 +665,45 @@ class ActiveLearner:
                 raise ValueError(
                     f"cannot read initial data from {self.initial_data}: {err}"
                 ) from None
-        db = self._db()
-        if db.count(iteration=0):
-            return  # imported before a kill
+        elif callable(source):
+            source = list(source())
+        labelled = self._check_initial_structures(source)
+        if not labelled:
+            queue = [atoms.copy() for atoms in source]
+            for index, atoms in enumerate(queue):
+                atoms.info["uid"] = f"user-{index:06d}"
+            write_traj(queue_path, queue)
+            self._label_queue(queue, initial=True, iteration=0, source="initial user")
+            return
+        with db:
+            for index, atoms in enumerate(source):
+                if self.n_states is not None:
+                    atoms = _keep_states(atoms, self.n_states)
+                row_atoms, data = database_row(atoms)
+                db.write(row_atoms, data=data, iteration=0, source="user", uid=f"user-{index:06d}")
+
+    def _check_initial_structures(self, source) -> bool:
+        """Check the user's initial data; True if it is labelled, False if all of it needs
+        labelling (a mix is an error)."""
+        if not isinstance(source, (list, tuple)) or not source:
+            raise ValueError(
+                "initial data must be a non-empty list of Atoms (or an ASE database path), got "
+                f"{type(source).__name__}" + (" of length 0" if not source else "")
+            )
         reference_numbers = self.molecule.numbers
+        has_labels = []
         for index, atoms in enumerate(source):
+            check_atoms(atoms)
             if not same_atoms(atoms, reference_numbers):
                 raise ValueError(
                     f"initial data structure {index} does not match the molecule's atoms "
                     "in count, elements or order"
                 )
-            try:
-                atoms.get_potential_energy(), atoms.get_forces()
-            except Exception as err:
-                raise ValueError(
-                    f"initial data structure {index} carries no energy and forces"
-                ) from err
-            if self.n_states is not None:
-                results = atoms.calc.results
+            results = atoms.calc.results if atoms.calc is not None else {}
+            has_labels.append("energy" in results)
+            if "energy" in results and "forces" not in results:
+                raise ValueError(f"initial data structure {index} carries an energy but no forces")
+            if "energy" in results and self.n_states is not None:
                 if (
                     "state_forces" not in results
                     or len(np.atleast_1d(results.get("energies", []))) < self.n_states
@@ -498,12 +712,13 @@ class ActiveLearner:
                         f"initial data structure {index} needs 'energies' and 'state_forces' "
                         f"of at least {self.n_states} states"
                     )
-        with db:
-            for index, atoms in enumerate(source):
-                if self.n_states is not None:
-                    atoms = _keep_states(atoms, self.n_states)
-                row_atoms, data = database_row(atoms)
-                db.write(row_atoms, data=data, iteration=0, source="user", uid=f"user-{index:06d}")
+        if any(has_labels) and not all(has_labels):
+            raise ValueError(
+                f"initial data: {sum(has_labels)} of {len(source)} structures carry energies "
+                "and forces; give all labelled (imported) or all unlabelled (labelled with the "
+                "reference)"
+            )
+        return all(has_labels)
 
     def _enough_initial_data(self, curve, n_points) -> bool:
         if n_points >= self.max_init_points:
@@ -780,7 +995,7 @@ class ActiveLearner:
     def _sample(self, pair, threshold, equilibrium, vibrations, trajectory_dir) -> SamplingResult:
         kwargs = dict(self.sampler_kwargs)
         n = kwargs.pop("n_trajectories")
-        if self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner":
+        if self._samples_wigner():
             samples = self._wigner(equilibrium, vibrations, n, "screen")
             key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
             u = pair.predict(samples, forces=False)[key]
@@ -790,9 +1005,12 @@ class ActiveLearner:
                 n_trajectories=n,
                 n_certain=int(np.sum(~uncertain)),
             )
-        conditions = self._wigner(equilibrium, vibrations, n, "ic")
-        kwargs.setdefault("trajectory_dir", trajectory_dir)
-        kwargs.setdefault("progress", self.progress)
+        conditions = self._initial_conditions(equilibrium, vibrations, n)
+        extras = self._sampler_extras()
+        if "trajectory_dir" in extras:
+            kwargs["trajectory_dir"] = trajectory_dir
+        if "progress" in extras:
+            kwargs["progress"] = self.progress
         result = self.sampler(pair, initial_conditions=conditions, uq_threshold=threshold, **kwargs)
         if not isinstance(result, SamplingResult):  # a user function returning list[Atoms]
             result = SamplingResult(result, n_trajectories=len(result), n_certain=0)
@@ -829,32 +1047,3 @@ class ActiveLearner:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         fig.savefig(self.workdir / "progress.png", dpi=100)
-
-
-def al(molecule: Atoms, reference_method=None, ml_model="KREG", **kwargs) -> Committee:
-    """MLatom-style functional interface: ``al(molecule, reference_method="GFN2-xTB", ...)``.
-
-    Accepts MLatom's keyword names: ``ml_model`` (or ``ml_model_type``), ``ml_model_kwargs``,
-    ``reference_method``, ``sampler``,
-    ``sampler_kwargs`` (with ``maximum_propagation_time``, ``time_step`` in fs and
-    ``number_of_trajectories``), ``uq_threshold``, ``new_points``, ``min_new_points``,
-    ``max_iterations``, ``working_directory``; the rest go to :class:`ActiveLearner`.
-    MLatom samples on within an iteration until it has ``new_points`` uncertain structures:
-    ``fill_new_points=True`` does the same (default: one batch of trajectories per iteration).
-    """
-    sampler_kwargs = dict(kwargs.pop("sampler_kwargs", {}) or {})
-    if "number_of_trajectories" in sampler_kwargs:
-        sampler_kwargs["n_trajectories"] = sampler_kwargs.pop("number_of_trajectories")
-    sampler_kwargs.pop("initcond_sampler", None)  # initial conditions are always Wigner here
-    if "working_directory" in kwargs:
-        kwargs["workdir"] = kwargs.pop("working_directory")
-    if "ml_model_type" in kwargs:
-        ml_model = kwargs.pop("ml_model_type")
-    if "ml_model_kwargs" in kwargs:
-        kwargs["model_kwargs"] = kwargs.pop("ml_model_kwargs")
-    reference = kwargs.pop("reference", reference_method)
-    if reference is None:
-        raise ValueError("al() needs reference_method (a method name or a calculator)")
-    return ActiveLearner(
-        molecule, reference, model=ml_model, sampler_kwargs=sampler_kwargs, **kwargs
-    ).run()

@@ -1,15 +1,14 @@
 """Reference calculations on any ``concurrent.futures.Executor``, saved as soon as they finish.
 
-The default executor is a local process pool (spawned workers: safe with OpenMP-threaded
-backends). On a cluster, pass ``dask.distributed.Client(...).get_executor()``.
+The default executor is the shared local pool of :func:`ase_al.executors.default_executor`
+(workers that never re-run the user's ``__main__``). On a cluster, pass
+``dask.distributed.Client(...).get_executor()``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import BrokenExecutor, Executor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +17,11 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
+from ase_al.executors import SerialExecutor, check_shippable, default_executor
+
 log = logging.getLogger("ase_al")
+
+__all__ = ["LabellingResult", "SerialExecutor", "compute_label", "database_row", "label"]
 
 
 def compute_label(reference: str | Calculator, atoms: Atoms, n_states: int | None = None) -> Atoms:
@@ -41,30 +44,6 @@ def compute_label(reference: str | Calculator, atoms: Atoms, n_states: int | Non
     return labelled
 
 
-class SerialExecutor(Executor):
-    """Runs each call at submission, in this process (debugging, tiny jobs)."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        from concurrent.futures import Future
-
-        future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as err:  # the caller sees it through the future, as with a pool
-            future.set_exception(err)
-        return future
-
-
-def default_executor(max_workers: int | None = None) -> Executor:
-    """A local pool of spawned worker processes (one per core by default)."""
-    import multiprocessing
-
-    return ProcessPoolExecutor(
-        max_workers=max_workers or os.cpu_count() or 1,
-        mp_context=multiprocessing.get_context("spawn"),
-    )
-
-
 def database_row(labelled: Atoms) -> tuple[Atoms, dict]:
     """What goes into a database row: the ground-state energy and forces as the row's
     calculator results and, for multistate labels, every state's in its data (the database
@@ -84,18 +63,6 @@ def multistate_from_row(atoms: Atoms, data: dict) -> Atoms:
         atoms.calc.results["energies"] = np.asarray(data["state_energies"])
         atoms.calc.results["state_forces"] = np.asarray(data["state_forces"])
     return atoms
-
-
-def _check_picklable(reference: Calculator) -> None:
-    """A worker process receives the reference pickled: say so clearly when it cannot be."""
-    try:
-        pickle.dumps(reference)
-    except Exception as err:
-        raise TypeError(
-            f"the reference calculator ({type(reference).__name__}) cannot be sent to worker "
-            f"processes: {err}. Give the method by name (e.g. 'GFN2-xTB'), or label in this "
-            "process with executor=ase_al.labelling.SerialExecutor()"
-        ) from None
 
 
 @dataclass
@@ -125,7 +92,8 @@ def label(
     reference : str or Calculator
         A method name for :func:`ase_al.methods` or a (picklable) calculator.
     executor : Executor, optional
-        Where to run; default: a local process pool, shut down afterwards.
+        Where to run; default: the shared local pool
+        (:func:`ase_al.executors.default_executor`).
     db : ase.db connection, optional
         Each label is written the moment it exists, with ``key_value_pairs``.
     progress : bool, optional
@@ -142,10 +110,10 @@ def label(
     result = LabellingResult()
     if not images:
         return result
-    own = executor is None
-    if (own or isinstance(executor, ProcessPoolExecutor)) and not isinstance(reference, str):
-        _check_picklable(reference)
-    executor = default_executor(min(len(images), os.cpu_count() or 1)) if own else executor
+    if not isinstance(reference, str):
+        check_shippable(reference, "reference calculator", executor)
+    executor = default_executor() if executor is None else executor
+    futures = {}
     try:
         futures = {
             executor.submit(compute_label, reference, atoms, n_states): atoms for atoms in images
@@ -157,6 +125,13 @@ def label(
             atoms = futures[future]
             try:
                 labelled = future.result()
+            except BrokenExecutor as err:
+                # the pool itself died (a worker killed, out of memory): not the reference's
+                # fault, and every later structure would fail the same way
+                raise RuntimeError(
+                    f"the worker processes stopped ({type(err).__name__}: {err}); labels "
+                    "written so far are kept, and running again resumes"
+                ) from err
             except Exception as err:
                 log.warning(
                     "reference calculation failed (%s): %s", atoms.info.get("uid", "?"), err
@@ -178,6 +153,6 @@ def label(
             bar.update()
         bar.close()
     finally:
-        if own:
-            executor.shutdown()
+        for future in futures:
+            future.cancel()
     return result

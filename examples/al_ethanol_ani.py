@@ -16,35 +16,34 @@ from ase.build import molecule
 
 import ase_al
 
-if __name__ == "__main__":
-    model = sys.argv[1] if len(sys.argv) > 1 else "ANI"
-    workdir = sys.argv[2] if len(sys.argv) > 2 else "al_ethanol"
-    fast = len(sys.argv) > 3 and sys.argv[3] == "fast"
-    settings = {"max_epochs": 60 if fast else 500}
-    pair = ase_al.ActiveLearner(
-        molecule("CH3CH2OH"),
-        reference="GFN2-xTB",
-        model=model,
-        model_kwargs=settings,
-        workdir=workdir,
-        init_batch=50,
-        max_init_points=100 if fast else 1000,
-        max_iterations=1 if fast else 20,
-        sampler_kwargs={
-            "n_trajectories": 20 if fast else 100,
-            "maximum_propagation_time": 100.0 if fast else 1000.0,
-        },
-    ).run()
+model = sys.argv[1] if len(sys.argv) > 1 else "ANI"
+workdir = sys.argv[2] if len(sys.argv) > 2 else "al_ethanol"
+fast = len(sys.argv) > 3 and sys.argv[3] == "fast"
+settings = {"max_epochs": 60 if fast else 500}
+pair = ase_al.ActiveLearner(
+    molecule("CH3CH2OH"),
+    reference="GFN2-xTB",
+    model=model,
+    model_kwargs=settings,
+    workdir=workdir,
+    init_batch=50,
+    max_init_points=100 if fast else 1000,
+    max_iterations=1 if fast else 20,
+    sampler_kwargs={
+        "n_trajectories": 20 if fast else 100,
+        "maximum_propagation_time": 100.0 if fast else 1000.0,
+    },
+).run()
 
-    main_model = pair.members[0]
-    reference = ase_al.methods("GFN2-xTB")
-    eq_ref = ase_al.optimize_geometry(molecule("CH3CH2OH"), reference)
-    eq_ml = ase_al.optimize_geometry(eq_ref, main_model, fmax=1e-3)
-    rmsd = np.sqrt(np.mean(np.sum((eq_ml.positions - eq_ref.positions) ** 2, axis=1)))
-    nu_ref = ase_al.freq(eq_ref, reference).frequencies
-    nu_ml = ase_al.freq(eq_ml, main_model, ir=False).frequencies
-    print(f"{model}: optimised geometry within {rmsd:.3f} Å (RMSD) of GFN2-xTB's")
-    print(
-        f"frequencies: mean absolute deviation {np.mean(np.abs(nu_ml - nu_ref)):.0f} cm-1 "
-        f"over {len(nu_ref)} modes"
-    )
+main_model = pair.members[0]
+reference = ase_al.methods("GFN2-xTB")
+eq_ref = ase_al.optimize_geometry(molecule("CH3CH2OH"), reference)
+eq_ml = ase_al.optimize_geometry(eq_ref, main_model, fmax=1e-3)
+rmsd = np.sqrt(np.mean(np.sum((eq_ml.positions - eq_ref.positions) ** 2, axis=1)))
+nu_ref = ase_al.freq(eq_ref, reference).frequencies
+nu_ml = ase_al.freq(eq_ml, main_model, ir=False).frequencies
+print(f"{model}: optimised geometry within {rmsd:.3f} Å (RMSD) of GFN2-xTB's")
+print(
+    f"frequencies: mean absolute deviation {np.mean(np.abs(nu_ml - nu_ref)):.0f} cm-1 "
+    f"over {len(nu_ref)} modes"
+)

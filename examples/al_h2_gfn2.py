@@ -15,30 +15,27 @@ from ase.io import read
 
 import ase_al
 
-if __name__ == "__main__":  # labelling runs in spawned worker processes
-    workdir = sys.argv[1] if len(sys.argv) > 1 else "al_h2"
-    pair = ase_al.ActiveLearner(
-        molecule("H2"),
-        reference="GFN2-xTB",
-        model="KREG",
-        workdir=workdir,
-        sampler="batch_md",
-        sampler_kwargs={"n_trajectories": 100, "maximum_propagation_time": 300.0, "time_step": 0.5},
-    ).run()
+workdir = sys.argv[1] if len(sys.argv) > 1 else "al_h2"
+pair = ase_al.ActiveLearner(
+    molecule("H2"),
+    reference="GFN2-xTB",
+    model="KREG",
+    workdir=workdir,
+    sampler="batch_md",
+    sampler_kwargs={"n_trajectories": 100, "maximum_propagation_time": 300.0, "time_step": 0.5},
+).run()
 
-    main_model = pair.members[0]
-    reference = ase_al.methods("GFN2-xTB")
-    eq_ref = read(f"{workdir}/equilibrium.traj")
-    eq_ml = ase_al.optimize_geometry(eq_ref, main_model, fmax=1e-4)
-    nu_ref = ase_al.freq(eq_ref, reference).frequencies[0]
-    nu_ml = ase_al.freq(eq_ml, main_model).frequencies[0]
-    n_labels = len(ase_al.ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir).labelled())
-    print(f"reference calculations: {n_labels}")
-    print(
-        f"r(H-H): GFN2-xTB {eq_ref.get_distance(0, 1):.4f} Å, KREG {eq_ml.get_distance(0, 1):.4f} Å"
-    )
-    print(
-        f"harmonic frequency: GFN2-xTB {nu_ref:.1f} cm-1, KREG {nu_ml:.1f} cm-1 "
-        f"({100 * (nu_ml - nu_ref) / nu_ref:+.2f} %)"
-    )
-    print(f"labelled structures: {workdir}/labelled.db (ase db / ase gui); plots: {workdir}/*.png")
+main_model = pair.members[0]
+reference = ase_al.methods("GFN2-xTB")
+eq_ref = read(f"{workdir}/equilibrium.traj")
+eq_ml = ase_al.optimize_geometry(eq_ref, main_model, fmax=1e-4)
+nu_ref = ase_al.freq(eq_ref, reference).frequencies[0]
+nu_ml = ase_al.freq(eq_ml, main_model).frequencies[0]
+n_labels = len(ase_al.ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir).labelled())
+print(f"reference calculations: {n_labels}")
+print(f"r(H-H): GFN2-xTB {eq_ref.get_distance(0, 1):.4f} Å, KREG {eq_ml.get_distance(0, 1):.4f} Å")
+print(
+    f"harmonic frequency: GFN2-xTB {nu_ref:.1f} cm-1, KREG {nu_ml:.1f} cm-1 "
+    f"({100 * (nu_ml - nu_ref) / nu_ref:+.2f} %)"
+)
+print(f"labelled structures: {workdir}/labelled.db (ase db / ase gui); plots: {workdir}/*.png")

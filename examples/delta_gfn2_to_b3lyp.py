@@ -18,44 +18,45 @@ import ase_al
 from ase_al.calculators import Composite
 from ase_al.labelling import label
 
-if __name__ == "__main__":  # labels run in spawned worker processes
-    name = sys.argv[1] if len(sys.argv) > 1 else "CH3OH"
-    n_train = int(sys.argv[2]) if len(sys.argv) > 2 else 150
-    correction = sys.argv[3] if len(sys.argv) > 3 else "ANI"
-    target = sys.argv[4] if len(sys.argv) > 4 else "B3LYP/6-31G*"
+name = sys.argv[1] if len(sys.argv) > 1 else "CH3OH"
+n_train = int(sys.argv[2]) if len(sys.argv) > 2 else 150
+correction = sys.argv[3] if len(sys.argv) > 3 else "ANI"
+target = sys.argv[4] if len(sys.argv) > 4 else "B3LYP/6-31G*"
 
-    eq = ase_al.optimize_geometry(molecule(name), ase_al.methods(target), fmax=1e-3)
-    vib = ase_al.freq(eq, ase_al.methods(target))
-    samples = ase_al.samplers.wigner(eq, vib, n_train + 30, temperature=600, seed=0)
-    images = label(samples, target).labelled
-    train, test = images[:n_train], images[n_train:]
+eq = ase_al.optimize_geometry(molecule(name), ase_al.methods(target), fmax=1e-3)
+vib = ase_al.freq(eq, ase_al.methods(target))
+samples = ase_al.samplers.wigner(eq, vib, n_train + 30, temperature=600, seed=0)
+images = label(samples, target).labelled
+train, test = images[:n_train], images[n_train:]
 
-    settings = {"max_epochs": 400} if correction == "ANI" else {}
-    composite = Composite(
-        baseline="GFN2-xTB", dispersion="B3LYP", correction=correction, correction_kwargs=settings
-    ).train(train)
-    composite.save(f"delta_{name}")
+settings = {"max_epochs": 400} if correction == "ANI" else {}
+composite = Composite(
+    baseline="GFN2-xTB", dispersion="B3LYP", correction=correction, correction_kwargs=settings
+).train(train)
+composite.save(f"delta_{name}")
 
-    energies = np.array([a.get_potential_energy() for a in test])
-    forces = np.array([a.get_forces() for a in test])
-    ours = composite.predict(test)
-    xtb_e, xtb_f = composite._fixed_parts(test)  # GFN2-xTB + D4 alone
+energies = np.array([a.get_potential_energy() for a in test])
+forces = np.array([a.get_forces() for a in test])
+ours = composite.predict(test)
+xtb_e, xtb_f = composite._fixed_parts(test)  # GFN2-xTB + D4 alone
 
-    def relative(e):  # relative energies: each method has its own zero
-        d = (e - energies) - np.mean(e - energies)
-        return 1000 * np.sqrt(np.mean(d**2))
 
-    print(f"{len(test)} held-out {name} structures, errors against {target}:")
-    print(
-        f"  GFN2-xTB+D4           relative energies {relative(xtb_e):7.1f} meV, "
-        f"forces {np.sqrt(np.mean((xtb_f - forces) ** 2)):.3f} eV/Å"
-    )
-    print(
-        f"  composite ({correction:4})      relative energies {relative(ours['energies']):7.1f}"
-        f" meV, forces {np.sqrt(np.mean((ours['forces'] - forces) ** 2)):.3f} eV/Å"
-    )
-    print(
-        f"  composite absolute energy RMSE "
-        f"{1000 * np.sqrt(np.mean((ours['energies'] - energies) ** 2)):.1f} meV; "
-        f"mean uncertainty {1000 * ours['energy_uncertainty'].mean():.1f} meV"
-    )
+def relative(e):  # relative energies: each method has its own zero
+    d = (e - energies) - np.mean(e - energies)
+    return 1000 * np.sqrt(np.mean(d**2))
+
+
+print(f"{len(test)} held-out {name} structures, errors against {target}:")
+print(
+    f"  GFN2-xTB+D4           relative energies {relative(xtb_e):7.1f} meV, "
+    f"forces {np.sqrt(np.mean((xtb_f - forces) ** 2)):.3f} eV/Å"
+)
+print(
+    f"  composite ({correction:4})      relative energies {relative(ours['energies']):7.1f}"
+    f" meV, forces {np.sqrt(np.mean((ours['forces'] - forces) ** 2)):.3f} eV/Å"
+)
+print(
+    f"  composite absolute energy RMSE "
+    f"{1000 * np.sqrt(np.mean((ours['energies'] - energies) ** 2)):.1f} meV; "
+    f"mean uncertainty {1000 * ours['energy_uncertainty'].mean():.1f} meV"
+)

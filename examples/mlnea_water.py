@@ -15,15 +15,14 @@ from ase.build import molecule
 
 from ase_al.spectra import MLNEA
 
-if __name__ == "__main__":  # QC calculations run in spawned worker processes
-    reference = sys.argv[1] if len(sys.argv) > 1 else "TD-B3LYP/6-31G*"
-    size = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
-    result = MLNEA(
-        molecule("H2O"), reference=reference, nstates=3, ensemble_size=size, workdir="mlnea_water"
-    ).run()
-    peak = result["energies"][np.argmax(result["cross_section"])]
-    print(f"{result['n_qc']} {reference} calculations, converged: {result['converged']}")
-    print(
-        f"ML-NEA band maximum at {peak:.2f} eV ({1239.84 / peak:.0f} nm), "
-        f"σ_max = {result['cross_section'].max():.3g} Å²"
-    )
+reference = sys.argv[1] if len(sys.argv) > 1 else "TD-B3LYP/6-31G*"
+size = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+result = MLNEA(
+    molecule("H2O"), reference=reference, nstates=3, ensemble_size=size, workdir="mlnea_water"
+).run()
+peak = result["energies"][np.argmax(result["cross_section"])]
+print(f"{result['n_qc']} {reference} calculations, converged: {result['converged']}")
+print(
+    f"ML-NEA band maximum at {peak:.2f} eV ({1239.84 / peak:.0f} nm), "
+    f"σ_max = {result['cross_section'].max():.3g} Å²"
+)

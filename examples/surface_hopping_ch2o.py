@@ -22,33 +22,31 @@ from ase.build import molecule
 import ase_al
 from ase_al.dynamics import run_ensemble
 
-if __name__ == "__main__":
-    method = sys.argv[1] if len(sys.argv) > 1 else "TDA-PBE0/6-31G"
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-    max_time = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
-    ground = ase_al.methods(method)
-    ground.set(nstates=0)  # the excited-state method's ground state
-    eq = ase_al.optimize_geometry(molecule("H2CO"), ground)
-    vib = ase_al.freq(eq, ground, ir=False)
-    starts = ase_al.samplers.wigner(eq, vib, n, temperature=0, seed=1)
-    start = time.perf_counter()
-    result = run_ensemble(
-        starts,
-        method,
-        nstates=3,
-        initial_state=2,
-        time_step=0.5,
-        max_time=max_time,
-        workdir="sh_ch2o",
-    )
-    wall = time.perf_counter() - start
-    summary = Path("sh_ch2o/summary.json")
-    data = json.loads(summary.read_text())
-    data["wall_time_s"] = wall
-    summary.write_text(json.dumps(data, indent=1))
-    final = result["populations"][-1]
-    print(
-        f"{result['n_trajectories']} trajectories, {len(result['hops'])} hops, "
-        f"{wall:.0f} s wall time"
-    )
-    print("final populations: " + ", ".join(f"S{k} {p:.2f}" for k, p in enumerate(final)))
+method = sys.argv[1] if len(sys.argv) > 1 else "TDA-PBE0/6-31G"
+n = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+max_time = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
+ground = ase_al.methods(method)
+ground.set(nstates=0)  # the excited-state method's ground state
+eq = ase_al.optimize_geometry(molecule("H2CO"), ground)
+vib = ase_al.freq(eq, ground, ir=False)
+starts = ase_al.samplers.wigner(eq, vib, n, temperature=0, seed=1)
+start = time.perf_counter()
+result = run_ensemble(
+    starts,
+    method,
+    nstates=3,
+    initial_state=2,
+    time_step=0.5,
+    max_time=max_time,
+    workdir="sh_ch2o",
+)
+wall = time.perf_counter() - start
+summary = Path("sh_ch2o/summary.json")
+data = json.loads(summary.read_text())
+data["wall_time_s"] = wall
+summary.write_text(json.dumps(data, indent=1))
+final = result["populations"][-1]
+print(
+    f"{result['n_trajectories']} trajectories, {len(result['hops'])} hops, {wall:.0f} s wall time"
+)
+print("final populations: " + ", ".join(f"S{k} {p:.2f}" for k, p in enumerate(final)))

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -278,7 +279,7 @@ def test_mlatom_style_function(tmp_path):
         sampler_kwargs={
             "number_of_trajectories": 10,
             "maximum_propagation_time": 50,
-            "initcond_sampler": "wignersampling",
+            "initcond_sampler": "wigner",
         },
         progress=False,
     )
@@ -292,10 +293,9 @@ import sys
 faulthandler.dump_traceback_later(240, exit=True)  # a hang shows its stack instead of blocking
 from ase.build import molecule
 from ase_al import ActiveLearner
-if __name__ == "__main__":
-    ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=sys.argv[1], init_batch=40,
-                  sampler_kwargs={"n_trajectories": 30, "maximum_propagation_time": 100.0},
-                  progress=False).run()
+ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=sys.argv[1], init_batch=40,
+              sampler_kwargs={"n_trajectories": 30, "maximum_propagation_time": 100.0},
+              progress=False).run()
 """
 
 
@@ -340,7 +340,6 @@ def test_database_appears_initialised_so_a_concurrent_reader_cannot_break_the_ru
     test does, or a user's ``ase db``) made the run's first access fail with "table systems
     already exists" (18 of 40 trials with a plain ``connect``). ``open_database`` must never
     fail that way, and must never replace a database that exists."""
-    import threading
 
     from ase_al.files import open_database
 
@@ -401,7 +400,7 @@ def test_a_used_calculator_object_labels_in_worker_processes():
     assert not result.failed
     energies = {a.info["uid"]: a.get_potential_energy() for a in result.labelled}
     np.testing.assert_allclose([energies[f"s{i}"] for i in range(4)], direct, rtol=0, atol=1e-10)
-    calc.on_done = lambda: None  # not picklable
+    calc.lock = threading.Lock()  # not picklable, by cloudpickle either
     with pytest.raises(TypeError, match="cannot be sent to worker processes.*by name"):
         label(structures, calc, progress=False)
 

@@ -19,6 +19,7 @@ from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
 from ase_al.errors import check_atoms, require
+from ase_al.options import StrictParameters
 
 TRAINING_DEFAULTS = {
     "max_epochs": 1000,
@@ -72,7 +73,7 @@ def fit_self_energies(images: list[Atoms], energies: np.ndarray, symbols: list[s
     return dict(zip(symbols, solution.tolist(), strict=True))
 
 
-class TorchPotential(Calculator):
+class TorchPotential(StrictParameters, Calculator):
     """Base of the neural-network potentials: a trainable ASE calculator on torch.
 
     Parameters common to all (subclasses add their architecture's):
@@ -101,6 +102,10 @@ class TorchPotential(Calculator):
     file_extension = ".pt"
     model_name = "model"
     default_dtype = "float32"
+
+    @classmethod
+    def extra_keywords(cls):
+        return tuple(TRAINING_DEFAULTS)
 
     def __init__(
         self,

@@ -6,6 +6,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_al.options import StrictParameters
+
 
 def predict_batch(model, images: list[Atoms], forces: bool = True) -> dict:
     """``model.predict(images)`` where the model has it, else one calculation per structure.
@@ -46,7 +48,7 @@ def member_spread(values: np.ndarray, spread: str) -> np.ndarray:
     return values.std(axis=0)
 
 
-class Committee(Calculator):
+class Committee(StrictParameters, Calculator):
     """Members' weighted mean as ``energy``/``forces``, their spread as the uncertainty.
 
     Parameters

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
 from ase_al.calculators.committee import predict_batch
 from ase_al.errors import check_atoms
+from ase_al.options import StrictParameters
 
 FORMAT = "ase-al Composite 1"
 
@@ -28,7 +29,7 @@ def _single_point(calc: Calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
     return work.get_potential_energy(), work.get_forces()
 
 
-class Composite(Calculator):
+class Composite(StrictParameters, Calculator):
     """Baseline + mean of Δ-learned corrections + dispersion, as one ASE calculator.
 
     Parameters

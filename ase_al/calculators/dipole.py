@@ -19,12 +19,13 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase_al.calculators.kreg import gaussian_kernel, pair_distances, re_descriptor
 from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write
+from ase_al.options import StrictParameters
 
 SIGMA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
 LAMBDA_GRID = (1e-8, 1e-6, 1e-4, 1e-2)
 
 
-class KREGDipole(Calculator):
+class KREGDipole(StrictParameters, Calculator):
     """Dipole moments (e·Å) and atomic charges (e) of one molecule from a charge model.
 
     Parameters

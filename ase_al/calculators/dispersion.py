@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dftd4.ase import DFTD4
 
+from ase_al.options import StrictParameters
 
-class D4(DFTD4):
+
+class D4(StrictParameters, DFTD4):
     """dftd4's ``DFTD4`` calculator (energy in eV, forces in eV/Å) that can be pickled: the
     library handle is dropped from the pickled state and rebuilt on first use."""
 

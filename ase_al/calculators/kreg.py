@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ase_al.errors import check_atoms, same_atoms
 from ase_al.files import atomic_write
+from ase_al.options import StrictParameters
 
 log = logging.getLogger("ase_al")
 
@@ -146,7 +147,7 @@ def covariance_with_gradients(
     return cov
 
 
-class KREG(Calculator):
+class KREG(StrictParameters, Calculator):
     """Kernel ridge regression potential (MLatom's KREG) as a trainable ASE calculator.
 
     Parameters

@@ -92,6 +92,10 @@ class MACE(TorchPotential):
     file_extension = ".model"
     default_dtype = "float64"
 
+    @classmethod
+    def extra_keywords(cls):
+        return (*super().extra_keywords(), *_mace_arguments())
+
     def __init__(self, **kwargs):
         architecture = {k: kwargs.pop(k) for k in list(kwargs) if k in _mace_arguments()}
         kwargs.setdefault("learning_rate", 1e-2)

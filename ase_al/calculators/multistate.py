@@ -16,6 +16,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
 from ase_al.calculators.committee import member_spread, member_weights, predict_batch
+from ase_al.options import StrictParameters
 
 FORMAT = "ase-al MultiState 1"
 
@@ -72,7 +73,7 @@ class _CurrentState:
         }
 
 
-class MultiState(_CurrentState, Calculator):
+class MultiState(_CurrentState, StrictParameters, Calculator):
     """One trainable model per electronic state as a multistate calculator.
 
     Parameters
@@ -198,7 +199,7 @@ def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> A
     return labelled
 
 
-class MultiStateCommittee(_CurrentState, Calculator):
+class MultiStateCommittee(_CurrentState, StrictParameters, Calculator):
     """Several multistate models as one multistate calculator with per-state uncertainties.
 
     The physics-informed pair of excited-state active learning: a *main* :class:`MultiState`

@@ -13,6 +13,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.units import Bohr, Hartree
 
 from ase_al.errors import ReferenceCalculationError, check_atoms, require, spin_and_charge
+from ase_al.options import StrictParameters
 
 #: Methods PySCF handles that are not density functionals.
 WAVEFUNCTION_METHODS = ("HF", "MP2")
@@ -30,7 +31,7 @@ def is_pyscf_method(method: str) -> bool:
     return True
 
 
-class PySCF(Calculator):
+class PySCF(StrictParameters, Calculator):
     """Hartree–Fock, MP2 or Kohn–Sham DFT through PySCF.
 
     Parameters

@@ -6,11 +6,12 @@ from ase.calculators.calculator import CalculationFailed, InputError, all_change
 from tblite.ase import TBLite
 
 from ase_al.errors import ReferenceCalculationError, check_atoms, spin_and_charge
+from ase_al.options import StrictParameters
 
 XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 
 
-class XTB(TBLite):
+class XTB(StrictParameters, TBLite):
     """tblite's ``TBLite`` calculator with ase-al's input checks and error type.
 
     Parameters are tblite's (``method="GFN2-xTB"``, ``charge``, ``multiplicity``,

@@ -13,6 +13,7 @@ from ase.io.trajectory import Trajectory
 from tqdm.auto import tqdm
 
 from ase_al.dynamics.surface_hopping import SurfaceHopping
+from ase_al.executors import check_shippable
 from ase_al.files import atomic_write
 
 log = logging.getLogger("ase_al.dynamics")
@@ -201,11 +202,11 @@ def run_ensemble(
             pending.append((k, atoms, state))
     if pending:
         if executor is None:
-            from ase_al.labelling import default_executor
+            from ase_al.executors import default_executor
 
-            executor = owned = default_executor()
-        else:
-            owned = None
+            executor = default_executor()
+        check_shippable(calculator, "calculator", executor)
+        futures = []
         try:
             futures = [
                 executor.submit(
@@ -233,8 +234,8 @@ def run_ensemble(
                 record = future.result()
                 records[record["index"]] = record
         finally:
-            if owned is not None:
-                owned.shutdown()
+            for future in futures:
+                future.cancel()
 
     ordered = [records[k] for k in sorted(records)]
     times, pops = populations(ordered, nstates, time_step, max_time)

@@ -19,13 +19,14 @@ from ase import Atoms
 from ase import units as u
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_al.options import StrictParameters
 from ase_al.simulations import HBAR
 
 #: Tully's particle mass, 2000 electron masses, in amu
 TULLY_MASS = 2000.0 * u._me / u._amu
 
 
-class TullySimpleAvoidedCrossing(Calculator):
+class TullySimpleAvoidedCrossing(StrictParameters, Calculator):
     """Tully's model 1 as a two-state calculator for one atom moving along x.
 
     Parameters (atomic units, as in Tully's paper): ``A``, ``B``, ``C``, ``D``;
@@ -86,7 +87,7 @@ def tully_particle(x: float = -10.0, k: float = 20.0) -> Atoms:
     return atoms
 
 
-class TriatomicAvoidedCrossing(Calculator):
+class TriatomicAvoidedCrossing(StrictParameters, Calculator):
     """Two electronic states of a bent symmetric triatomic (B–A–B) with an avoided crossing.
 
     A model molecule whose exact energies and forces cost nothing: the reference of tests and

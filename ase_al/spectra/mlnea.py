@@ -28,8 +28,8 @@ from ase import Atoms
 from ase_al.calculators import methods
 from ase_al.calculators.kreg import KREG
 from ase_al.errors import ReferenceCalculationError
+from ase_al.executors import default_executor
 from ase_al.files import atomic_write
-from ase_al.labelling import default_executor
 from ase_al.simulations import equilibrium_and_modes
 from ase_al.spectra.nea import cross_section, wavelengths
 
@@ -73,9 +73,10 @@ class MLNEA:
     spc_delta : float
         Broadening in eV of the single-point convolution at the equilibrium geometry.
     executor : concurrent.futures.Executor, optional
-        Where the QC calculations run: default, as for active-learning labels, a local pool of
-        spawned processes (one per core); ``dask.distributed.Client(...).get_executor()`` on a
-        cluster; ``ase_al.labelling.SerialExecutor()`` for this process.
+        Where the QC calculations run: default, as for active-learning labels, the shared
+        local pool (:func:`ase_al.executors.default_executor`, one worker per core; no
+        ``__main__`` guard needed); ``dask.distributed.Client(...).get_executor()`` on a
+        cluster; ``ase_al.executors.SerialExecutor()`` for this process.
     ensemble : path or list of Atoms, optional
         Your own nuclear ensemble (any multi-frame file ASE reads, same atoms as ``molecule``)
         instead of Wigner sampling; ``molecule`` is then taken as the equilibrium geometry.
@@ -296,45 +297,36 @@ class MLNEA:
             limit = min(self.max_points, len(positions))
         previous, converged, iteration = None, False, 0
         timings = {"qc": 0.0, "training": 0.0, "prediction": 0.0}
-        owned = []  # the default pool starts at the first QC point, not for a resumed run
 
-        def pool():
-            if self.executor is not None:
-                return self.executor
-            if not owned:
-                owned.append(default_executor())
-            return owned[0]
+        def pool():  # the default pool starts at the first QC point, not for a resumed run
+            return default_executor() if self.executor is None else self.executor
 
-        try:
-            while True:
-                iteration += 1
-                if self.reference is not None:
-                    started = time.perf_counter()
-                    self._label(pool, eq, positions, order[:n_requested].tolist(), qc)
-                    timings["qc"] += time.perf_counter() - started
-                subset = {i: qc[i] for i in order[:n_requested].tolist() if i in qc}
+        while True:
+            iteration += 1
+            if self.reference is not None:
                 started = time.perf_counter()
-                models, rmse_geom, n_done = self._train(eq, positions, subset)
-                timings["training"] += time.perf_counter() - started
-                self.history.append((n_done, rmse_geom))
-                rrmse = None if previous is None else (rmse_geom - previous) / rmse_geom
-                log.info(
-                    "ML-NEA iteration %d: train_number = %d; RMSE_geom = %.6g; rRMSE = %s",
-                    iteration,
-                    n_done,
-                    rmse_geom,
-                    "n/a" if rrmse is None else f"{rrmse:.4f}",
-                )
-                if rrmse is not None and abs(rrmse) < self.rrmse_threshold:
-                    converged = True
-                    break
-                if n_requested >= limit:
-                    break
-                previous = rmse_geom
-                n_requested = min(n_requested + self.step, limit)
-        finally:
-            for executor in owned:
-                executor.shutdown()
+                self._label(pool, eq, positions, order[:n_requested].tolist(), qc)
+                timings["qc"] += time.perf_counter() - started
+            subset = {i: qc[i] for i in order[:n_requested].tolist() if i in qc}
+            started = time.perf_counter()
+            models, rmse_geom, n_done = self._train(eq, positions, subset)
+            timings["training"] += time.perf_counter() - started
+            self.history.append((n_done, rmse_geom))
+            rrmse = None if previous is None else (rmse_geom - previous) / rmse_geom
+            log.info(
+                "ML-NEA iteration %d: train_number = %d; RMSE_geom = %.6g; rRMSE = %s",
+                iteration,
+                n_done,
+                rmse_geom,
+                "n/a" if rrmse is None else f"{rrmse:.4f}",
+            )
+            if rrmse is not None and abs(rrmse) < self.rrmse_threshold:
+                converged = True
+                break
+            if n_requested >= limit:
+                break
+            previous = rmse_geom
+            n_requested = min(n_requested + self.step, limit)
         ensemble = [Atoms(eq.numbers, positions=p) for p in positions]
         started = time.perf_counter()
         predictions = np.array([m.predict(ensemble, forces=False)["energies"] for m in models])
