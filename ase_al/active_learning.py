@@ -18,8 +18,6 @@ resumes where it stopped:
 
 from __future__ import annotations
 
-import copy
-import inspect
 import json
 import logging
 import os
@@ -30,17 +28,19 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.db import connect
-from ase.io import read
 from ase.vibrations import VibrationsData
 
 from ase_al.calculators import methods, model_class
-from ase_al.calculators.committee import Committee, predict_batch
+from ase_al.calculators.base import is_trainable
+from ase_al.calculators.committee import Committee
 from ase_al.calculators.kreg import pair_distances, re_descriptor, squared_distances
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.errors import ReferenceCalculationError, check_atoms, same_atoms
-from ase_al.files import atomic_write, open_database, write_traj
-from ase_al.labelling import database_row, label, multistate_from_row
+from ase_al.files import atomic_write, open_database, read_traj, write_traj
+from ase_al.io import read_row, write_row
+from ase_al.labelling import label
 from ase_al.options import (
+    accepted_parameters,
     check_calculator,
     check_defaults_kind,
     check_executor,
@@ -51,6 +51,7 @@ from ase_al.options import (
     check_threshold,
     check_type,
     keyword_names,
+    renamed,
     strict_keywords,
     takes_any_keyword,
 )
@@ -97,7 +98,7 @@ def _keep_states(atoms: Atoms, n_states: int) -> Atoms:
     results = atoms.calc.results
     copy_ = atoms.copy()
     copy_.calc = SinglePointCalculator(copy_, energy=results["energy"], forces=results["forces"])
-    copy_.calc.results["energies"] = np.asarray(results["energies"])[:n_states]
+    copy_.calc.results["state_energies"] = np.asarray(results["state_energies"])[:n_states]
     copy_.calc.results["state_forces"] = np.asarray(results["state_forces"])[:n_states]
     return copy_
 
@@ -126,7 +127,7 @@ class ActiveLearner:
 
         An untrained :class:`~ase_al.calculators.MultiState` (``MultiState(model="KREG",
         n_states=3)``) makes it **excited-state active learning**: the reference must be a
-        multistate calculator (e.g. ``methods("CIS/6-31G", nstates=2)``; its lowest
+        multistate calculator (e.g. ``methods("CIS/6-31G", n_states=3)``; its lowest
         ``n_states`` states are labelled, energies and forces of each), the main and
         auxiliary models are multistate, the uncertainty and the threshold are per state, and
         the default sampler is ``"surface_hopping"`` (LZBL trajectories on the main model,
@@ -157,8 +158,8 @@ class ActiveLearner:
         ``"batch_md"`` (default), ``"md"``, ``"wigner"``, ``"surface_hopping"`` (default for
         a multistate model) or ``sampler(model, **kwargs)``.
     sampler_kwargs : dict
-        Passed to the sampler (``n_trajectories`` = 100, ``maximum_propagation_time`` fs,
-        ``time_step`` fs for the MD samplers).
+        Passed to the sampler (``n_trajectories`` = 100; for the MD samplers
+        ``max_time_fs``, the longest trajectory, and ``time_step_fs``, both in fs).
     uq_threshold : float or list of float, optional
         eV (for a multistate model one value per state, or one for all); default: set on the
         first iteration as median + ``threshold_multiplier``·MAD of the uncertainties on a
@@ -284,6 +285,8 @@ class ActiveLearner:
         self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
         sampler_kwargs = check_type("sampler_kwargs", sampler_kwargs, dict, optional=True)
         self.sampler_kwargs = {"n_trajectories": 100, **(sampler_kwargs or {})}
+        for old, new in getattr(self.sampler, "renamed_keywords", {}).items():
+            renamed(self.sampler_kwargs, old, new, owner="sampler_kwargs")
         self.initial_conditions = initial_conditions
         if isinstance(initial_conditions, (list, tuple)):
             for index, atoms in enumerate(initial_conditions):
@@ -357,27 +360,27 @@ class ActiveLearner:
             )
 
     def _check_model(self) -> None:
-        """Build one model now: bad settings or a model that does not train fail here."""
+        """Build one model now: bad settings or a model outside the contract fail here."""
         if isinstance(self.model_type, Calculator):
             raise TypeError(
                 f"model: pass the model's class or name ({type(self.model_type).__name__!r}) "
                 "with its settings in model_kwargs, or an untrained Committee/MultiState; "
                 "got an instance"
             )
-        if not callable(self.model_type):
+        if not is_trainable(self.model_type):
             raise TypeError(
-                f"model must be a name, a class, a Committee or a MultiState, got "
-                f"{type(self.model_type).__name__}"
+                f"model {getattr(self.model_type, '__name__', self.model_type)!r} does not fit "
+                "the trainable-model contract: a subclass of "
+                "ase_al.calculators.TrainableModel with train(images, forces=...), "
+                "predict(images), save(path), load(path) and clone()"
             )
         model = self.model_factory()
-        train = getattr(model, "train", None)
-        contract = (
-            "a trainable model is a calculator with train(images, forces=True|False) "
-            "returning itself, and predict(images)"
+        check_signature(
+            model.train,
+            "a trainable model's train(images, forces=True|False) fits it and returns it",
+            [],
+            forces=True,
         )
-        if train is None or not hasattr(model, "predict"):
-            raise TypeError(f"model {type(model).__name__} does not fit: {contract}")
-        check_signature(train, contract, [], forces=True)
 
     def _check_sampler(self) -> None:
         """The sampler can be called the way the learner calls it, with these sampler_kwargs."""
@@ -438,10 +441,7 @@ class ActiveLearner:
         training data, and so the models, do not depend on worker timing."""
         db = self._db()
         rows = sorted(db.select(**selection), key=lambda row: (row.get("uid", ""), row.id))
-        return [
-            multistate_from_row(row.toatoms(add_additional_information=True), row.data)
-            for row in rows
-        ]
+        return [read_row(row) for row in rows]
 
     def _label_queue(self, queue: list[Atoms], initial: bool = False, **pairs) -> int:
         """Label the structures of ``queue`` that are not in the database yet; count failures.
@@ -485,13 +485,11 @@ class ActiveLearner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.workdir / "al.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setLevel(logging.INFO)
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        own_executor = self.executor is None
-        if own_executor:
-            from ase_al.labelling import default_executor
-
-            self.executor = default_executor()
+        level = log.level  # al.log records INFO for this run; the user's setting comes back
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)
         try:
             equilibrium, vibrations = self._equilibrium()
             state = self._state()
@@ -500,9 +498,7 @@ class ActiveLearner:
             self._initial_data(equilibrium, vibrations, state)
             return self._iterate(equilibrium, vibrations, state)
         finally:
-            if own_executor:
-                self.executor.shutdown()
-                self.executor = None
+            log.setLevel(level)
             log.removeHandler(handler)
             handler.close()
 
@@ -536,11 +532,7 @@ class ActiveLearner:
         # models with a reference geometry (KREG's RE descriptor; for a multistate model, every
         # state's model) use the optimised one, as MLatom does, not their default (the
         # lowest-energy training structure, which may change from one iteration to the next)
-        try:
-            accepts = inspect.signature(self.model_type).parameters
-        except (TypeError, ValueError):  # not a class or function: nothing to pass
-            accepts = {}
-        if "equilibrium" in accepts and "equilibrium" not in self.model_kwargs:
+        if self.model_type.uses_equilibrium and "equilibrium" not in self.model_kwargs:
             reference_geometry = equilibrium.copy()
             reference_geometry.calc = None
             self.model_kwargs["equilibrium"] = reference_geometry
@@ -549,7 +541,7 @@ class ActiveLearner:
     def model_factory(self, **hyperparameters):
         """A new, untrained model of the learner's type and settings."""
         if self.committee is not None and not hyperparameters:
-            return copy.deepcopy(self.committee.members[0])
+            return self.committee.members[0].clone()
         if self.n_states is not None:
             return MultiState(
                 model=self.model_type,
@@ -587,16 +579,16 @@ class ActiveLearner:
     def _cv_rmse(self, images) -> float:
         """Cross-validation energy RMSE of an energies-only model on ``images`` (eV)."""
         model = self.model_factory()
-        if hasattr(model, "validation_rmse"):  # a model that cross-validates while it trains
-            model.train(images, forces=False)
-            if model.validation_rmse is not None:
-                return float(model.validation_rmse)
+        model.train(images, forces=False)
+        if model.validation_rmse is not None:  # a model that cross-validates while it trains
+            return float(model.validation_rmse)
         order = np.random.default_rng(self.seed).permutation(len(images))
         cut = int(0.8 * len(images))
         model = self.model_factory()
         model.train([images[i] for i in order[:cut]], forces=False)
         held = [images[i] for i in order[cut:]]
-        predicted = predict_batch(model, held, forces=False)["energies"]
+        key = "energy" if self.n_states is None else "state_energies"
+        predicted = model.predict(held, forces=False)[key]
         if self.n_states is not None:  # every state's energies
             reference = multistate_labels(held)[0]
         else:
@@ -618,7 +610,7 @@ class ActiveLearner:
         batch = len(list(init_dir.glob("batch_*.traj")))
         # a batch queued before a kill is labelled first
         if batch and len(curve) < batch:
-            queue = read(init_dir / f"batch_{batch - 1}.traj", ":")
+            queue = read_traj(init_dir / f"batch_{batch - 1}.traj")
             failures += self._label_queue(queue, initial=True, iteration=0, source="initial wigner")
         while True:
             images = self.labelled(iteration=0)
@@ -649,7 +641,7 @@ class ActiveLearner:
         initial-data sampler) are labelled with the reference, resumably."""
         queue_path = self.workdir / "init" / "user.traj"
         if queue_path.exists():  # unlabelled structures queued before a kill
-            queue = read(queue_path, ":")
+            queue = read_traj(queue_path)
             self._label_queue(queue, initial=True, iteration=0, source="initial user")
             return
         db = self._db()
@@ -658,9 +650,7 @@ class ActiveLearner:
         source = self.initial_data
         if isinstance(source, (str, os.PathLike)):
             try:
-                source = [
-                    multistate_from_row(row.toatoms(), row.data) for row in connect(source).select()
-                ]
+                source = [read_row(row, False) for row in connect(source).select()]
             except Exception as err:
                 raise ValueError(
                     f"cannot read initial data from {self.initial_data}: {err}"
@@ -679,8 +669,7 @@ class ActiveLearner:
             for index, atoms in enumerate(source):
                 if self.n_states is not None:
                     atoms = _keep_states(atoms, self.n_states)
-                row_atoms, data = database_row(atoms)
-                db.write(row_atoms, data=data, iteration=0, source="user", uid=f"user-{index:06d}")
+                write_row(db, atoms, iteration=0, source="user", uid=f"user-{index:06d}")
 
     def _check_initial_structures(self, source) -> bool:
         """Check the user's initial data; True if it is labelled, False if all of it needs
@@ -706,10 +695,10 @@ class ActiveLearner:
             if "energy" in results and self.n_states is not None:
                 if (
                     "state_forces" not in results
-                    or len(np.atleast_1d(results.get("energies", []))) < self.n_states
+                    or len(np.atleast_1d(results.get("state_energies", []))) < self.n_states
                 ):
                     raise ValueError(
-                        f"initial data structure {index} needs 'energies' and 'state_forces' "
+                        f"initial data structure {index} needs 'state_energies' and 'state_forces' "
                         f"of at least {self.n_states} states"
                     )
         if any(has_labels) and not all(has_labels):
@@ -749,10 +738,10 @@ class ActiveLearner:
             if self.uq == "physics-informed"
             else [f"member_{i}" for i in range(self.committee_size)]
         )
-        extension = getattr(self.model_type, "file_extension", ".npz")
+        extension = self.model_type.file_extension
         paths = [iteration_dir / f"{name}{extension}" for name in names]
         rmse_path = iteration_dir / "validation_rmse.json"
-        if hasattr(self.model_type, "load") and all(p.exists() for p in paths):
+        if all(p.exists() for p in paths):
             models = [self.model_type.load(p) for p in paths]
             rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None
         else:
@@ -772,22 +761,22 @@ class ActiveLearner:
                     rng = np.random.default_rng([self.seed, i])
                     subset = rng.choice(len(images), int(0.8 * len(images)), replace=False)
                     # the first member searches its hyperparameters, the others reuse them
-                    member = self.model_factory(**hyper)
-                    if hasattr(member, "seed"):  # networks: a different initialisation each
-                        member.seed = self.seed + i
+                    seeded = dict(hyper)
+                    if "seed" in accepted_parameters(self.model_type):  # networks: a different
+                        seeded["seed"] = self.seed + i  # initialisation each
+                    member = self.model_factory(**seeded)
                     member.train([images[j] for j in np.sort(subset)], forces=True)
-                    hyper = hyper or getattr(member, "hyperparameters", {})
+                    hyper = hyper or member.hyperparameters
                     models.append(member)
             # the validation energy RMSE of the first model that measured one: the main model's
             # (or the first member's) held-out error where its training searched
             # hyperparameters, else the energies-only auxiliary model's
-            errors = [getattr(m, "validation_rmse", None) for m in models]
+            errors = [m.validation_rmse for m in models]
             rmse = next((float(e) for e in errors if e is not None), None)
-            if hasattr(models[0], "save"):
-                iteration_dir.mkdir(parents=True, exist_ok=True)
-                for model, path in zip(models, paths, strict=True):
-                    model.save(path)
-                rmse_path.write_text(json.dumps(rmse))
+            iteration_dir.mkdir(parents=True, exist_ok=True)
+            for model, path in zip(models, paths, strict=True):
+                model.save(path)
+            rmse_path.write_text(json.dumps(rmse))
         if self.uq == "physics-informed":
             return Committee.physics_informed(*models), rmse
         return Committee(models, spread="std"), rmse
@@ -805,41 +794,27 @@ class ActiveLearner:
             aux = self.model_factory().train(images, forces=False)
             main = MultiState(
                 models=[
-                    self.model_type(
-                        **{**self.model_kwargs, **getattr(model, "hyperparameters", {})}
-                    )
+                    self.model_type(**{**self.model_kwargs, **model.hyperparameters})
                     for model in aux.models
                 ],
                 model=self.model_type,
             ).train(images, forces=True)
-            errors = [getattr(m, "validation_rmse", None) for m in aux.models]
-            rmse = None if None in errors else float(np.sqrt(np.mean(np.square(errors))))
-            if all(hasattr(m, "save") for m in main.models + aux.models):
-                for model, path in zip((main, aux), paths, strict=True):
-                    model.save(path)
-                rmse_path.write_text(json.dumps(rmse))
+            rmse = aux.validation_rmse
+            for model, path in zip((main, aux), paths, strict=True):
+                model.save(path)
+            rmse_path.write_text(json.dumps(rmse))
         return MultiStateCommittee.physics_informed(main, aux), rmse
 
     def _train_committee(self, images, iteration_dir: Path) -> tuple[Committee, float | None]:
-        """The user's committee recipe trained on ``images`` (a copy: the recipe stays
-        untrained); members saved as ``member_i`` and loaded on resume where their types can."""
-        template = self.committee
-        paths = [
-            iteration_dir / f"member_{i}{getattr(type(m), 'file_extension', '.npz')}"
-            for i, m in enumerate(template.members)
-        ]
-        loadable = all(hasattr(type(m), "load") for m in template.members)
-        if loadable and all(p.exists() for p in paths):
-            members = [type(m).load(p) for m, p in zip(template.members, paths, strict=True)]
-            committee = Committee(members, template.weights, template.spread, template.train_forces)
+        """The user's committee recipe trained on ``images`` (a clone: the recipe stays
+        untrained); saved as ``committee/`` and loaded on resume."""
+        path = iteration_dir / "committee"
+        if (path / "committee.json").exists():
+            committee = Committee.load(path)
         else:
-            committee = copy.deepcopy(template).train(images)
-            if loadable and all(hasattr(m, "save") for m in committee.members):
-                iteration_dir.mkdir(parents=True, exist_ok=True)
-                for member, path in zip(committee.members, paths, strict=True):
-                    member.save(path)
-        errors = [getattr(m, "validation_rmse", None) for m in committee.members]
-        return committee, next((e for e in errors if e is not None), None)
+            committee = self.committee.clone().train(images)
+            committee.save(path)
+        return committee, committee.validation_rmse
 
     def _validation_threshold(self, images, iteration_dir: Path) -> tuple[float, list[str]]:
         """median + multiplier·MAD of the uncertainties on a validation set (MLatom's m+3mad).
@@ -898,7 +873,7 @@ class ActiveLearner:
             selected_path = iteration_dir / "selected.traj"
             summary_path = iteration_dir / "sampling.json"
             if selected_path.exists() and summary_path.exists():
-                selected = read(selected_path, ":") if selected_path.stat().st_size else []
+                selected = read_traj(selected_path)
                 sampled = json.loads(summary_path.read_text())
             else:
                 selected, sampled = self._sample_iteration(

@@ -31,8 +31,21 @@ import numpy as np
 log = logging.getLogger("ase_al")
 
 
-class InputError(ValueError):
+class InputFileError(ValueError):
     """A problem with the input file; the CLI prints it on one line and exits with 2."""
+
+
+def __getattr__(name):
+    if name == "InputError":  # the old name, which shadowed ASE's own InputError
+        import warnings
+
+        warnings.warn(
+            "ase_al.cli.InputError is now InputFileError; the old name goes in the next release",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return InputFileError
+    raise AttributeError(name)
 
 
 # -- the tasks and their options --------------------------------------------------------
@@ -194,7 +207,7 @@ def tokenize(text: str) -> list[tuple[str, str | None]]:
                 quote = text[i]
                 end = text.find(quote, i + 1)
                 if end < 0:
-                    raise InputError(f"the value of {key!r} opens a quote that is never closed")
+                    raise InputFileError(f"the value of {key!r} opens a quote that is never closed")
                 value = text[i + 1 : end].replace("\\n", "\n")
                 i = end + 1
             else:
@@ -203,7 +216,7 @@ def tokenize(text: str) -> list[tuple[str, str | None]]:
                     i += 1
                 value = text[start:i]
             if not key:
-                raise InputError(f"'={value}' has no keyword before it")
+                raise InputFileError(f"'={value}' has no keyword before it")
             tokens.append((key, value))
         else:
             tokens.append((key, None))
@@ -240,13 +253,13 @@ def _convert(key: str, raw, option: Option):
             return True
         if lowered in ("0", "false", "no", "off", "f"):
             return False
-        raise InputError(f"{key}={raw}: expected true or false")
+        raise InputFileError(f"{key}={raw}: expected true or false")
     if raw is None:
-        raise InputError(f"{key} needs a value ({key}=...)")
+        raise InputFileError(f"{key} needs a value ({key}=...)")
     try:
         return option.kind(raw)
     except ValueError:
-        raise InputError(f"{key}={raw}: expected {option.kind.__name__}") from None
+        raise InputFileError(f"{key}={raw}: expected {option.kind.__name__}") from None
 
 
 def parse(text: str) -> tuple[Task, dict]:
@@ -256,11 +269,11 @@ def parse(text: str) -> tuple[Task, dict]:
         k for k, v in tokens if v is None and (k.lower() in TASKS or k.lower() in ALIASES)
     ]
     if not task_names:
-        raise InputError(
+        raise InputFileError(
             f"no task keyword: give one of {', '.join(t.name for t in TASKS.values())}"
         )
     if len(task_names) > 1:
-        raise InputError(f"several task keywords: {', '.join(task_names)}")
+        raise InputFileError(f"several task keywords: {', '.join(task_names)}")
     task = TASKS[ALIASES.get(task_names[0].lower(), task_names[0].lower())]
     known = {**COMMON, **task.options}
     lowered = {k.lower(): k for k in known}
@@ -277,15 +290,15 @@ def parse(text: str) -> tuple[Task, dict]:
             hint = (
                 f"; did you mean {lowered.get(suggestion[0], suggestion[0])}?" if suggestion else ""
             )
-            raise InputError(f"unknown keyword {key!r} for task {task.name}{hint}")
+            raise InputFileError(f"unknown keyword {key!r} for task {task.name}{hint}")
         option_name = lowered[name]
         values[option_name] = _convert(key, raw, known[option_name])
     if task.needs_method and not values.get("method"):
-        raise InputError(
+        raise InputFileError(
             f"task {task.name} needs a method (e.g. a line GFN2-xTB or B3LYP/6-31G*, or method=...)"
         )
     if not values.get("xyzfile"):
-        raise InputError(f"task {task.name} needs the molecule: xyzfile=FILE or xyzfile='...'")
+        raise InputFileError(f"task {task.name} needs the molecule: xyzfile=FILE or xyzfile='...'")
     options = {name: option.default for name, option in known.items()}
     options.update(values)
     return task, options
@@ -298,15 +311,15 @@ def read_molecule(value: str):
     path = Path(value)
     is_file = "\n" not in value and path.is_file()
     if not is_file and "\n" not in value.strip():
-        raise InputError(f"xyzfile {value!r}: no such file")
+        raise InputFileError(f"xyzfile {value!r}: no such file")
     try:
         source = str(path) if is_file else io.StringIO(value.strip("\n") + "\n")
         atoms = read(source, format="xyz")
     except Exception as err:
         where = str(path) if is_file else "the inline XYZ"
-        raise InputError(f"malformed XYZ in {where}: {err}") from None
+        raise InputFileError(f"malformed XYZ in {where}: {err}") from None
     if not np.all(np.isfinite(atoms.positions)):
-        raise InputError("the molecule's coordinates contain NaN or infinite values")
+        raise InputFileError("the molecule's coordinates contain NaN or infinite values")
     return atoms
 
 
@@ -437,8 +450,8 @@ def run_al(atoms, o):
         seed=o["seed"],
         sampler_kwargs={
             "n_trajectories": o["number_of_trajectories"],
-            "maximum_propagation_time": o["maximum_propagation_time"],
-            "time_step": o["time_step"],
+            "max_time_fs": o["maximum_propagation_time"],
+            "time_step_fs": o["time_step"],
         },
     ).run()
 
@@ -449,7 +462,7 @@ def run_cross_section(atoms, o):
     result = MLNEA(
         atoms,
         reference=o["method"],
-        nstates=o["nexcitations"],
+        n_excitations=o["nexcitations"],
         ensemble_size=o["mlpoints"],
         max_points=o["nqmpoints"],
         delta=o["deltaqcnea"],
@@ -477,10 +490,10 @@ def run_namd(atoms, o):
     result = run_ensemble(
         starts,
         o["method"],
-        nstates=o["nstates"],
+        n_states=o["nstates"],
         initial_state=initial,
-        time_step=o["time_step"],
-        max_time=o["trun"],
+        time_step_fs=o["time_step"],
+        max_time_fs=o["trun"],
         workdir=o["working_directory"],
         prevent_back_hop=o["prevent_back_hop"],
         seed=o["seed"],
@@ -530,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(argv[0])
     try:
         if not path.is_file():
-            raise InputError(f"input file {path} not found")
+            raise InputFileError(f"input file {path} not found")
         # options after the file name are read as if they were its last lines
         task, options = parse(path.read_text() + "\n" + "\n".join(argv[1:]))
         atoms = read_molecule(options["xyzfile"])
@@ -540,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 methods(options["method"])
             except (ValueError, FileNotFoundError) as err:
-                raise InputError(str(err).splitlines()[0]) from None
-    except InputError as err:
+                raise InputFileError(str(err).splitlines()[0]) from None
+    except InputFileError as err:
         print(f"ase-al: {path}: {err}", file=sys.stderr)
         return 2
     _setup_logging(f"{task.name.lower()}.log")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import CalculationFailed, CalculatorSetupError
 
 
-class ReferenceCalculationError(RuntimeError):
-    """A reference calculation failed (e.g. an SCF that did not converge).
+class ReferenceCalculationError(CalculationFailed):
+    """A reference calculation failed: ASE's :class:`CalculationFailed`, so code that catches
+    calculator failures catches it.
 
     The geometry is kept in :attr:`atoms` so that a failed structure can be
     inspected or skipped; a failed calculation is never returned as a number.
@@ -16,6 +18,22 @@ class ReferenceCalculationError(RuntimeError):
     def __init__(self, message: str, atoms: Atoms | None = None):
         super().__init__(message)
         self.atoms = None if atoms is None else atoms.copy()
+
+
+class SCFNotConvergedError(ReferenceCalculationError):
+    """A self-consistent field (or another iterative electronic-structure solver) did not
+    converge."""
+
+
+class NotTrainedError(CalculatorSetupError):
+    """A trainable model was asked to predict or save before it was trained or loaded."""
+
+    def __init__(self, model: object, action: str = "predict"):
+        name = getattr(model, "model_name", type(model).__name__)
+        super().__init__(
+            f"this {name} model is not trained: call train(images) or {type(model).__name__}"
+            f".load(path) before you {action}"
+        )
 
 
 class MissingDependencyError(ImportError):

@@ -25,12 +25,27 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
 
 
 def write_traj(path: str | Path, images: list[Atoms]) -> None:
-    """Write ``images`` as an ASE ``.traj`` atomically (an empty list gives an empty file)."""
+    """Write ``images`` as an ASE ``.traj`` atomically (an empty list gives an empty file),
+    every result kept (:func:`ase_al.io.storable`)."""
+    from ase_al.io import storable
+
     with atomic_write(path) as partial:
         if images:
-            write(partial, images, format="traj")
+            write(partial, [storable(atoms) for atoms in images], format="traj")
         else:
             partial.write_bytes(b"")
+
+
+def read_traj(path: str | Path) -> list[Atoms]:
+    """Every frame of a ``.traj`` with ase-al's results restored (:func:`ase_al.io.restore`);
+    an empty file gives an empty list."""
+    from ase.io import read
+
+    from ase_al.io import restore
+
+    if Path(path).stat().st_size == 0:
+        return []
+    return [restore(atoms) for atoms in read(path, ":")]
 
 
 def open_database(path: str | Path):

@@ -18,15 +18,16 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from ase_al.executors import SerialExecutor, check_shippable, default_executor
+from ase_al.io import write_row
 
 log = logging.getLogger("ase_al")
 
-__all__ = ["LabellingResult", "SerialExecutor", "compute_label", "database_row", "label"]
+__all__ = ["LabellingResult", "SerialExecutor", "compute_label", "label"]
 
 
 def compute_label(reference: str | Calculator, atoms: Atoms, n_states: int | None = None) -> Atoms:
     """``atoms`` with the reference energy (eV) and forces (eV/Å) attached; with ``n_states``,
-    also every state's energies and forces (results ``energies``, ``state_forces``) of a
+    also every state's energies and forces (results ``state_energies``, ``state_forces``) of a
     multistate reference (see :func:`~ase_al.calculators.multistate.label_multistate`)."""
     if isinstance(reference, str):
         from ase_al.calculators import methods
@@ -42,27 +43,6 @@ def compute_label(reference: str | Calculator, atoms: Atoms, n_states: int | Non
     labelled = atoms.copy()
     labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces)
     return labelled
-
-
-def database_row(labelled: Atoms) -> tuple[Atoms, dict]:
-    """What goes into a database row: the ground-state energy and forces as the row's
-    calculator results and, for multistate labels, every state's in its data (the database
-    would take ``energies`` for ASE's per-atom energies)."""
-    results = labelled.calc.results
-    if "state_forces" not in results:
-        return labelled, {}
-    plain = labelled.copy()
-    plain.calc = SinglePointCalculator(plain, energy=results["energy"], forces=results["forces"])
-    data = {"state_energies": results["energies"], "state_forces": results["state_forces"]}
-    return plain, data
-
-
-def multistate_from_row(atoms: Atoms, data: dict) -> Atoms:
-    """Put a database row's multistate data back into ``atoms.calc.results``."""
-    if "state_energies" in data:
-        atoms.calc.results["energies"] = np.asarray(data["state_energies"])
-        atoms.calc.results["state_forces"] = np.asarray(data["state_forces"])
-    return atoms
 
 
 @dataclass
@@ -147,8 +127,7 @@ def label(
                         value = atoms.info.get(key)
                         if isinstance(value, (int, float, np.integer, np.floating, str)):
                             pairs[key] = value.item() if isinstance(value, np.generic) else value
-                    row_atoms, data = database_row(labelled)
-                    db.write(row_atoms, data=data, **pairs)
+                    write_row(db, labelled, **pairs)
                 result.labelled.append(labelled)
             bar.update()
         bar.close()

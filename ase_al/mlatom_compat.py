@@ -72,8 +72,8 @@ SAMPLER_KEYWORDS: dict[str, tuple[str, str]] = {
         "callable f(**initcond_sampler_kwargs) -> list[Atoms] with momenta",
     ),
     "initcond_sampler_kwargs": ("temperature, n_trajectories", "see the next table"),
-    "maximum_propagation_time": ("sampler_kwargs['maximum_propagation_time']", "fs, same"),
-    "time_step": ("sampler_kwargs['time_step']", "fs, same"),
+    "maximum_propagation_time": ("sampler_kwargs['max_time_fs']", "fs, same"),
+    "time_step": ("sampler_kwargs['time_step_fs']", "fs, same"),
     "uq_threshold": ("uq_threshold", "Hartree -> eV (× 27.211386); fixed for the whole run"),
     "number_of_trajectories": ("sampler_kwargs['n_trajectories']", "same meaning"),
     "nthreads": ("executor", "as label_nthreads"),
@@ -262,6 +262,12 @@ def translate(kwargs: dict) -> dict:
             raise _unsupported(name, "sampler_kwargs")
     if "number_of_trajectories" in sampler_kwargs:
         sampler_kwargs["n_trajectories"] = sampler_kwargs.pop("number_of_trajectories")
+    for mlatom, ours in (
+        ("maximum_propagation_time", "max_time_fs"),
+        ("time_step", "time_step_fs"),
+    ):
+        if mlatom in sampler_kwargs:
+            sampler_kwargs[ours] = sampler_kwargs.pop(mlatom)
     if "nthreads" in sampler_kwargs:
         out.setdefault("executor", _number_of_workers(sampler_kwargs.pop("nthreads")))
     if "uq_threshold" in sampler_kwargs:

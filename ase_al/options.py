@@ -230,3 +230,44 @@ def check_calculator(value, name: str, executor=False):
 
         check_shippable(value, f"{name} calculator", executor)
     return value
+
+
+def renamed(kwargs: dict, old: str, new: str, convert=None, owner: str = "") -> dict:
+    """Accept the old keyword ``old`` for one release: a ``FutureWarning``, then its value
+    (through ``convert``) under ``new``. Returns ``kwargs`` (changed in place)."""
+    if old in kwargs:
+        import warnings
+
+        if new in kwargs:
+            raise TypeError(f"{owner} got both {old!r} (old name) and {new!r}: give {new!r}")
+        value = kwargs.pop(old)
+        warnings.warn(
+            f"{owner + ': ' if owner else ''}{old!r} is now {new!r}"
+            + (" (see the docstring for its meaning)" if convert else "")
+            + "; the old name goes in the next release",
+            FutureWarning,
+            stacklevel=3,
+        )
+        kwargs[new] = convert(value) if convert else value
+    return kwargs
+
+
+def renames(**old_to_new: str):
+    """Decorate a function whose keywords were renamed: the old names keep working for one
+    release with a ``FutureWarning``. The mapping is kept as ``func.renamed_keywords``."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in old_to_new.items():
+                renamed(kwargs, old, new, owner=func.__name__)
+            return func(*args, **kwargs)
+
+        wrapper.renamed_keywords = dict(old_to_new)
+        return wrapper
+
+    return decorate
+
+
+#: the time keywords of ase-al's first release, now with their unit in the name
+TIME_RENAMES = {"time_step": "time_step_fs", "maximum_propagation_time": "max_time_fs"}

@@ -152,14 +152,25 @@ class HarmonicAnalysis(VibrationsData):
         Intensities in km/mol (None when the calculator gives no dipoles).
     """
 
+    #: where todict() keeps what VibrationsData has no field for (inside the Atoms' info, so
+    #: that ASE's own JSON round trip, which decodes to a plain VibrationsData, keeps it too)
+    INFO_KEY = "ase_al_harmonic_analysis"
+
     def __init__(
         self,
         atoms: Atoms,
         hessian: np.ndarray,
         dipole_derivatives: np.ndarray | None = None,
         potential_energy: float | None = None,
+        indices=None,
     ):
         n = len(atoms)
+        if indices is not None and sorted(int(i) for i in indices) != list(range(n)):
+            raise ValueError(
+                "HarmonicAnalysis analyses whole molecules: indices must be None or all atoms"
+            )
+        atoms = atoms.copy()
+        atoms.info.pop(self.INFO_KEY, None)
         hessian = np.asarray(hessian, dtype=float).reshape(3 * n, 3 * n)
         inv_sqrt_m = np.repeat(atoms.get_masses() ** -0.5, 3)
         weighted = inv_sqrt_m[:, None] * hessian * inv_sqrt_m[None, :]
@@ -189,6 +200,46 @@ class HarmonicAnalysis(VibrationsData):
         sqrt_m = np.repeat(atoms.get_masses() ** 0.5, 3)
         projected = sqrt_m[:, None] * (projector @ weighted @ projector) * sqrt_m[None, :]
         super().__init__(atoms, projected.reshape(n, 3, n, 3))
+
+    # -- VibrationsData's I/O contract, with the IR and energy data kept -----------------
+    def todict(self) -> dict:
+        """VibrationsData's dict (atoms, projected Hessian, indices); the dipole derivatives
+        and the potential energy ride in the Atoms' ``info``."""
+        data = super().todict()
+        atoms = data["atoms"].copy()
+        atoms.info[self.INFO_KEY] = {
+            "dipole_derivatives": self.dipole_derivatives,
+            "potential_energy": self.potential_energy,
+        }
+        data["atoms"] = atoms
+        return data
+
+    @classmethod
+    def fromdict(cls, data: dict) -> HarmonicAnalysis:
+        """The inverse of :meth:`todict` (also accepts a plain VibrationsData's dict)."""
+        atoms = data["atoms"].copy()
+        extra = atoms.info.pop(cls.INFO_KEY, None) or {}
+        derivatives = extra.get("dipole_derivatives")
+        return cls(
+            atoms,
+            np.asarray(data["hessian"]).reshape(3 * len(atoms), 3 * len(atoms)),
+            dipole_derivatives=None if derivatives is None else np.asarray(derivatives),
+            potential_energy=extra.get("potential_energy"),
+            indices=data.get("indices"),
+        )
+
+    @classmethod
+    def from_vibrations(cls, vibrations: VibrationsData) -> HarmonicAnalysis:
+        """A HarmonicAnalysis of any VibrationsData (e.g. what ``ase.io.jsonio`` decodes a
+        written HarmonicAnalysis into: its IR data and energy come back)."""
+        if isinstance(vibrations, cls):
+            return vibrations
+        return cls.fromdict(vibrations.todict())
+
+    @classmethod
+    def read(cls, fd) -> HarmonicAnalysis:
+        """Read a file written by :meth:`write` (VibrationsData's JSON)."""
+        return cls.from_vibrations(VibrationsData.read(fd))
 
     @property
     def vibrational_energies(self) -> np.ndarray:

@@ -98,7 +98,7 @@ def mkl_library_path(peer_python: Path) -> str:
 def errors(model, test):
     """Energy RMSE up to a constant (the mean error, ``energy_offset``), force RMSE; eV, eV/Å."""
     predicted = model.predict(test)
-    error = predicted["energies"] - np.array([a.get_potential_energy() for a in test])
+    error = predicted["energy"] - np.array([a.get_potential_energy() for a in test])
     forces = np.array([a.get_forces() for a in test])
     return {
         "energy_rmse": float(np.sqrt(np.mean((error - error.mean()) ** 2))),
@@ -206,8 +206,8 @@ def run_ours(args, work, start):
         sampler="batch_md",
         sampler_kwargs={
             "n_trajectories": args.trajectories,
-            "maximum_propagation_time": args.time,
-            "time_step": args.step,
+            "max_time_fs": args.time,
+            "time_step_fs": args.step,
         },
         new_points=args.trajectories,
         min_new_points=5,

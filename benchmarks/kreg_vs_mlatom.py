@@ -41,7 +41,7 @@ def ours(frames, order, n_train):
     return {
         "train_s": trained - start,
         "predict_s": predicted - trained,
-        "energy_rmse": float(np.sqrt(np.mean((result["energies"] - energies) ** 2))),
+        "energy_rmse": float(np.sqrt(np.mean((result["energy"] - energies) ** 2))),
         "force_rmse": float(np.sqrt(np.mean((result["forces"] - forces) ** 2))),
         "sigma": model._model["sigma"],
         "lambda": model._model["lambda_"],

@@ -1,7 +1,7 @@
 """ML-NEA cost: wall time in QC calculations, KREG training and ensemble prediction.
 
     python benchmarks/ml_nea.py [--reference TD-B3LYP/6-31G*] [--molecule H2O]
-                                [--nstates 3] [--ensemble 50000] [--workers 2]
+                                [--n-excitations 3] [--ensemble 50000] [--workers 2]
 
 Runs ase-al's ML-NEA end to end in a fresh directory (optimisation, frequencies, Wigner
 ensemble, QC labels in steps of 50 on a local process pool, one KREG per state and quantity,
@@ -25,7 +25,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", default="TD-B3LYP/6-31G*")
     parser.add_argument("--molecule", default="H2O")
-    parser.add_argument("--nstates", type=int, default=3)
+    parser.add_argument("--n-excitations", type=int, default=3)
     parser.add_argument("--ensemble", type=int, default=50000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -37,7 +37,7 @@ def main():
         result = MLNEA(
             molecule(args.molecule),
             reference=args.reference,
-            nstates=args.nstates,
+            n_excitations=args.n_excitations,
             ensemble_size=args.ensemble,
             workdir=workdir,
             executor=executor,
@@ -49,7 +49,7 @@ def main():
     per_point = t["qc"] / result["n_qc"]
     print(json.dumps({"total_s": total, **t, "n_qc": result["n_qc"]}))
     print(
-        f"\nML-NEA {args.molecule} {args.reference}, {args.nstates} states, "
+        f"\nML-NEA {args.molecule} {args.reference}, {args.n_excitations} excited states, "
         f"{args.ensemble} ensemble points, {args.workers} workers"
     )
     print(f"total wall time      {total:9.1f} s")

@@ -66,7 +66,7 @@ def measure(name, model, train, test, forces=True):
         "s_per_epoch": train_s / epochs if epochs else None,
         "single_ms": single_ms,
         "batch100_ms": batch_ms,
-        "energy_rmse": float(np.sqrt(np.mean((result["energies"] - energies) ** 2))) * KCAL,
+        "energy_rmse": float(np.sqrt(np.mean((result["energy"] - energies) ** 2))) * KCAL,
         "force_rmse": float(np.sqrt(np.mean((result["forces"] - ref_forces) ** 2))) * KCAL,
     }
 

@@ -31,7 +31,7 @@ pair = ase_al.ActiveLearner(
     max_iterations=1 if fast else 20,
     sampler_kwargs={
         "n_trajectories": 20 if fast else 100,
-        "maximum_propagation_time": 100.0 if fast else 1000.0,
+        "max_time_fs": 100.0 if fast else 1000.0,
     },
 ).run()
 

@@ -22,7 +22,7 @@ pair = ase_al.ActiveLearner(
     model="KREG",
     workdir=workdir,
     sampler="batch_md",
-    sampler_kwargs={"n_trajectories": 100, "maximum_propagation_time": 300.0, "time_step": 0.5},
+    sampler_kwargs={"n_trajectories": 100, "max_time_fs": 300.0, "time_step_fs": 0.5},
 ).run()
 
 main_model = pair.members[0]

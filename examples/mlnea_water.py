@@ -18,7 +18,7 @@ from ase_al.spectra import MLNEA
 reference = sys.argv[1] if len(sys.argv) > 1 else "TD-B3LYP/6-31G*"
 size = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 result = MLNEA(
-    molecule("H2O"), reference=reference, nstates=3, ensemble_size=size, workdir="mlnea_water"
+    molecule("H2O"), reference=reference, n_excitations=3, ensemble_size=size, workdir="mlnea_water"
 ).run()
 peak = result["energies"][np.argmax(result["cross_section"])]
 print(f"{result['n_qc']} {reference} calculations, converged: {result['converged']}")

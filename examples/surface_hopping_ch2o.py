@@ -34,10 +34,10 @@ start = time.perf_counter()
 result = run_ensemble(
     starts,
     method,
-    nstates=3,
+    n_states=3,
     initial_state=2,
-    time_step=0.5,
-    max_time=max_time,
+    time_step_fs=0.5,
+    max_time_fs=max_time,
     workdir="sh_ch2o",
 )
 wall = time.perf_counter() - start

@@ -17,7 +17,7 @@ from ase_al import ActiveLearner
 from ase_al.calculators import KREG, Committee
 from ase_al.labelling import SerialExecutor, label
 
-FAST = {"n_trajectories": 30, "maximum_propagation_time": 100.0}
+FAST = {"n_trajectories": 30, "max_time_fs": 100.0}
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_labels_record_how_they_were_sampled(tmp_path):
         # the structure at which trajectory `trajectory` stopped, `time_fs` into it: its
         # uncertainty |E_main - E_aux| is over the threshold and is what the models predict
         assert 0 <= row.trajectory < FAST["n_trajectories"] and row.sampling_batch == 1
-        assert 0.0 <= row.time_fs <= FAST["maximum_propagation_time"]
+        assert 0.0 <= row.time_fs <= FAST["max_time_fs"]
         assert row.uncertainty > threshold
         predicted = pair.predict([row.toatoms()], forces=False)["energy_uncertainty"][0]
         assert predicted == pytest.approx(row.uncertainty, rel=1e-6)
@@ -284,7 +284,7 @@ def test_mlatom_style_function(tmp_path):
         progress=False,
     )
     assert (tmp_path / "iteration_1" / "main.npz").exists()
-    assert pair.predict([molecule("H2")])["energies"].shape == (1,)
+    assert pair.predict([molecule("H2")])["energy"].shape == (1,)
 
 
 SCRIPT = """
@@ -294,7 +294,7 @@ faulthandler.dump_traceback_later(240, exit=True)  # a hang shows its stack inst
 from ase.build import molecule
 from ase_al import ActiveLearner
 ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=sys.argv[1], init_batch=40,
-              sampler_kwargs={"n_trajectories": 30, "maximum_propagation_time": 100.0},
+              sampler_kwargs={"n_trajectories": 30, "max_time_fs": 100.0},
               progress=False).run()
 """
 
@@ -440,8 +440,8 @@ def test_batch_md_matches_one_ase_dynamics_per_trajectory(h2_run):
     vib = HarmonicAnalysis(eq, np.load(learner.workdir / "hessian.npy"))
     conditions = ase_al.samplers.wigner(eq, vib, n=12, temperature=1500, seed=9)
     threshold = learner._state()["uq_threshold"]
-    lockstep = batch_md(pair, conditions, threshold, maximum_propagation_time=60, progress=False)
-    looped = md(pair, conditions, threshold, maximum_propagation_time=60, progress=False)
+    lockstep = batch_md(pair, conditions, threshold, max_time_fs=60, progress=False)
+    looped = md(pair, conditions, threshold, max_time_fs=60, progress=False)
     assert lockstep.n_certain == looped.n_certain and len(lockstep) == len(looped)
     first = {a.info["trajectory"]: a for a in lockstep}
     for atoms in looped:
@@ -501,7 +501,7 @@ def test_user_committee_recipe(tmp_path):
     assert pair is not recipe and all(m.is_trained for m in pair.members)
     assert pair.spread == "range" and list(pair.weights) == [1.0, 0.0]
     assert pair.train_forces == [True, False]
-    assert (tmp_path / "iteration_1" / "member_0.npz").exists()
+    assert (tmp_path / "iteration_1" / "committee" / "member_0.npz").exists()
     # the main member learned forces: its frequency is the reference's within 1 %
     eq = read(tmp_path / "equilibrium.traj")
     omega_ref = ase_al.freq(eq, ase_al.methods("GFN2-xTB")).frequencies[0]
@@ -514,7 +514,7 @@ def test_user_committee_recipe(tmp_path):
     assert u[1] > 10 * u[0]
     again = ActiveLearner(molecule("H2"), "GFN2-xTB", **settings).run()
     np.testing.assert_array_equal(
-        again.predict([stretched])["energies"], pair.predict([stretched])["energies"]
+        again.predict([stretched])["energy"], pair.predict([stretched])["energy"]
     )
 
 
@@ -575,12 +575,12 @@ def test_neural_network_model_in_the_loop(tmp_path):
     # the main network learned the reference on the labelled data (H2 at 300 K spans ~0.1 eV)
     labelled = ActiveLearner(molecule("H2"), "GFN2-xTB", **kwargs).labelled()
     reference = np.array([a.get_potential_energy() for a in labelled])
-    predicted = pair.members[0].predict(labelled, forces=False)["energies"]
+    predicted = pair.members[0].predict(labelled, forces=False)["energy"]
     assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.3 * reference.std()
     # a re-run loads the saved networks instead of training again
     again = ActiveLearner(molecule("H2"), "GFN2-xTB", **kwargs).run()
     np.testing.assert_array_equal(
-        again.members[0].predict(labelled, forces=False)["energies"], predicted
+        again.members[0].predict(labelled, forces=False)["energy"], predicted
     )
 
 

@@ -4,7 +4,6 @@ from ase import Atoms
 from ase.build import molecule
 from conftest import numerical_forces
 
-import ase_al
 from ase_al import ReferenceCalculationError, methods
 from ase_al.calculators import available, register
 
@@ -204,8 +203,21 @@ def test_mp2_has_no_dipole():
         atoms.get_dipole_moment()
 
 
-def test_public_api():
-    assert callable(ase_al.methods) and callable(ase_al.freq)
+def test_public_api_resolves_and_import_is_light():
+    """Every exported name resolves; ``import ase_al`` alone loads no plotting or numerics
+    (a CLI error or a worker start-up does not pay for matplotlib)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ase_al\n"
+        "heavy = sorted(m for m in ('matplotlib', 'scipy', 'torch', 'pyscf') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "missing = [n for n in ase_al.__all__ if getattr(ase_al, n, None) is None]\n"
+        "assert not missing, missing\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("name", ["GFN2-xTB", "B3LYP-D4/STO-3G"])

@@ -10,7 +10,7 @@ import pytest
 from ase.build import molecule
 from ase.io import read, write
 
-from ase_al.cli import InputError, parse, read_molecule, tokenize
+from ase_al.cli import InputFileError, parse, read_molecule, tokenize
 
 WATER = """3
 
@@ -68,7 +68,7 @@ def test_parse_fills_defaults_and_converts():
     ],
 )
 def test_bad_input_messages(text, message):
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputFileError, match=message):
         parse(text)
 
 
@@ -204,7 +204,7 @@ def test_al_example_input_writes_what_the_python_api_writes(tmp_path):
         model="KREG",
         workdir=api,
         seed=0,
-        sampler_kwargs={"n_trajectories": 10, "maximum_propagation_time": 50},
+        sampler_kwargs={"n_trajectories": 10, "max_time_fs": 50},
         **quick,
     ).run()
     cli = tmp_path / "cli" / "al_h2_input"

@@ -36,7 +36,7 @@ def test_physics_informed_pair_uses_main_model_only():
     pair = Committee.physics_informed(main, aux)
     (e_main, f_main), (e_aux, _) = single(main, atoms), single(aux, atoms)
     result = pair.predict([atoms, atoms])
-    np.testing.assert_allclose(result["energies"], e_main)
+    np.testing.assert_allclose(result["energy"], e_main)
     np.testing.assert_allclose(result["forces"][0], f_main)
     np.testing.assert_allclose(result["energy_uncertainty"], abs(e_main - e_aux))
 

@@ -65,11 +65,11 @@ def test_delta_learning_beats_the_baseline(composite, water_data):
     # GFN2-xTB differs from B3LYP for distorted water by ~0.05-0.1 eV in relative energies and
     # ~0.5 eV/Å in forces; a smooth 3-atom difference learned from 40 structures with forces
     # must be several times closer (measured: more than 10x).
-    assert relative_rmse(predicted["energies"]) < 0.2 * relative_rmse(baseline_e)
+    assert relative_rmse(predicted["energy"]) < 0.2 * relative_rmse(baseline_e)
     f_error = np.sqrt(np.mean((predicted["forces"] - forces) ** 2))
     assert f_error < 0.2 * np.sqrt(np.mean((baseline_f - forces) ** 2))
     # and the absolute energy too: the constant offset between the methods is learned
-    assert np.sqrt(np.mean((predicted["energies"] - energies) ** 2)) < 0.02
+    assert np.sqrt(np.mean((predicted["energy"] - energies) ** 2)) < 0.02
 
 
 def test_uncertainty_grows_for_distorted_structures(composite, water_data):
@@ -91,7 +91,7 @@ def test_save_load_round_trip_and_name(composite, water_data, tmp_path):
     a, b = composite.predict(test), loaded.predict(test)
     # the corrections are bit-identical and the recomputed GFN2-xTB baseline starts every SCF
     # from the same guess, so only floating-point summation order can differ
-    np.testing.assert_allclose(a["energies"], b["energies"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(a["energy"], b["energy"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(a["forces"], b["forces"], rtol=0, atol=1e-10)
     np.testing.assert_array_equal(a["energy_uncertainty"], b["energy_uncertainty"])
 
@@ -124,7 +124,7 @@ def test_active_learning_of_the_correction(tmp_path):
         workdir=tmp_path,
         init_batch=20,
         max_init_points=40,
-        sampler_kwargs={"n_trajectories": 10, "maximum_propagation_time": 50.0},
+        sampler_kwargs={"n_trajectories": 10, "max_time_fs": 50.0},
         max_iterations=1,
         progress=False,
     )
@@ -133,5 +133,5 @@ def test_active_learning_of_the_correction(tmp_path):
     assert (tmp_path / "iteration_1" / "member_0" / "composite.json").exists()
     labelled = learner.labelled()
     energies = np.array([a.get_potential_energy() for a in labelled])
-    predicted = committee.predict(labelled, forces=False)["energies"]
+    predicted = committee.predict(labelled, forces=False)["energy"]
     assert np.sqrt(np.mean((predicted - energies) ** 2)) < 0.2 * energies.std()

@@ -29,14 +29,14 @@ def test_dipoles_of_rotated_molecules(water, tmp_path):
     _, _, samples, dipoles, _ = water
     model = KREGDipole().train(samples[:80], dipoles[:80])
     predicted = model.predict(samples[80:])
-    error = np.sqrt(np.mean((predicted["dipoles"] - dipoles[80:]) ** 2))
+    error = np.sqrt(np.mean((predicted["dipole"] - dipoles[80:]) ** 2))
     # the dipole (~0.5 e·Å) points every way; its components spread by ~0.3 e·Å
     assert error < 0.05 * np.sqrt(np.mean(dipoles[80:] ** 2)) * np.sqrt(3)
     np.testing.assert_allclose(predicted["charges"].sum(axis=1), 0.0, atol=1e-12)
     assert np.all(predicted["charges"][:, 0] < 0)  # oxygen negative
     model.save(tmp_path / "dipole.npz")
     again = KREGDipole.load(tmp_path / "dipole.npz").predict(samples[80:])
-    np.testing.assert_array_equal(again["dipoles"], predicted["dipoles"])
+    np.testing.assert_array_equal(again["dipole"], predicted["dipole"])
     with pytest.raises(ValueError, match="order"):
         model.predict([molecule("NH3")])
 

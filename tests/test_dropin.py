@@ -52,7 +52,7 @@ ase_al.ActiveLearner(
     init_batch=20,
     max_init_points=40,
     uq_threshold=0.001,
-    sampler_kwargs={"n_trajectories": 20, "maximum_propagation_time": 50.0},
+    sampler_kwargs={"n_trajectories": 20, "max_time_fs": 50.0},
     progress=False,
 ).run()
 """
@@ -199,8 +199,8 @@ def test_mlatom_keywords_are_translated_with_their_units():
     assert options["init_rmse"] == pytest.approx(0.0002 * 27.211386, rel=1e-6)
     assert options["sampler_kwargs"] == {
         "n_trajectories": 30,
-        "maximum_propagation_time": 100.0,
-        "time_step": 0.25,
+        "max_time_fs": 100.0,
+        "time_step_fs": 0.25,
     }
     assert options["model"] == "KREG" and options["model_kwargs"] == {"sigma": 2.0}
     assert options["init_batch"] == 40 and options["max_init_points"] == 40  # one-shot
@@ -246,7 +246,7 @@ class _NotTrainable(ase_al.calculators.KREG):
 
 BAD_LEARNER_OPTIONS = [
     ({"new_point": 5}, TypeError, "did you mean 'new_points'"),
-    ({"sampler_kwargs": {"maximum_propagation_tme": 5}}, TypeError, "maximum_propagation_time"),
+    ({"sampler_kwargs": {"max_time_f": 5}}, TypeError, "did you mean 'max_time_fs'"),
     ({"model_kwargs": {"sigmaa": 1.0}}, TypeError, "KREG got an unknown keyword 'sigmaa'"),
     ({"reference": "B3LIP/6-31G*"}, ValueError, "unknown method"),
     ({"optfreq": "B3LIP/6-31G*"}, ValueError, "unknown method"),

@@ -32,9 +32,9 @@ class ExactStates:
         energies, state_forces = [], []
         for atoms in images:
             labelled = label_multistate(atoms, TriatomicAvoidedCrossing(**self.parameters))
-            energies.append(labelled.calc.results["energies"])
+            energies.append(labelled.calc.results["state_energies"])
             state_forces.append(labelled.calc.results["state_forces"])
-        result = {"energies": np.array(energies)}
+        result = {"state_energies": np.array(energies)}
         if forces:
             result["state_forces"] = np.array(state_forces)
         return result
@@ -55,7 +55,7 @@ def test_model_forces_are_the_gradient_of_each_state():
         calc = TriatomicAvoidedCrossing(current_state=state)
         atoms.calc = calc
         np.testing.assert_allclose(atoms.get_forces(), numerical_forces(atoms, calc), atol=1e-4)
-    energies = calc.get_property("energies", atoms)
+    energies = calc.get_property("state_energies", atoms)
     assert energies[1] - energies[0] >= 2 * calc.parameters.c  # the gap never closes below 2c
 
 
@@ -95,19 +95,19 @@ def test_sampler_stops_where_hop_probabilities_disagree(conditions, tmp_path):
         conditions,
         [10.0, 10.0],
         initial_state=1,
-        maximum_propagation_time=40.0,
+        max_time_fs=40.0,
         hop_threshold=0.1,
         trajectory_dir=tmp_path,
         progress=False,
     )
     assert len(result) >= 1 and result.n_certain == len(conditions) - len(result)
     reference = TriatomicAvoidedCrossing()
-    fc_gap = np.diff(label_multistate(conditions[0], reference).calc.results["energies"])[0]
+    fc_gap = np.diff(label_multistate(conditions[0], reference).calc.results["state_energies"])[0]
     for atoms in result:
         assert atoms.info["reason"] == "hop"
         p = atoms.info["hop_probabilities"]
         assert abs(p[0] - p[1]) > 0.1
-        gap = np.diff(label_multistate(atoms, reference).calc.results["energies"])[0]
+        gap = np.diff(label_multistate(atoms, reference).calc.results["state_energies"])[0]
         assert gap < 0.5 * fc_gap
     assert len(list(tmp_path.glob("traj_*.traj"))) == len(conditions)
 
@@ -116,7 +116,7 @@ def test_sampler_applies_one_threshold_per_state(conditions):
     """An auxiliary model whose excited diabat is 20 meV higher: uncertain on S1 (0.02 eV)
     against an S1 threshold of 0.01 eV at once, certain against 0.05 eV."""
     pair = MultiStateCommittee.physics_informed(ExactStates(), ExactStates(T=1.02))
-    kwargs = dict(initial_state=1, maximum_propagation_time=5.0, progress=False)
+    kwargs = dict(initial_state=1, max_time_fs=5.0, progress=False)
     strict = surface_hopping(pair, conditions[:4], [1.0, 0.01], **kwargs)
     assert len(strict) == 4
     assert all(a.info["reason"] == "energy" and a.info["time_fs"] == 0.0 for a in strict)
@@ -142,9 +142,9 @@ def test_multistate_labels_round_trip_through_the_database(conditions, tmp_path)
     for row in rows:  # in the order the calculations finished
         atoms = next(a for a in conditions[:3] if np.allclose(a.positions, row.positions))
         exact = label_multistate(atoms, TriatomicAvoidedCrossing()).calc.results
-        np.testing.assert_allclose(row.data["state_energies"], exact["energies"])
+        np.testing.assert_allclose(row.data["state_energies"], exact["state_energies"])
         np.testing.assert_allclose(row.data["state_forces"], exact["state_forces"])
-        assert row.energy == pytest.approx(exact["energies"][0])
+        assert row.energy == pytest.approx(exact["state_energies"][0])
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def es_run(tmp_path_factory):
         max_init_points=100,
         sampler_kwargs={
             "n_trajectories": 20,
-            "maximum_propagation_time": 30.0,
+            "max_time_fs": 30.0,
             "initial_state": 1,
         },
         uq_threshold=[0.1, 0.1],
@@ -187,13 +187,13 @@ def test_excited_state_learning_improves_the_dynamics_surfaces(es_run, condition
             snapshots.append(atoms.copy())
     exact = np.array(
         [
-            label_multistate(a, TriatomicAvoidedCrossing()).calc.results["energies"]
+            label_multistate(a, TriatomicAvoidedCrossing()).calc.results["state_energies"]
             for a in snapshots
         ]
     )
 
     def errors(model):  # |error| of both states, per trajectory and snapshot (eV)
-        predicted = model.predict(snapshots, forces=False)["energies"]
+        predicted = model.predict(snapshots, forces=False)["state_energies"]
         return np.abs(predicted - exact).reshape(6, 6, 2)
 
     first_errors, final_errors = errors(first), errors(pair.members[0])
@@ -229,7 +229,7 @@ def test_excited_state_run_files_and_resume(es_run):
     ).run()
     probe = [row.toatoms() for row in rows[:5]]
     np.testing.assert_allclose(
-        again.predict(probe)["energies"], pair.predict(probe)["energies"], atol=1e-10
+        again.predict(probe)["state_energies"], pair.predict(probe)["state_energies"], atol=1e-10
     )
     assert len(list(connect(learner.workdir / "labelled.db").select())) == len(rows)
 

@@ -67,7 +67,7 @@ def test_invariant_to_rotation_and_translation(model, split):
     moved.translate((3.0, -1.0, 7.0))
     a, b = model.predict([atoms]), model.predict([moved])
     # agreement to round-off of the kernel sums (µeV), far below any physical scale
-    assert a["energies"][0] == pytest.approx(b["energies"][0], abs=1e-6)
+    assert a["energy"][0] == pytest.approx(b["energy"][0], abs=1e-6)
     # forces rotate with the molecule
     rotation = np.linalg.lstsq(
         atoms.positions - atoms.positions.mean(0),
@@ -81,7 +81,7 @@ def test_interpolates_training_energies_without_regularisation(split):
     train = split[0][:60]
     exact = KREG(sigma=2.0, lambda_=1e-12).train(train)
     energies, _ = reference(train)
-    np.testing.assert_allclose(exact.predict(train, forces=False)["energies"], energies, atol=1e-5)
+    np.testing.assert_allclose(exact.predict(train, forces=False)["energy"], energies, atol=1e-5)
 
 
 def test_learning_curve_decreases(split):
@@ -89,7 +89,7 @@ def test_learning_curve_decreases(split):
     energies, _ = reference(test)
     errors = [
         rmse(
-            KREG().train(train[:n], progress=False).predict(test, forces=False)["energies"],
+            KREG().train(train[:n], progress=False).predict(test, forces=False)["energy"],
             energies,
         )
         for n in (100, 200, 400, 800)
@@ -105,7 +105,7 @@ def test_training_on_forces_lowers_force_error(split):
     plain = KREG().train(train[:60], progress=False).predict(test)
     with_forces = KREG().train(train[:60], forces=True, progress=False).predict(test)
     assert rmse(with_forces["forces"], forces) < 0.5 * rmse(plain["forces"], forces)
-    assert rmse(with_forces["energies"], energies) < rmse(plain["energies"], energies)
+    assert rmse(with_forces["energy"], energies) < rmse(plain["energy"], energies)
 
 
 def test_force_fit_hyperparameters_minimise_the_cross_validated_error(split):
@@ -129,7 +129,7 @@ def test_force_fit_hyperparameters_minimise_the_cross_validated_error(split):
             fit = KREG(sigma=sigma, lambda_=lambda_, equilibrium=chosen.equilibrium)
             predicted = fit.train(kept, forces=True).predict([train[i] for i in held])
             energies, forces = reference([train[i] for i in held])
-            e_err.append(predicted["energies"] - energies)
+            e_err.append(predicted["energy"] - energies)
             f_err.append((predicted["forces"] - forces).ravel())
         return rmse(np.concatenate(e_err), 0), rmse(np.concatenate(f_err), 0)
 
@@ -153,7 +153,7 @@ def test_force_fit_search_beats_the_energies_only_hyperparameters(split):
     scout = KREG().train(train[:60], progress=False)
     reused = KREG(**scout.hyperparameters).train(train[:60], forces=True).predict(test)
     own = KREG().train(train[:60], forces=True, progress=False).predict(test)
-    assert rmse(own["energies"], energies) < rmse(reused["energies"], energies)
+    assert rmse(own["energy"], energies) < rmse(reused["energy"], energies)
     assert rmse(own["forces"], forces) < rmse(reused["forces"], forces)
 
 

@@ -60,7 +60,7 @@ def test_training_beats_untrained_model(trained, data):
     # The untrained network already has the fitted per-element energies, so its energy error
     # is about the spread of the data (~0.5 eV); its forces are noise about as large as the
     # reference forces (RMS ~2 eV/Å). A few seconds of training must cut both several-fold.
-    assert rmse(new["energies"], energies) < 0.35 * rmse(old["energies"], energies)
+    assert rmse(new["energy"], energies) < 0.35 * rmse(old["energy"], energies)
     assert rmse(new["forces"], forces) < 0.35 * rmse(old["forces"], forces)
     assert rmse(new["forces"], forces) < 0.5  # eV/Å, against forces with an RMS of 2 eV/Å
     assert model.validation_rmse is not None and model.validation_force_rmse is not None
@@ -96,7 +96,7 @@ def test_save_load_round_trip(trained, data, tmp_path):
     path = save_tmp(model, kind, tmp_path)
     loaded = CLASSES[kind].load(path)
     a, b = model.predict(test), loaded.predict(test)
-    np.testing.assert_array_equal(a["energies"], b["energies"])
+    np.testing.assert_array_equal(a["energy"], b["energy"])
     np.testing.assert_array_equal(a["forces"], b["forces"])
     assert loaded.symbols == model.symbols
     assert loaded.validation_rmse == model.validation_rmse
@@ -122,8 +122,8 @@ def test_energies_only_training(kind, data):
     untrained.train(train[:100], forces=False, progress=False)
     energies, _ = reference(test)
     assert model.validation_force_rmse is None
-    error = rmse(model.predict(test, forces=False)["energies"], energies)
-    assert error < 0.5 * rmse(untrained.predict(test, forces=False)["energies"], energies)
+    error = rmse(model.predict(test, forces=False)["energy"], energies)
+    assert error < 0.5 * rmse(untrained.predict(test, forces=False)["energy"], energies)
 
 
 def test_same_seed_same_model(data):
@@ -131,8 +131,8 @@ def test_same_seed_same_model(data):
     a = ANI(seed=5, max_epochs=3, threads=2).train(train[:50], progress=False)
     b = ANI(seed=5, max_epochs=3, threads=2).train(train[:50], progress=False)
     c = ANI(seed=6, max_epochs=3, threads=2).train(train[:50], progress=False)
-    np.testing.assert_array_equal(a.predict(test)["energies"], b.predict(test)["energies"])
-    assert not np.allclose(a.predict(test)["energies"], c.predict(test)["energies"])
+    np.testing.assert_array_equal(a.predict(test)["energy"], b.predict(test)["energy"])
+    assert not np.allclose(a.predict(test)["energy"], c.predict(test)["energy"])
 
 
 def ani1x_like_torchani_model(members=2):
@@ -235,9 +235,9 @@ def test_committee_of_four_networks(data):
         members.append(ANI(seed=seed, **FAST["ANI"]).train(subset, progress=False))
     committee = Committee(members)
     result = committee.predict(test[:10])
-    single = np.array([m.predict(test[:10])["energies"] for m in members])
+    single = np.array([m.predict(test[:10])["energy"] for m in members])
     forces = np.array([m.predict(test[:10])["forces"] for m in members])
-    np.testing.assert_allclose(result["energies"], single.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(result["energy"], single.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(result["energy_uncertainty"], single.std(axis=0), rtol=1e-10)
     np.testing.assert_allclose(result["forces"], forces.mean(axis=0), rtol=1e-10, atol=1e-12)
     # far from the data (C-O bond stretched from ~1.43 Å, its range in the 300 K trajectory,

@@ -41,7 +41,7 @@ def test_excited_states_match_direct_pyscf_and_symmetry(name, solver):
     from pyscf import dft, gto, scf
 
     atoms = molecule("H2O")  # C2v
-    calc = methods(name, nstates=3)
+    calc = methods(name, n_states=4)
     atoms.calc = calc
     energies = calc.get_property("excitation_energies", atoms)
     strengths = calc.get_property("oscillator_strengths", atoms)
@@ -69,14 +69,14 @@ def test_excited_states_match_direct_pyscf_and_symmetry(name, solver):
     # water's three lowest singlets: 1B1 (allowed), 1A2 (dipole-forbidden in C2v), 2A1
     assert strengths[0] > 1e-3 and strengths[1] < 1e-8 and strengths[2] > 1e-3
     if solver == "TDHF":  # RPA de-excitations lower the energies below CIS (Tamm-Dancoff)
-        atoms.calc = methods("CIS/6-31G*", nstates=3)
+        atoms.calc = methods("CIS/6-31G*", n_states=4)
         assert np.all(energies < atoms.calc.get_property("excitation_energies", atoms))
 
 
 def test_tda_and_cis_names():
     atoms = molecule("H2O")
-    cis = methods("CIS/6-31G*", nstates=2)
-    tda_hf = methods("TDA-HF/6-31G*", nstates=2)
+    cis = methods("CIS/6-31G*", n_states=3)
+    tda_hf = methods("TDA-HF/6-31G*", n_states=3)
     atoms.calc = cis
     a = cis.get_property("excitation_energies", atoms)
     atoms.calc = tda_hf
@@ -86,7 +86,7 @@ def test_tda_and_cis_names():
 
 def test_spc_peaks_at_the_bright_state():
     atoms = molecule("H2O")
-    calc = methods("TD-B3LYP/6-31G*", nstates=1)
+    calc = methods("TD-B3LYP/6-31G*", n_states=2)
     grid = np.linspace(5, 11, 601)
     sigma = spc(atoms, calc, grid, delta=0.3)
     atoms.calc = calc
@@ -115,7 +115,7 @@ def test_excited_state_solver_breakdown_is_retried_then_reported(monkeypatch):
     from ase_al import ReferenceCalculationError
 
     atoms = molecule("H2O")
-    clean = methods("TD-B3LYP/6-31G*", nstates=2)
+    clean = methods("TD-B3LYP/6-31G*", n_states=3)
     atoms.calc = clean
     expected = clean.get_property("excitation_energies", atoms)
     strengths = clean.get_property("oscillator_strengths", atoms)
@@ -130,7 +130,7 @@ def test_excited_state_solver_breakdown_is_retried_then_reported(monkeypatch):
         return original(td, *args, **kwargs)
 
     monkeypatch.setattr(cls, "kernel", breaks_once)
-    retried = methods("TD-B3LYP/6-31G*", nstates=2)
+    retried = methods("TD-B3LYP/6-31G*", n_states=3)
     atoms.calc = retried
     np.testing.assert_allclose(
         retried.get_property("excitation_energies", atoms), expected, atol=1e-6
@@ -151,7 +151,7 @@ def test_excited_state_solver_breakdown_is_retried_then_reported(monkeypatch):
         raise np.linalg.LinAlgError("Eigenvalues did not converge")
 
     monkeypatch.setattr(cls, "kernel", always_breaks)
-    failing = methods("TD-B3LYP/6-31G*", nstates=2)
+    failing = methods("TD-B3LYP/6-31G*", n_states=3)
     atoms.calc = failing
     with pytest.raises(ReferenceCalculationError, match="excited-state solver failed") as info:
         failing.get_property("excitation_energies", atoms)
@@ -167,7 +167,7 @@ def test_bad_input():
         cross_section([[np.nan]], [[0.1]], [5.0])
     with pytest.raises(ValueError, match="not MP2"):
         atoms = molecule("H2")
-        calc = methods("MP2/cc-pVDZ", nstates=2)
+        calc = methods("MP2/cc-pVDZ", n_states=3)
         atoms.calc = calc
         calc.get_property("excitation_energies", atoms)
 
@@ -177,7 +177,7 @@ def test_bad_input():
 # of ~0.1 eV after 75 points would move intensity by four widths of δ = 0.05 eV's Gaussians)
 MLNEA_SETTINGS = dict(
     reference="CIS/STO-3G",
-    nstates=2,
+    n_excitations=2,
     ensemble_size=400,
     step=25,
     max_points=150,
@@ -249,7 +249,7 @@ def test_mlnea_reproduces_qc_nea(mlnea_run):
     # and the models on those unlabelled points: the first excitation energy, which spreads by
     # ~1.2 eV (standard deviation) over the ensemble, with an RMSE under 15 % of that spread
     models, _, _ = job._train(eq, positions, labelled)
-    predicted = models[0].predict(images, forces=False)["energies"]
+    predicted = models[0].predict(images, forces=False)["energy"]
     reference = np.array([c[0][0] for c in computed])
     assert np.sqrt(np.mean((predicted - reference) ** 2)) < 0.15 * reference.std()
     out = job.workdir / "cross-section"
@@ -287,7 +287,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
     user = MLNEA(
         eq,
         reference=None,
-        nstates=2,
+        n_excitations=2,
         ensemble=str(tmp_path / "ensemble.traj"),
         qc_excitation_energies=energies,
         qc_oscillator_strengths=strengths,
@@ -304,7 +304,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
         MLNEA(
             eq,
             reference=None,
-            nstates=2,
+            n_excitations=2,
             qc_excitation_energies=energies,
             qc_oscillator_strengths=strengths,
         )
@@ -312,7 +312,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
         MLNEA(
             molecule("NH3"),
             reference=None,
-            nstates=2,
+            n_excitations=2,
             ensemble=frames[:3],
             qc_excitation_energies=energies[:3],
             qc_oscillator_strengths=strengths[:3],

@@ -24,7 +24,7 @@ class AvoidedCrossing(Calculator):
     """Two adiabatic states of a diatomic from linear diabats ±a(d − d0) coupled by V:
     E± = ±sqrt(a²(d − d0)² + V²) (eV, Å)."""
 
-    implemented_properties = ["energy", "forces", "energies", "state_forces"]
+    implemented_properties = ["energy", "forces", "state_energies", "state_forces"]
     default_parameters = {"current_state": 1, "a": 1.0, "V": 0.08, "d0": 1.5}
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -39,7 +39,7 @@ class AvoidedCrossing(Calculator):
         state_forces = np.array([[-slope * unit, slope * unit], [slope * unit, -slope * unit]])
         state = int(self.parameters.current_state)
         self.results = {
-            "energies": energies,
+            "state_energies": energies,
             "state_forces": state_forces,
             "energy": float(energies[state]),
             "forces": state_forces[state],
@@ -192,7 +192,7 @@ def test_tully_model_energies_forces_and_couplings():
 
     atoms = tully_particle(0.3, 10.0)
     calc = atoms.calc
-    energies = calc.get_property("energies", atoms)
+    energies = calc.get_property("state_energies", atoms)
     # at x = 0 the adiabatic gap is 2C = 0.01 Hartree; at 0.3 bohr it is 2 sqrt(V11² + V12²)
     v11, v12 = 0.01 * (1 - math.exp(-1.6 * 0.3)), 0.005 * math.exp(-0.09)
     assert energies[1] - energies[0] == pytest.approx(2 * math.hypot(v11, v12) * units.Hartree)
@@ -276,17 +276,17 @@ def test_bad_setups():
     with pytest.raises(ValueError, match="initial_state"):
         SurfaceHopping(diatomic(), 0.5 * units.fs, initial_state=2)
     with pytest.raises(ValueError, match="current_state"):
-        methods("CIS/STO-3G", nstates=2, current_state=3)
+        methods("CIS/STO-3G", n_states=3, current_state=3)
 
 
 @pytest.mark.parametrize("name", ["CIS/6-31G", "TD-HF/6-31G"])
 def test_excited_state_forces_are_gradients_of_excited_energies(name):
     atoms = molecule("H2O")
     atoms.positions[0, 2] += 0.05  # away from symmetry
-    calc = methods(name, nstates=2)
+    calc = methods(name, n_states=3)
     calc.set(current_state=1)
     atoms.calc = calc
-    energies = calc.get_property("energies", atoms)
+    energies = calc.get_property("state_energies", atoms)
     assert atoms.get_potential_energy() == pytest.approx(energies[1])
     assert energies[1] - energies[0] == pytest.approx(calc.results["excitation_energies"][0])
 
@@ -295,7 +295,7 @@ def test_excited_state_forces_are_gradients_of_excited_energies(name):
 
         def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
             super().calculate(atoms, properties, system_changes)
-            energies = methods(name, nstates=2).get_property("energies", self.atoms)
+            energies = methods(name, n_states=3).get_property("state_energies", self.atoms)
             self.results["energy"] = energies[1]
 
     np.testing.assert_allclose(
@@ -309,7 +309,7 @@ def test_excited_state_forces_are_gradients_of_excited_energies(name):
 def test_tddft_surface_hopping_writes_a_trajectory(tmp_path):
     atoms = molecule("H2CO")
     atoms.set_momenta(np.zeros((4, 3)))
-    atoms.calc = methods("CIS/STO-3G", nstates=2)
+    atoms.calc = methods("CIS/STO-3G", n_states=3)
     dynamics = SurfaceHopping(
         atoms, 0.5 * units.fs, initial_state=2, seed=0, trajectory=str(tmp_path / "sh.traj")
     )
@@ -323,7 +323,7 @@ def test_tddft_surface_hopping_writes_a_trajectory(tmp_path):
 @pytest.fixture(scope="module")
 def water_multistate():
     eq = molecule("H2O")
-    ref = methods("CIS/6-31G", nstates=4)  # two roots more than the three states kept
+    ref = methods("CIS/6-31G", n_states=5)  # two roots more than the three states kept
     eq = ase_al.optimize_geometry(eq, methods("HF/6-31G"), fmax=1e-3)
     vib = ase_al.freq(eq, methods("HF/6-31G"))
     samples = ase_al.samplers.wigner(eq, vib, 70, temperature=300, seed=3)
@@ -336,9 +336,9 @@ def test_multistate_models_learn_excited_states(water_multistate, tmp_path):
     model = MultiState(model="KREG", n_states=3).train(labelled[:60])
     test = labelled[60:]
     predicted = model.predict(test)
-    reference = np.array([a.calc.results["energies"] for a in test])
+    reference = np.array([a.calc.results["state_energies"] for a in test])
     spread = reference.std(axis=0)
-    errors = np.sqrt(np.mean((predicted["energies"] - reference) ** 2, axis=0))
+    errors = np.sqrt(np.mean((predicted["state_energies"] - reference) ** 2, axis=0))
     # S0 and S1 are smooth: learned to a small fraction of their spread (measured < 1 %).
     # CIS S2 of water comes within 0.05 eV of S3 in this ensemble, so the adiabatic S2 has
     # cusps: with 30 training points its error was as large as its spread; with 60 it is
@@ -347,11 +347,13 @@ def test_multistate_models_learn_excited_states(water_multistate, tmp_path):
     assert errors[2] < 0.8 * spread[2]
     model.save(tmp_path / "ms")
     loaded = MultiState.load(tmp_path / "ms")
-    np.testing.assert_array_equal(loaded.predict(test)["energies"], predicted["energies"])
+    np.testing.assert_array_equal(
+        loaded.predict(test)["state_energies"], predicted["state_energies"]
+    )
     atoms = test[0].copy()
     atoms.calc = loaded
     loaded.set(current_state=2)
-    assert atoms.get_potential_energy() == pytest.approx(predicted["energies"][0, 2])
+    assert atoms.get_potential_energy() == pytest.approx(predicted["state_energies"][0, 2])
 
 
 def test_ensemble_populations_and_resume(water_multistate, tmp_path):
@@ -360,10 +362,10 @@ def test_ensemble_populations_and_resume(water_multistate, tmp_path):
     starts = ase_al.samplers.wigner(eq, vib, 4, temperature=300, seed=11)
     settings = dict(
         calculator=model,
-        nstates=3,
+        n_states=3,
         initial_state=2,
-        time_step=0.25,
-        max_time=5.0,
+        time_step_fs=0.25,
+        max_time_fs=5.0,
         workdir=tmp_path,
         executor=SerialExecutor(),
         progress=False,
@@ -403,10 +405,10 @@ def test_sacasscf_energies_gradients_and_couplings():
 
     atoms = heh_cation()
     calc = methods(
-        "SA-CASSCF(2,2)/6-31G", nstates=1, electron_translation_factors=False, conv_tol=1e-12
+        "SA-CASSCF(2,2)/6-31G", n_states=2, electron_translation_factors=False, conv_tol=1e-12
     )
     atoms.calc = calc
-    energies = calc.get_property("energies", atoms)
+    energies = calc.get_property("state_energies", atoms)
     assert energies[1] - energies[0] == pytest.approx(12.6, abs=0.3)  # eV, He 1s -> H 1s CT
     for state in (0, 1):
         calc.set(current_state=state)
@@ -445,7 +447,7 @@ def test_sacasscf_energies_gradients_and_couplings():
         numerical, rel=2e-3
     )
     # with electron-translation factors the couplings are translation invariant
-    etf = methods("SA-CASSCF(2,2)/6-31G", nstates=1)
+    etf = methods("SA-CASSCF(2,2)/6-31G", n_states=2)
     atoms.calc = etf
     np.testing.assert_allclose(etf.get_property("nacs", atoms)[0, 1].sum(axis=0), 0, atol=1e-8)
 
@@ -453,7 +455,7 @@ def test_sacasscf_energies_gradients_and_couplings():
 def test_fssh_on_sacasscf_conserves_energy():
     atoms = heh_cation(1.2)
     atoms.set_momenta([[0, 0, -0.5], [0, 0, 0.5]])  # amu·Å/(ASE time): stretching
-    atoms.calc = methods("SA-CASSCF(2,2)/6-31G", nstates=1)
+    atoms.calc = methods("SA-CASSCF(2,2)/6-31G", n_states=2)
     dynamics = SurfaceHopping(atoms, 0.1 * units.fs, initial_state=1, algorithm="FSSH", seed=0)
     total = [atoms.get_total_energy()]
     dynamics.attach(lambda: total.append(atoms.get_total_energy()))

@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from ase.calculators.calculator import Calculator
 
 from ase_al.errors import require
+from ase_al.options import renamed
 
 ENTRY_POINT_GROUP = "ase_al.calculators"
 
@@ -110,6 +111,8 @@ def methods(name: str, **kwargs) -> Calculator:
         ``"<functional>[-D4]/<basis>"`` or a name registered by a plugin.
     **kwargs
         Passed to the calculator (e.g. ``charge``, ``multiplicity``, ``threads``).
+        ``n_states``: electronic states to compute, the ground state included (excited-state
+        methods: ``TD-``/``TDA-``/``CIS``, default 4; ``SA-CASSCF``, default 2).
 
     Raises
     ------
@@ -118,6 +121,8 @@ def methods(name: str, **kwargs) -> Calculator:
     """
     if not isinstance(name, str):
         raise TypeError(f"a method name must be a string, got {type(name).__name__}")
+    # nstates counted excited states; n_states counts all, the ground state included
+    renamed(kwargs, "nstates", "n_states", lambda n: int(n) + 1, "methods()")
     key = name.strip().lower()
     if key in _registry:
         return _registry[key][1](**kwargs)
@@ -131,6 +136,7 @@ def methods(name: str, **kwargs) -> Calculator:
             from ase_al.calculators.casscf import SACASSCF
 
             nelecas, ncas = (int(g) for g in active.groups())
+            kwargs = _excited_roots(kwargs, default=2, minimum=2)
             return SACASSCF(nelecas=nelecas, ncas=ncas, basis=basis, **kwargs)
         tda = None  # ground state only unless the name asks for excited states
         for prefix, is_tda in (("TDA-", True), ("TD-", False)):
@@ -140,7 +146,9 @@ def methods(name: str, **kwargs) -> Calculator:
         if method.upper() == "CIS":
             method, tda = "HF", True
         if tda is not None:
-            kwargs = {"tda": tda, "nstates": 3, **kwargs}
+            kwargs = {"tda": tda, **_excited_roots(kwargs, default=4, minimum=2)}
+        else:
+            kwargs = _excited_roots(kwargs, default=None, minimum=1)
         dispersion = method.lower().endswith("-d4")
         if dispersion:
             method = method[:-3]
@@ -152,6 +160,19 @@ def methods(name: str, **kwargs) -> Calculator:
                 return calc
             return with_d4(calc, method)
     raise ValueError(f"unknown method {name!r}; known: {', '.join(available())}")
+
+
+def _excited_roots(kwargs: dict, default: int | None, minimum: int) -> dict:
+    """``n_states`` (all electronic states, ground included) as PySCF's ``nstates`` (its
+    count of excited roots)."""
+    n_states = kwargs.pop("n_states", default)
+    if n_states is None:
+        return kwargs
+    if int(n_states) < minimum:
+        raise ValueError(
+            f"n_states counts the ground state too: at least {minimum}, got {n_states}"
+        )
+    return {**kwargs, "nstates": int(n_states) - 1}
 
 
 def with_d4(calc: Calculator, functional: str) -> Calculator:
@@ -176,6 +197,9 @@ _models: dict[str, str] = {
     "ani": "ase_al.calculators.ani:ANI",
     "mace": "ase_al.calculators.mace:MACE",
     "composite": "ase_al.calculators.composite:Composite",
+    "committee": "ase_al.calculators.committee:Committee",
+    "multistate": "ase_al.calculators.multistate:MultiState",
+    "kregdipole": "ase_al.calculators.dipole:KREGDipole",
 }
 
 
@@ -223,6 +247,14 @@ def __getattr__(name):
         from ase_al.calculators.composite import Composite
 
         return Composite
+    if name in ("TrainableModel", "is_trainable"):
+        from ase_al.calculators import base
+
+        return getattr(base, name)
+    if name == "KREGDipole":
+        from ase_al.calculators.dipole import KREGDipole
+
+        return KREGDipole
     if name == "XTB":
         from ase_al.calculators.xtb import XTB
 
@@ -237,7 +269,9 @@ def __getattr__(name):
 __all__ = [
     "ANI",
     "KREG",
+    "KREGDipole",
     "MACE",
+    "TrainableModel",
     "Committee",
     "MultiState",
     "MultiStateCommittee",

@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import all_changes
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
-from ase_al.errors import check_atoms, require
-from ase_al.options import StrictParameters
+from ase_al.calculators.base import TrainableModel
+from ase_al.errors import NotTrainedError, check_atoms, require
 
 TRAINING_DEFAULTS = {
     "max_epochs": 1000,
@@ -73,7 +73,7 @@ def fit_self_energies(images: list[Atoms], energies: np.ndarray, symbols: list[s
     return dict(zip(symbols, solution.tolist(), strict=True))
 
 
-class TorchPotential(StrictParameters, Calculator):
+class TorchPotential(TrainableModel):
     """Base of the neural-network potentials: a trainable ASE calculator on torch.
 
     Parameters common to all (subclasses add their architecture's):
@@ -359,9 +359,7 @@ class TorchPotential(StrictParameters, Calculator):
         (N_i, 3) arrays.
         """
         if not self.is_trained:
-            raise RuntimeError(
-                f"this {self.model_name} model is not trained: call train(images) or load(path)"
-            )
+            raise NotTrainedError(self)
         images = list(images)
         self.check_elements(images)
         energies, all_forces = [], []
@@ -372,7 +370,7 @@ class TorchPotential(StrictParameters, Calculator):
                 energies.append(e.detach().cpu().numpy().astype(float))
                 if forces:
                     all_forces.append(f.detach().cpu().numpy().astype(float))
-        result = {"energies": np.concatenate(energies)}
+        result = {"energy": np.concatenate(energies)}
         if forces:
             flat = np.concatenate(all_forces)
             sizes = [len(a) for a in images]
@@ -385,4 +383,4 @@ class TorchPotential(StrictParameters, Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         result = self.predict([self.atoms], forces=True)
-        self.results = {"energy": float(result["energies"][0]), "forces": result["forces"][0]}
+        self.results = {"energy": float(result["energy"][0]), "forces": result["forces"][0]}

@@ -17,7 +17,7 @@ from ase.data import chemical_symbols
 from ase.units import Hartree
 
 from ase_al.calculators._torch import TorchPotential, torch
-from ase_al.errors import require
+from ase_al.errors import NotTrainedError, require
 from ase_al.files import atomic_write
 
 #: hidden layers of ANI-1x's networks, per element; other elements use the last entry
@@ -203,7 +203,7 @@ class ANI(TorchPotential):
     def save(self, path: str | Path) -> None:
         """Write the model to ``path`` (a torch file: architecture, settings and weights)."""
         if not self.is_trained:
-            raise RuntimeError("cannot save an untrained ANI model")
+            raise NotTrainedError(self, "save it")
         th = torch()
         payload = self._metadata()
         payload["architecture"] = self._architecture

@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Bohr, Hartree
 
 from ase_al.calculators.pyscf import PySCF
-from ase_al.errors import ReferenceCalculationError
+from ase_al.errors import SCFNotConvergedError
 
 
 class SACASSCF(PySCF):
@@ -39,13 +39,13 @@ class SACASSCF(PySCF):
     charge, multiplicity, conv_tol, max_cycle, threads :
         As for :class:`~ase_al.calculators.pyscf.PySCF` (multiplicity of the RHF reference).
 
-    Results: ``energies`` (nstates + 1, eV), ``energy`` and ``forces`` of the current state,
+    Results: ``state_energies`` (nstates + 1, eV), ``energy`` and ``forces`` of the current state,
     ``state_forces`` (nstates + 1, N, 3) eV/Å, ``nacs`` (n, n, N, 3) 1/Å (antisymmetric).
     The orbitals of the previous geometry are projected onto the next as its starting guess,
     which keeps the active space the same along a trajectory.
     """
 
-    implemented_properties = ["energy", "forces", "energies", "state_forces", "nacs"]
+    implemented_properties = ["energy", "forces", "state_energies", "state_forces", "nacs"]
     default_parameters = {
         **PySCF.default_parameters,
         "method": "HF",
@@ -94,7 +94,7 @@ class SACASSCF(PySCF):
         with self._threads():
             mc.kernel(guess)
         if not mc.converged:
-            raise ReferenceCalculationError("SA-CASSCF did not converge", atoms)
+            raise SCFNotConvergedError("SA-CASSCF did not converge", atoms)
         self._previous = (mf.mol, mc.mo_coeff)
         return mc
 
@@ -107,7 +107,7 @@ class SACASSCF(PySCF):
         mc = self._mc
         energies = np.asarray(mc.e_states) * Hartree
         state = int(self.parameters.current_state)
-        self.results["energies"] = energies
+        self.results["state_energies"] = energies
         self.results["energy"] = float(energies[state])
         if "forces" in properties:
             self.results["forces"] = self._state_forces(state)

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import all_changes
 
-from ase_al.options import StrictParameters
+from ase_al.calculators._members import (
+    load_members,
+    read_manifest,
+    save_members,
+    write_manifest,
+)
+from ase_al.calculators.base import TrainableModel, is_trainable
+
+FORMAT = "ase-al Committee 1"
 
 
 def predict_batch(model, images: list[Atoms], forces: bool = True) -> dict:
     """``model.predict(images)`` where the model has it, else one calculation per structure.
 
-    Returns ``energies`` (P,) in eV and, if asked, ``forces`` (P, N, 3) in eV/Å.
+    Returns ``energy`` (P,) in eV and, if asked, ``forces`` (P, N, 3) in eV/Å.
     """
     if hasattr(model, "predict"):
         return model.predict(images, forces=forces)
@@ -23,7 +33,7 @@ def predict_batch(model, images: list[Atoms], forces: bool = True) -> dict:
         energies.append(work.get_potential_energy())
         if forces:
             all_forces.append(work.get_forces())
-    result = {"energies": np.array(energies)}
+    result = {"energy": np.array(energies)}
     if forces:
         result["forces"] = np.array(all_forces)
     return result
@@ -48,7 +58,7 @@ def member_spread(values: np.ndarray, spread: str) -> np.ndarray:
     return values.std(axis=0)
 
 
-class Committee(StrictParameters, Calculator):
+class Committee(TrainableModel):
     """Members' weighted mean as ``energy``/``forces``, their spread as the uncertainty.
 
     Parameters
@@ -70,6 +80,8 @@ class Committee(StrictParameters, Calculator):
     """
 
     implemented_properties = ["energy", "forces", "energy_uncertainty", "forces_uncertainty"]
+    #: saved as a directory
+    file_extension = ""
 
     def __init__(self, calculators, weights=None, spread: str = "std", train_forces=None, **kwargs):
         super().__init__(**kwargs)
@@ -94,25 +106,68 @@ class Committee(StrictParameters, Calculator):
         ``forces`` say so); members that differ only by seed or hyperparameters differ after.
         Returns the committee."""
         for member, member_forces in zip(self.members, self.train_forces, strict=True):
-            if not hasattr(member, "train"):
-                raise TypeError(f"committee member {type(member).__name__} has no train()")
+            if not is_trainable(member):
+                raise TypeError(
+                    f"committee member {type(member).__name__} is not a trainable model "
+                    "(ase_al.calculators.TrainableModel)"
+                )
             member.train(images, forces=forces and member_forces, **kwargs)
         self.results = {}
         return self
+
+    @property
+    def is_trained(self) -> bool:
+        return all(m.is_trained for m in self.members if is_trainable(m))
+
+    @property
+    def validation_rmse(self) -> float | None:
+        """The first member's held-out energy error (eV) that its training measured."""
+        errors = [m.validation_rmse for m in self.members if is_trainable(m)]
+        return next((float(e) for e in errors if e is not None), None)
+
+    def clone(self) -> Committee:
+        """The same recipe, untrained: every trainable member cloned, weights and spread kept."""
+        return type(self)(
+            [m.clone() if is_trainable(m) else m for m in self.members],
+            weights=list(self.weights),
+            spread=self.spread,
+            train_forces=self.train_forces,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the committee as a directory: ``committee.json`` and one file per member."""
+        if not all(is_trainable(m) for m in self.members):
+            raise TypeError("only a committee of trainable models can be saved")
+        path = Path(path)
+        meta = {
+            "format": FORMAT,
+            "weights": [float(w) for w in self.weights],
+            "spread": self.spread,
+            "train_forces": self.train_forces,
+            "members": save_members(path, self.members, "member"),
+        }
+        write_manifest(path, "committee.json", meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Committee:
+        """A committee written by :meth:`save`."""
+        meta = read_manifest(Path(path), "committee.json", FORMAT)
+        members = load_members(Path(path), meta["members"])
+        return cls(members, meta["weights"], meta["spread"], meta["train_forces"])
 
     def _spread(self, values: np.ndarray) -> np.ndarray:
         return member_spread(values, self.spread)
 
     def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
-        """Batched prediction: ``energies`` (P,), ``forces`` (P, N, 3) and, with
+        """Batched prediction: ``energy`` (P,), ``forces`` (P, N, 3) and, with
         ``uncertainty``, ``energy_uncertainty`` (P,) and ``forces_uncertainty`` (P, N, 3)."""
         needed = [
             m for m, w in zip(self.members, self.weights, strict=True) if w > 0 or uncertainty
         ]
         outputs = [predict_batch(m, images, forces) for m in needed]
         used_weights = [w for w in self.weights if w > 0 or uncertainty]
-        energies = np.array([o["energies"] for o in outputs])
-        result = {"energies": np.tensordot(used_weights, energies, axes=1)}
+        energies = np.array([o["energy"] for o in outputs])
+        result = {"energy": np.tensordot(used_weights, energies, axes=1)}
         if forces:
             all_forces = np.array([o["forces"] for o in outputs])
             result["forces"] = np.tensordot(used_weights, all_forces, axes=1)
@@ -126,7 +181,7 @@ class Committee(StrictParameters, Calculator):
         super().calculate(atoms, properties, system_changes)
         result = self.predict([self.atoms], forces=True, uncertainty=True)
         self.results = {
-            "energy": float(result["energies"][0]),
+            "energy": float(result["energy"][0]),
             "forces": result["forces"][0],
             "energy_uncertainty": float(result["energy_uncertainty"][0]),
             "forces_uncertainty": result["forces_uncertainty"][0],

@@ -16,9 +16,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm.auto import tqdm
 
 from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
+from ase_al.calculators.base import TrainableModel, is_trainable
 from ase_al.calculators.committee import predict_batch
-from ase_al.errors import check_atoms
-from ase_al.options import StrictParameters
+from ase_al.errors import NotTrainedError, check_atoms
+from ase_al.options import accepted_parameters
 
 FORMAT = "ase-al Composite 1"
 
@@ -29,7 +30,7 @@ def _single_point(calc: Calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
     return work.get_potential_energy(), work.get_forces()
 
 
-class Composite(StrictParameters, Calculator):
+class Composite(TrainableModel):
     """Baseline + mean of Δ-learned corrections + dispersion, as one ASE calculator.
 
     Parameters
@@ -95,6 +96,27 @@ class Composite(StrictParameters, Calculator):
         self.seed = int(seed)
         self.corrections = list(corrections or [])
 
+    @property
+    def is_trained(self) -> bool:
+        return bool(self.corrections)
+
+    @property
+    def validation_rmse(self) -> float | None:
+        errors = [c.validation_rmse for c in self.corrections if is_trainable(c)]
+        return next((float(e) for e in errors if e is not None), None)
+
+    def clone(self) -> Composite:
+        """An untrained composite with the same baseline, dispersion and correction recipe."""
+        return type(self)(
+            baseline=self.baseline_name or self.baseline,
+            dispersion=self.dispersion_name or self.dispersion,
+            correction=self.correction,
+            n_corrections=self.n_corrections,
+            correction_kwargs=self.correction_kwargs,
+            subsample=self.subsample,
+            seed=self.seed,
+        )
+
     # -- parts -------------------------------------------------------------------------
     def _fixed_parts(self, images, progress=False) -> tuple[np.ndarray, np.ndarray]:
         """Baseline + dispersion energies (P,) and forces (P, N, 3), one structure at a time."""
@@ -122,12 +144,12 @@ class Composite(StrictParameters, Calculator):
         """Energies (P,) in eV, forces (P, N, 3) in eV/Å and, with two or more corrections,
         ``energy_uncertainty`` (P,) in eV; the corrections are evaluated as one batch each."""
         if not self.corrections:
-            raise RuntimeError("this composite has no corrections: call train(images) first")
+            raise NotTrainedError(self)
         images = list(images)
         base_e, base_f = self._fixed_parts(images)
         outputs = [predict_batch(c, images, forces=forces) for c in self.corrections]
-        delta_e = np.array([o["energies"] for o in outputs])
-        result = {"energies": base_e + delta_e.mean(axis=0)}
+        delta_e = np.array([o["energy"] for o in outputs])
+        result = {"energy": base_e + delta_e.mean(axis=0)}
         if forces:
             result["forces"] = base_f + np.mean([o["forces"] for o in outputs], axis=0)
         if uncertainty and len(self.corrections) > 1:
@@ -137,7 +159,7 @@ class Composite(StrictParameters, Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         result = self.predict([self.atoms])
-        self.results = {"energy": float(result["energies"][0]), "forces": result["forces"][0]}
+        self.results = {"energy": float(result["energy"][0]), "forces": result["forces"][0]}
         if "energy_uncertainty" in result:
             self.results["energy_uncertainty"] = float(result["energy_uncertainty"][0])
         elif "energy_uncertainty" in properties:
@@ -187,9 +209,10 @@ class Composite(StrictParameters, Calculator):
         self.corrections = []
         for k in range(self.n_corrections):
             chosen = np.sort(rng.choice(len(delta), size, replace=False))
-            model = self.correction_type(**self.correction_kwargs)
-            if hasattr(model, "seed"):
-                model.seed = self.seed + k
+            kwargs = dict(self.correction_kwargs)
+            if "seed" in accepted_parameters(self.correction_type):
+                kwargs.setdefault("seed", self.seed + k)
+            model = self.correction_type(**kwargs)
             model.train([delta[i] for i in chosen], forces=forces)
             self.corrections.append(model)
         self.results = {}
@@ -198,11 +221,13 @@ class Composite(StrictParameters, Calculator):
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the composite as a directory: ``composite.json`` and one file per correction."""
+        if not self.is_trained:
+            raise NotTrainedError(self, "save it")
         if self.baseline_name is None:
             raise ValueError("only a composite whose baseline was given by name can be saved")
         if self.dispersion is not None and self.dispersion_name is None:
             raise ValueError("only a dispersion term given by functional name can be saved")
-        if not self.corrections or not all(hasattr(c, "save") for c in self.corrections):
+        if not self.corrections or not all(is_trainable(c) for c in self.corrections):
             raise ValueError("the corrections must be trained models with save()")
         path = Path(path)
         meta = {

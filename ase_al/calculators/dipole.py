@@ -14,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import all_changes
 
+from ase_al.calculators.base import TrainableModel
 from ase_al.calculators.kreg import gaussian_kernel, pair_distances, re_descriptor
-from ase_al.errors import check_atoms, same_atoms
+from ase_al.errors import NotTrainedError, check_atoms, same_atoms
 from ase_al.files import atomic_write
-from ase_al.options import StrictParameters
 
 SIGMA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
 LAMBDA_GRID = (1e-8, 1e-6, 1e-4, 1e-2)
 
 
-class KREGDipole(StrictParameters, Calculator):
+class KREGDipole(TrainableModel):
     """Dipole moments (e·Å) and atomic charges (e) of one molecule from a charge model.
 
     Parameters
@@ -74,9 +74,16 @@ class KREGDipole(StrictParameters, Calculator):
         dual = np.linalg.solve(gram, target.ravel())
         return (phi.T @ dual).reshape(len(x), centered.shape[1])
 
-    def train(self, images: list[Atoms], dipoles=None) -> KREGDipole:
+    @property
+    def is_trained(self) -> bool:
+        return self._model is not None
+
+    def train(self, images: list[Atoms], dipoles=None, *, forces: bool = False) -> KREGDipole:
         """Fit to reference dipoles: ``dipoles`` (P, 3) in e·Å, or each image's
-        ``get_dipole_moment()``."""
+        ``get_dipole_moment()``. (``forces``: part of the model contract; a dipole model
+        learns no forces, so only ``False`` is accepted.)"""
+        if forces:
+            raise ValueError("KREGDipole learns dipole moments, not forces: use forces=False")
         images = list(images)
         if len(images) < 5:
             raise ValueError("a dipole model needs at least 5 structures")
@@ -118,25 +125,25 @@ class KREGDipole(StrictParameters, Calculator):
         self.results = {}
         return self
 
-    def predict(self, images: list[Atoms]) -> dict:
-        """``dipoles`` (P, 3) in e·Å and ``charges`` (P, N) in e."""
+    def predict(self, images: list[Atoms], *, forces: bool = False) -> dict:
+        """``dipole`` (P, 3) in e·Å and ``charges`` (P, N) in e (no energies or forces)."""
         if self._model is None:
-            raise RuntimeError("this dipole model is not trained: call train(images) or load")
+            raise NotTrainedError(self)
         model = self._model
         x, positions = self._descriptors(list(images))
         raw = gaussian_kernel(x, model["x_train"], model["sigma"]) @ model["coefficients"]
         n = positions.shape[1]
         charges = raw - raw.mean(axis=1, keepdims=True) + self.charge / n
-        return {"dipoles": np.einsum("pi,pic->pc", charges, positions), "charges": charges}
+        return {"dipole": np.einsum("pi,pic->pc", charges, positions), "charges": charges}
 
     def calculate(self, atoms=None, properties=("dipole",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         result = self.predict([self.atoms])
-        self.results = {"dipole": result["dipoles"][0], "charges": result["charges"][0]}
+        self.results = {"dipole": result["dipole"][0], "charges": result["charges"][0]}
 
     def save(self, path: str | Path) -> None:
         if self._model is None:
-            raise RuntimeError("cannot save an untrained dipole model")
+            raise NotTrainedError(self, "save it")
         with atomic_write(path) as partial, open(partial, "wb") as handle:
             np.savez(
                 handle, charge=self.charge, **{k: np.asarray(v) for k, v in self._model.items()}

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import all_changes
 from tqdm.auto import tqdm
 
-from ase_al.errors import check_atoms, same_atoms
+from ase_al.calculators.base import TrainableModel
+from ase_al.errors import NotTrainedError, check_atoms, same_atoms
 from ase_al.files import atomic_write
-from ase_al.options import StrictParameters
 
 log = logging.getLogger("ase_al")
 
@@ -147,7 +147,7 @@ def covariance_with_gradients(
     return cov
 
 
-class KREG(StrictParameters, Calculator):
+class KREG(TrainableModel):
     """Kernel ridge regression potential (MLatom's KREG) as a trainable ASE calculator.
 
     Parameters
@@ -166,8 +166,8 @@ class KREG(StrictParameters, Calculator):
     """
 
     implemented_properties = ["energy", "forces", "energy_uncertainty"]
-    #: what :meth:`save` writes, so that callers can name files
     file_extension = ".npz"
+    uses_equilibrium = True
 
     def __init__(
         self,
@@ -567,10 +567,10 @@ class KREG(StrictParameters, Calculator):
         standard deviation of each energy, ``energy_uncertainty`` (P,) in eV.
         """
         if not self.is_trained:
-            raise RuntimeError("this KREG model is not trained: call train(images) or KREG.load")
+            raise NotTrainedError(self)
         positions = self._check_structures(images)
         energy, force = self._evaluate(self._model, positions, forces)
-        result = {"energies": energy}
+        result = {"energy": energy}
         if forces:
             result["forces"] = force
         if uncertainty:
@@ -592,7 +592,7 @@ class KREG(StrictParameters, Calculator):
         super().calculate(atoms, properties, system_changes)
         wants_uncertainty = "energy_uncertainty" in properties
         result = self.predict([self.atoms], forces=True, uncertainty=wants_uncertainty)
-        self.results["energy"] = float(result["energies"][0])
+        self.results["energy"] = float(result["energy"][0])
         self.results["forces"] = result["forces"][0]
         if wants_uncertainty:
             self.results["energy_uncertainty"] = float(result["energy_uncertainty"][0])
@@ -601,7 +601,7 @@ class KREG(StrictParameters, Calculator):
     def save(self, path: str | Path) -> None:
         """Write the trained model to ``path`` (a NumPy ``.npz`` archive)."""
         if not self.is_trained:
-            raise RuntimeError("cannot save an untrained KREG model")
+            raise NotTrainedError(self, "save it")
         arrays = {k: v for k, v in self._model.items() if isinstance(v, np.ndarray)}
         meta = {k: v for k, v in self._model.items() if not isinstance(v, np.ndarray)}
         meta.update(

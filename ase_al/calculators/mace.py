@@ -20,7 +20,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from ase_al.calculators._torch import TorchPotential, torch
-from ase_al.errors import require
+from ase_al.errors import NotTrainedError, require
 from ase_al.files import atomic_write
 
 #: small, fast settings for one molecule on a CPU; every ScaleShiftMACE argument can be given
@@ -179,7 +179,7 @@ class MACE(TorchPotential):
         """Write a mace-torch model file (``torch.save`` of the module, as mace-torch does),
         with ase-al's settings attached; mace-torch's own calculator reads it too."""
         if not self.is_trained:
-            raise RuntimeError("cannot save an untrained MACE model")
+            raise NotTrainedError(self, "save it")
         th = torch()
         meta = self._metadata()
         meta["architecture"] = self.architecture

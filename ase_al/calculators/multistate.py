@@ -1,8 +1,9 @@
 """Several electronic states from one trainable model per state: the ML side of surface hopping.
 
-The multistate contract (shared with :class:`~ase_al.calculators.pyscf.PySCF` when it has
-``nstates``): parameter ``current_state``; results ``energies`` (n_states, eV), ``energy`` and
-``forces`` of the current state, and ``state_forces`` (n_states, N, 3) when asked.
+The multistate contract (shared with the excited-state methods, e.g.
+``methods("TDA-B3LYP/6-31G*", n_states=3)``): parameter ``current_state``; results
+``state_energies`` (n_states, eV), ``energy`` and ``forces`` of the current state, and
+``state_forces`` (n_states, N, 3) when asked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_al.calculators._members import load_members, read_manifest, save_members, write_manifest
+from ase_al.calculators.base import TrainableModel, is_trainable
 from ase_al.calculators.committee import member_spread, member_weights, predict_batch
 from ase_al.options import StrictParameters
 
@@ -22,15 +24,17 @@ FORMAT = "ase-al MultiState 1"
 
 
 def multistate_labels(images: list[Atoms]) -> tuple[np.ndarray, np.ndarray | None]:
-    """``energies`` (P, n_states) and, where every image has them, ``state_forces``
-    (P, n_states, N, 3) from the images' calculators (e.g. labelled by a PySCF calculator
-    with ``nstates``, or a ``SinglePointCalculator(atoms, energies=..., state_forces=...)``)."""
+    """``state_energies`` (P, n_states) and, where every image has them, ``state_forces``
+    (P, n_states, N, 3) from the images' calculators (e.g. labelled by an excited-state
+    method, or a ``SinglePointCalculator`` whose ``results`` hold them)."""
     energies, forces = [], []
     for index, atoms in enumerate(images):
         results = getattr(atoms.calc, "results", {})
-        if "energies" not in results:
-            raise ValueError(f"structure {index} has no multistate 'energies' among its results")
-        energies.append(np.asarray(results["energies"], float))
+        if "state_energies" not in results:
+            raise ValueError(
+                f"structure {index} has no multistate 'state_energies' among its results"
+            )
+        energies.append(np.asarray(results["state_energies"], float))
         forces.append(results.get("state_forces"))
     if len({e.shape for e in energies}) != 1:
         raise ValueError("every structure must have the same number of states")
@@ -50,9 +54,9 @@ class _CurrentState:
         if set(kwargs) == {"current_state"}:  # same geometry: the states are already known
             self._check_state(kwargs["current_state"])
             self.parameters.current_state = int(kwargs["current_state"])
-            if "energies" in self.results:
+            if "state_energies" in self.results:
                 state = self.parameters.current_state
-                self.results["energy"] = float(self.results["energies"][state])
+                self.results["energy"] = float(self.results["state_energies"][state])
                 if "state_forces" in self.results:
                     self.results["forces"] = self.results["state_forces"][state]
                 else:
@@ -65,15 +69,15 @@ class _CurrentState:
         plus ``per_structure`` entries as given."""
         state = int(self.parameters.current_state)
         self.results = {
-            "energies": result["energies"][0],
+            "state_energies": result["state_energies"][0],
             "state_forces": result["state_forces"][0],
-            "energy": float(result["energies"][0, state]),
+            "energy": float(result["state_energies"][0, state]),
             "forces": result["state_forces"][0, state],
             **per_structure,
         }
 
 
-class MultiState(_CurrentState, StrictParameters, Calculator):
+class MultiState(_CurrentState, TrainableModel):
     """One trainable model per electronic state as a multistate calculator.
 
     Parameters
@@ -91,7 +95,7 @@ class MultiState(_CurrentState, StrictParameters, Calculator):
         State whose energy and forces are ``energy`` and ``forces`` (0 = ground).
     """
 
-    implemented_properties = ["energy", "forces", "energies", "state_forces"]
+    implemented_properties = ["energy", "forces", "state_energies", "state_forces"]
     default_parameters = {"current_state": 0}
     file_extension = ""
 
@@ -120,6 +124,20 @@ class MultiState(_CurrentState, StrictParameters, Calculator):
     def n_states(self) -> int:
         return len(self.models)
 
+    @property
+    def is_trained(self) -> bool:
+        return all(m.is_trained for m in self.models if is_trainable(m))
+
+    @property
+    def validation_rmse(self) -> float | None:
+        """RMS over the states of their models' held-out energy errors (eV), if all have one."""
+        errors = [getattr(m, "validation_rmse", None) for m in self.models]
+        return None if None in errors else float(np.sqrt(np.mean(np.square(errors))))
+
+    def clone(self) -> MultiState:
+        """Untrained per-state models of the same settings."""
+        return type(self)(models=[m.clone() for m in self.models], model=self.model)
+
     def train(
         self, images: list[Atoms], energies: bool = True, forces: bool = True, **kwargs
     ) -> MultiState:
@@ -143,9 +161,10 @@ class MultiState(_CurrentState, StrictParameters, Calculator):
         return self
 
     def predict(self, images: list[Atoms], forces: bool = True) -> dict:
-        """``energies`` (P, n_states) in eV and ``state_forces`` (P, n_states, N, 3) in eV/Å."""
+        """``state_energies`` (P, n_states) in eV and ``state_forces`` (P, n_states, N, 3)
+        in eV/Å."""
         outputs = [predict_batch(m, list(images), forces=forces) for m in self.models]
-        result = {"energies": np.stack([o["energies"] for o in outputs], axis=1)}
+        result = {"state_energies": np.stack([o["energy"] for o in outputs], axis=1)}
         if forces:
             result["state_forces"] = np.stack([np.asarray(o["forces"]) for o in outputs], axis=1)
         return result
@@ -168,7 +187,7 @@ class MultiState(_CurrentState, StrictParameters, Calculator):
 
 
 def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> Atoms:
-    """A copy of ``atoms`` carrying ``energies`` (n_states, eV) and ``state_forces``
+    """A copy of ``atoms`` carrying ``state_energies`` (n_states, eV) and ``state_forces``
     (n_states, N, 3, eV/Å) of a multistate ``calculator`` (a name or a calculator), ready for
     :meth:`MultiState.train`. ``energy``/``forces`` are those of the ground state.
 
@@ -182,7 +201,7 @@ def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> A
         calculator = methods(calculator)
     work = atoms.copy()
     work.calc = calculator
-    energies = np.asarray(calculator.get_property("energies", work), float)
+    energies = np.asarray(calculator.get_property("state_energies", work), float)
     n_states = len(energies) if n_states is None else int(n_states)
     energies = energies[:n_states]
     state_forces = []
@@ -193,8 +212,8 @@ def label_multistate(atoms: Atoms, calculator, n_states: int | None = None) -> A
     state_forces = np.array(state_forces, float)
     labelled = atoms.copy()
     labelled.calc = SinglePointCalculator(labelled, energy=energies[0], forces=state_forces[0])
-    # not ASE per-atom properties, so set directly
-    labelled.calc.results["energies"] = energies
+    # ase-al's result names (ase_al.io.RESULTS), not ASE's: set directly
+    labelled.calc.results["state_energies"] = energies
     labelled.calc.results["state_forces"] = state_forces
     return labelled
 
@@ -208,7 +227,7 @@ class MultiStateCommittee(_CurrentState, StrictParameters, Calculator):
     (or, with ``weights``, the members' weighted mean), and ``state_uncertainties`` (n_states,
     eV) is the members' spread per state: |E_main,s − E_aux,s| for the pair.
 
-    It follows the multistate contract (``current_state`` parameter; ``energies``,
+    It follows the multistate contract (``current_state`` parameter; ``state_energies``,
     ``state_forces``, ``energy`` and ``forces`` results), so :class:`SurfaceHopping` runs on
     it; ``member_energies`` (n_members, n_states) lets the dynamics give the hopping
     probability of every member, whose disagreement is a second uncertainty.
@@ -217,7 +236,7 @@ class MultiStateCommittee(_CurrentState, StrictParameters, Calculator):
     implemented_properties = [
         "energy",
         "forces",
-        "energies",
+        "state_energies",
         "state_forces",
         "state_uncertainties",
         "energy_uncertainty",
@@ -243,7 +262,7 @@ class MultiStateCommittee(_CurrentState, StrictParameters, Calculator):
         return self.members[0].n_states
 
     def predict(self, images: list[Atoms], forces: bool = True, uncertainty: bool = True) -> dict:
-        """``energies`` (P, n_states), ``state_forces`` (P, n_states, N, 3) and, with
+        """``state_energies`` (P, n_states), ``state_forces`` (P, n_states, N, 3) and, with
         ``uncertainty``, ``state_uncertainties`` (P, n_states), ``energy_uncertainty`` (P,)
         (the largest over the states) and ``member_energies`` (n_members, P, n_states)."""
         used = [i for i, w in enumerate(self.weights) if w > 0 or uncertainty]
@@ -253,10 +272,9 @@ class MultiStateCommittee(_CurrentState, StrictParameters, Calculator):
             outputs[i] = self.members[i].predict(list(images), forces=forces and weighted)
         weighted = [i for i in used if self.weights[i] > 0]
         w = self.weights[weighted]
-        energies = np.array([outputs[i]["energies"] for i in used])
-        result = {
-            "energies": np.tensordot(w, np.array([outputs[i]["energies"] for i in weighted]), 1)
-        }
+        energies = np.array([outputs[i]["state_energies"] for i in used])
+        weighted_energies = np.array([outputs[i]["state_energies"] for i in weighted])
+        result = {"state_energies": np.tensordot(w, weighted_energies, 1)}
         if forces:
             stacked = np.array([outputs[i]["state_forces"] for i in weighted])
             result["state_forces"] = np.tensordot(w, stacked, axes=1)

@@ -12,7 +12,12 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.units import Bohr, Hartree
 
-from ase_al.errors import ReferenceCalculationError, check_atoms, require, spin_and_charge
+from ase_al.errors import (
+    SCFNotConvergedError,
+    check_atoms,
+    require,
+    spin_and_charge,
+)
 from ase_al.options import StrictParameters
 
 #: Methods PySCF handles that are not density functionals.
@@ -61,7 +66,7 @@ class PySCF(StrictParameters, Calculator):
         With ``nstates``: the electronic state (0 = ground, n = n-th excited) whose energy and
         forces are ``energy`` and ``forces`` — what surface-hopping dynamics propagates on.
         Excited-state forces are PySCF's analytic TDDFT/TDA gradients. Also
-        ``energies`` (nstates + 1, eV: ground and excited total energies) and, when asked,
+        ``state_energies`` (nstates + 1, eV: ground and excited total energies) and, when asked,
         ``state_forces`` (nstates + 1, N, 3).
 
     Results are ``energy`` (eV), ``forces`` (eV/Å, analytic) and ``dipole`` (e·Å; not for MP2,
@@ -75,7 +80,7 @@ class PySCF(StrictParameters, Calculator):
         "dipole",
         "excitation_energies",
         "oscillator_strengths",
-        "energies",
+        "state_energies",
         "state_forces",
     ]
     default_parameters = {
@@ -183,7 +188,7 @@ class PySCF(StrictParameters, Calculator):
                 mf = mf.newton()
                 mf.kernel(mf.make_rdm1())
             if not mf.converged:
-                raise ReferenceCalculationError(
+                raise SCFNotConvergedError(
                     f"{self.parameters.method}/{self.parameters.basis} SCF did not converge "
                     f"in {self.parameters.max_cycle} cycles (nor with a Newton solver)",
                     atoms,
@@ -227,7 +232,7 @@ class PySCF(StrictParameters, Calculator):
             self._excited_states(mf)
         if self.parameters.nstates:
             energies = ground + np.concatenate([[0.0], self.results["excitation_energies"]])
-            self.results["energies"] = energies
+            self.results["state_energies"] = energies
             self.results["energy"] = float(energies[int(self.parameters.current_state)])
         if "forces" in properties:
             self.results["forces"] = self._state_forces(int(self.parameters.current_state))
@@ -284,7 +289,7 @@ class PySCF(StrictParameters, Calculator):
                 else f"only {len(energies)} of {n} roots were found"
             )
         else:
-            raise ReferenceCalculationError(
+            raise SCFNotConvergedError(
                 f"excited-state solver failed ({problem}), also with {n + 3} roots", self.atoms
             )
         if spare:

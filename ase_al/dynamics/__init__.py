@@ -1,7 +1,7 @@
 """Nonadiabatic dynamics: trajectory surface hopping as ASE ``MolecularDynamics``.
 
 >>> from ase_al.dynamics import SurfaceHopping, run_ensemble
->>> atoms.calc = ase_al.methods("TDA-B3LYP/6-31G*", nstates=2)   # S0, S1, S2
+>>> atoms.calc = ase_al.methods("TDA-B3LYP/6-31G*", n_states=3)   # S0, S1, S2
 >>> SurfaceHopping(atoms, 0.25 * units.fs, initial_state=2, trajectory="sh.traj").run(400)
 """
 

@@ -15,11 +15,13 @@ from tqdm.auto import tqdm
 from ase_al.dynamics.surface_hopping import SurfaceHopping
 from ase_al.executors import check_shippable
 from ase_al.files import atomic_write
+from ase_al.io import storable
+from ase_al.options import renames
 
 log = logging.getLogger("ase_al.dynamics")
 
 
-def _calculator(calculator, nstates):
+def _calculator(calculator, n_states):
     """A fresh multistate calculator in this process: from a method name, a saved model
     directory, a factory, or a calculator object (copied by pickling to the worker)."""
     if isinstance(calculator, str):
@@ -30,7 +32,7 @@ def _calculator(calculator, nstates):
             return MultiState.load(path)
         from ase_al.calculators import methods
 
-        return methods(calculator, nstates=nstates)
+        return methods(calculator, n_states=n_states)
     if callable(calculator) and not hasattr(calculator, "calculate"):
         return calculator()
     return calculator
@@ -39,7 +41,7 @@ def _calculator(calculator, nstates):
 def choose_initial_states(
     initial_conditions: list[Atoms],
     calculator,
-    nstates: int,
+    n_excitations: int,
     window: tuple[float, float],
     seed: int | None = None,
 ) -> list[int | None]:
@@ -51,13 +53,13 @@ def choose_initial_states(
     ``oscillator_strengths`` (e.g. TDDFT through PySCF).
     """
     rng = np.random.default_rng(seed)
-    calc = _calculator(calculator, nstates)
+    calc = _calculator(calculator, n_excitations + 1)
     chosen = []
     for atoms in initial_conditions:
         work = atoms.copy()
         work.calc = calc
-        energies = np.asarray(calc.get_property("excitation_energies", work))[:nstates]
-        strengths = np.asarray(calc.get_property("oscillator_strengths", work))[:nstates]
+        energies = np.asarray(calc.get_property("excitation_energies", work))[:n_excitations]
+        strengths = np.asarray(calc.get_property("oscillator_strengths", work))[:n_excitations]
         inside = (energies >= window[0]) & (energies <= window[1])
         weights = np.where(inside, strengths, 0.0)
         if weights.sum() <= 0:
@@ -72,9 +74,9 @@ def run_trajectory(
     atoms: Atoms,
     calculator,
     initial_state: int,
-    nstates: int,
-    time_step: float,
-    max_time: float,
+    n_states: int,
+    time_step_fs: float,
+    max_time_fs: float,
     workdir: str,
     seed: int,
     prevent_back_hop: bool = False,
@@ -83,19 +85,19 @@ def run_trajectory(
     (times, states, hops) in ``workdir``. Times in fs."""
     workdir = Path(workdir)
     work = atoms.copy()
-    work.calc = _calculator(calculator, nstates - 1)
+    work.calc = _calculator(calculator, n_states)
     dynamics = SurfaceHopping(
         work,
-        time_step * units.fs,
+        time_step_fs * units.fs,
         initial_state=initial_state,
-        nstates=nstates,
+        n_states=n_states,
         prevent_back_hop=prevent_back_hop,
         seed=seed,
     )
     with atomic_write(workdir / f"traj_{index}.traj") as partial:
         with Trajectory(str(partial), "w", work) as trajectory:
-            dynamics.attach(trajectory.write, interval=1)
-            dynamics.run(int(round(max_time / time_step)))
+            dynamics.attach(lambda: trajectory.write(storable(work)), interval=1)
+            dynamics.run(int(round(max_time_fs / time_step_fs)))
     record = {
         "index": index,
         "times": [t for t, _ in dynamics.states],
@@ -107,12 +109,12 @@ def run_trajectory(
     return record
 
 
-def populations(records: list[dict], nstates: int, time_step: float, max_time: float):
+def populations(records: list[dict], n_states: int, time_step_fs: float, max_time_fs: float):
     """Fraction of trajectories in each state on the time grid: (times (T,), pops (T, S))."""
-    times = np.arange(int(round(max_time / time_step)) + 1) * time_step
-    counts = np.zeros((len(times), nstates))
+    times = np.arange(int(round(max_time_fs / time_step_fs)) + 1) * time_step_fs
+    counts = np.zeros((len(times), n_states))
     for record in records:
-        grid_index = np.rint(np.asarray(record["times"]) / time_step).astype(int)
+        grid_index = np.rint(np.asarray(record["times"]) / time_step_fs).astype(int)
         states = np.empty(len(times), dtype=int)
         # the last entry for a time wins (a hop rewrites the time of the minimum)
         filled = np.full(len(times), -1)
@@ -127,13 +129,14 @@ def populations(records: list[dict], nstates: int, time_step: float, max_time: f
     return times, counts / max(len(records), 1)
 
 
+@renames(time_step="time_step_fs", max_time="max_time_fs", nstates="n_states")
 def run_ensemble(
     initial_conditions: list[Atoms],
     calculator,
-    nstates: int,
+    n_states: int,
     initial_state: int | list[int] | str = 1,
-    time_step: float = 0.25,
-    max_time: float = 100.0,
+    time_step_fs: float = 0.25,
+    max_time_fs: float = 100.0,
     workdir: str | Path = "surface_hopping",
     executor=None,
     excitation_window: tuple[float, float] | None = None,
@@ -148,16 +151,16 @@ def run_ensemble(
     initial_conditions : list of Atoms
         Geometries with momenta, e.g. ``ase_al.samplers.wigner(...)``.
     calculator : str, callable or Calculator
-        A method name (``"TDA-B3LYP/6-31G*"``; excited states up to ``nstates - 1``), a
+        A method name (``"TDA-B3LYP/6-31G*"``; excited states up to ``n_states - 1``), a
         directory of a saved :class:`~ase_al.calculators.multistate.MultiState`, a
         picklable factory returning a multistate calculator, or such a calculator.
-    nstates : int
+    n_states : int
         Electronic states in the dynamics, ground state included.
     initial_state : int, list of int, or "bright"
         The state every trajectory starts in, one per trajectory, or ``"bright"``: chosen by
         oscillator strength inside ``excitation_window`` (eV), see
         :func:`choose_initial_states`; geometries with no state in the window are skipped.
-    time_step, max_time : float
+    time_step_fs, max_time_fs : float
         fs.
     workdir : path
         ``trajectories/traj_K.traj`` (``ase gui`` shows them, the state in each frame's info)
@@ -168,7 +171,7 @@ def run_ensemble(
 
     Returns
     -------
-    dict with ``times`` (fs), ``populations`` (T, nstates), ``n_trajectories`` and ``hops``.
+    dict with ``times`` (fs), ``populations`` (T, n_states), ``n_trajectories`` and ``hops``.
     """
     workdir = Path(workdir)
     trajectory_dir = workdir / "trajectories"
@@ -177,7 +180,7 @@ def run_ensemble(
         if excitation_window is None:
             raise ValueError("initial_state='bright' needs excitation_window=(E_min, E_max) in eV")
         states = choose_initial_states(
-            initial_conditions, calculator, nstates - 1, excitation_window, seed
+            initial_conditions, calculator, n_states - 1, excitation_window, seed
         )
     elif isinstance(initial_state, int | np.integer):
         states = [int(initial_state)] * len(initial_conditions)
@@ -215,9 +218,9 @@ def run_ensemble(
                     atoms,
                     calculator,
                     state,
-                    nstates,
-                    time_step,
-                    max_time,
+                    n_states,
+                    time_step_fs,
+                    max_time_fs,
                     str(trajectory_dir),
                     seed + k,
                     prevent_back_hop,
@@ -238,16 +241,16 @@ def run_ensemble(
                 future.cancel()
 
     ordered = [records[k] for k in sorted(records)]
-    times, pops = populations(ordered, nstates, time_step, max_time)
-    header = "time/fs " + " ".join(f"S{s}" for s in range(nstates))
+    times, pops = populations(ordered, n_states, time_step_fs, max_time_fs)
+    header = "time/fs " + " ".join(f"S{s}" for s in range(n_states))
     with atomic_write(workdir / "populations.dat") as partial:
         np.savetxt(partial, np.column_stack([times, pops]), header=header, fmt="%.6f")
     hops = [h for r in ordered for h in r["hops"] if h["accepted"]]
     summary = {
         "n_trajectories": len(ordered),
-        "nstates": nstates,
-        "time_step_fs": time_step,
-        "max_time_fs": max_time,
+        "n_states": n_states,
+        "time_step_fs": time_step_fs,
+        "max_time_fs": max_time_fs,
         "hops": len(hops),
         "frustrated_hops": sum(h["frustrated"] for r in ordered for h in r["hops"]),
         "hops_by_pair": _count_pairs(hops),

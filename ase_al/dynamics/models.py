@@ -32,12 +32,12 @@ class TullySimpleAvoidedCrossing(StrictParameters, Calculator):
     Parameters (atomic units, as in Tully's paper): ``A``, ``B``, ``C``, ``D``;
     ``current_state`` (0 lower, 1 upper adiabatic state).
 
-    Results: ``energies`` (2,) eV, ``energy`` and ``forces`` of the current state (eV/Å, along
+    Results: ``state_energies`` (2,) eV, ``energy`` and ``forces`` of the current state (eV/Å, along
     x only), ``state_forces`` (2, 1, 3) and ``nacs`` (2, 2, 1, 3), the derivative couplings
     d_kl = ⟨k|∂/∂R l⟩ in 1/Å (antisymmetric, with a sign that is continuous in x).
     """
 
-    implemented_properties = ["energy", "forces", "energies", "state_forces", "nacs"]
+    implemented_properties = ["energy", "forces", "state_energies", "state_forces", "nacs"]
     default_parameters = {"A": 0.01, "B": 1.6, "C": 0.005, "D": 1.0, "current_state": 0}
     discard_results_on_any_change = True  # a new current_state changes energy and forces
 
@@ -70,7 +70,7 @@ class TullySimpleAvoidedCrossing(StrictParameters, Calculator):
         nacs[1, 0, 0, 0] = -dtheta / u.Bohr
         state = int(self.parameters.current_state)
         self.results = {
-            "energies": energies,
+            "state_energies": energies,
             "energy": float(energies[state]),
             "forces": state_forces[state],
             "state_forces": state_forces,
@@ -106,11 +106,11 @@ class TriatomicAvoidedCrossing(StrictParameters, Calculator):
     diabats cross at r ≈ 1.13 Å (gap 2c), which a molecule excited to S₁ passes on its first
     stretch, so surface hopping has hops of intermediate probability to make.
 
-    Results: ``energies`` (2,) eV, ``state_forces`` (2, 3, 3) eV/Å, and ``energy`` and
+    Results: ``state_energies`` (2,) eV, ``state_forces`` (2, 3, 3) eV/Å, and ``energy`` and
     ``forces`` of ``current_state``. Atom 0 is the central atom.
     """
 
-    implemented_properties = ["energy", "forces", "energies", "state_forces"]
+    implemented_properties = ["energy", "forces", "state_energies", "state_forces"]
     default_parameters = {
         "D1": 5.0,
         "a1": 2.2,
@@ -164,7 +164,7 @@ class TriatomicAvoidedCrossing(StrictParameters, Calculator):
         state_forces = -np.array([0.5 * (g1 + g2) - gw, 0.5 * (g1 + g2) + gw])
         state = int(p.current_state)
         self.results = {
-            "energies": energies,
+            "state_energies": energies,
             "energy": float(energies[state]),
             "forces": state_forces[state],
             "state_forces": state_forces,

@@ -1,7 +1,7 @@
 """Trajectory surface hopping as ASE molecular dynamics.
 
 The nuclei move by velocity Verlet on the current electronic state of a multistate
-calculator (parameter ``current_state``; results ``energies`` and ``forces``). Two hopping
+calculator (parameter ``current_state``; results ``state_energies`` and ``forces``). Two hopping
 schemes:
 
 **FSSH** (Tully, J. Chem. Phys. 93, 1061 (1990)), for calculators that give nonadiabatic
@@ -39,6 +39,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.md import MolecularDynamics
 
+from ase_al.options import renamed
 from ase_al.simulations import HBAR
 
 #: simplified-decay-of-mixing parameter C in eV (0.1 Hartree)
@@ -64,14 +65,14 @@ class SurfaceHopping(MolecularDynamics):
     ----------
     atoms : Atoms
         With momenta (e.g. a Wigner sample) and a multistate calculator: one with a
-        ``current_state`` parameter and an ``energies`` result (n_states, eV), such as
-        ``methods("TDA-B3LYP/6-31G*", nstates=2)`` or a trained
+        ``current_state`` parameter and an ``state_energies`` result (n_states, eV), such as
+        ``methods("TDA-B3LYP/6-31G*", n_states=2)`` or a trained
         :class:`~ase_al.calculators.multistate.MultiState`.
     timestep : float
         ASE time units (``0.25 * ase.units.fs``).
     initial_state : int
         Electronic state to start on (0 = ground state).
-    nstates : int, optional
+    n_states : int, optional
         Number of states taking part (default: all the calculator gives).
     algorithm : {"LZBL", "FSSH"}
         Hopping scheme; FSSH needs a calculator with nonadiabatic couplings (``nacs``).
@@ -108,7 +109,7 @@ class SurfaceHopping(MolecularDynamics):
         atoms: Atoms,
         timestep: float,
         initial_state: int = 1,
-        nstates: int | None = None,
+        n_states: int | None = None,
         algorithm: str = "LZBL",
         prevent_back_hop: bool = False,
         substeps: int = 20,
@@ -119,6 +120,10 @@ class SurfaceHopping(MolecularDynamics):
         loginterval: int = 1,
         **kwargs,
     ):
+        if "nstates" in kwargs:  # the old name
+            n_states = renamed(kwargs, "nstates", "n_states", owner="SurfaceHopping").pop(
+                "n_states"
+            )
         self.algorithm = algorithm.upper()
         if self.algorithm not in ("LZBL", "FSSH"):
             raise ValueError(f"algorithm must be 'LZBL' or 'FSSH', got {algorithm!r}")
@@ -126,13 +131,14 @@ class SurfaceHopping(MolecularDynamics):
         if calc is None or "current_state" not in getattr(calc, "parameters", {}):
             raise ValueError(
                 "surface hopping needs a multistate calculator (a 'current_state' parameter and "
-                "'energies' results), e.g. methods('TDA-B3LYP/6-31G*', nstates=2) or MultiState"
+                "'state_energies' results), e.g. methods('TDA-B3LYP/6-31G*', n_states=2) or "
+                "MultiState"
             )
-        energies = np.asarray(calc.get_property("energies", atoms))
-        self.nstates = len(energies) if nstates is None else int(nstates)
-        if not 0 <= initial_state < self.nstates <= len(energies):
+        energies = np.asarray(calc.get_property("state_energies", atoms))
+        self.n_states = len(energies) if n_states is None else int(n_states)
+        if not 0 <= initial_state < self.n_states <= len(energies):
             raise ValueError(
-                f"initial_state {initial_state} and nstates {self.nstates} do not fit the "
+                f"initial_state {initial_state} and n_states {self.n_states} do not fit the "
                 f"calculator's {len(energies)} states"
             )
         calc.set(current_state=int(initial_state))
@@ -143,7 +149,7 @@ class SurfaceHopping(MolecularDynamics):
         self.states: list[tuple[float, int]] = [(0.0, self.state)]
         atoms.info["state"] = self.state
         # (energies, positions, momenta) of the last three steps, newest last
-        self._history = [(energies[: self.nstates], atoms.get_positions(), atoms.get_momenta())]
+        self._history = [(energies[: self.n_states], atoms.get_positions(), atoms.get_momenta())]
         # the energies of every member of a committee calculator, step by step (or None)
         self._member_history = [self._member_energies(calc)]
         if self.algorithm == "FSSH":
@@ -156,9 +162,9 @@ class SurfaceHopping(MolecularDynamics):
                 ) from None
             self.substeps = int(substeps)
             self.decoherence = decoherence
-            self.coefficients = np.zeros(self.nstates, dtype=complex)
+            self.coefficients = np.zeros(self.n_states, dtype=complex)
             self.coefficients[self.state] = 1.0
-            self._nacs = nacs[: self.nstates, : self.nstates]
+            self._nacs = nacs[: self.n_states, : self.n_states]
             atoms.info["populations"] = np.abs(self.coefficients) ** 2
         super().__init__(
             atoms,
@@ -177,7 +183,7 @@ class SurfaceHopping(MolecularDynamics):
     def _member_energies(self, calc=None) -> np.ndarray | None:
         calc = self.atoms.calc if calc is None else calc
         members = getattr(calc, "results", {}).get("member_energies")
-        return None if members is None else np.asarray(members)[:, : self.nstates]
+        return None if members is None else np.asarray(members)[:, : self.n_states]
 
     def _time_fs(self, steps_back: int = 0) -> float:
         return (self.nsteps + 1 - steps_back) * self.dt / units.fs
@@ -213,14 +219,14 @@ class SurfaceHopping(MolecularDynamics):
         atoms.set_momenta(p, apply_constraint=False)
         forces = atoms.get_forces(md=True)
         atoms.set_momenta(atoms.get_momenta() + 0.5 * self.dt * forces)
-        energies = np.asarray(atoms.calc.get_property("energies", atoms))[: self.nstates]
+        energies = np.asarray(atoms.calc.get_property("state_energies", atoms))[: self.n_states]
         return forces, energies
 
     def _try_hop(self) -> bool:
         if len(self._history) < 3:
             return False
         energies = np.array([h[0] for h in self._history])
-        candidates = [s for s in (self.state - 1, self.state + 1) if 0 <= s < self.nstates]
+        candidates = [s for s in (self.state - 1, self.state + 1) if 0 <= s < self.n_states]
         if self.prevent_back_hop:
             candidates = [s for s in candidates if s < self.state]
         probabilities = []
@@ -291,7 +297,7 @@ class SurfaceHopping(MolecularDynamics):
         energies_old = self._history[-1][0]
         coupling_old = self._couplings(atoms.get_momenta() / masses, self._nacs)
         forces, energies = self._verlet(forces)
-        nacs = np.asarray(atoms.calc.get_property("nacs", atoms))[: self.nstates, : self.nstates]
+        nacs = np.asarray(atoms.calc.get_property("nacs", atoms))[: self.n_states, : self.n_states]
         self._nacs = nacs = self._aligned(nacs)
         coupling = self._couplings(atoms.get_momenta() / masses, nacs)
         probabilities = self._propagate_amplitudes(energies_old, energies, coupling_old, coupling)
@@ -311,7 +317,7 @@ class SurfaceHopping(MolecularDynamics):
         k = self.state
         tau = self.dt / self.substeps
         c = self.coefficients
-        summed = np.zeros(self.nstates)
+        summed = np.zeros(self.n_states)
         staying = 1.0  # probability of no hop in any substep
         for j in range(self.substeps):
             f = (j + 0.5) / self.substeps
@@ -379,7 +385,7 @@ class SurfaceHopping(MolecularDynamics):
         kinetic = self.atoms.get_kinetic_energy()
         if kinetic <= 0.0 or abs(c[k]) == 0.0:
             return
-        others = np.arange(self.nstates) != k
+        others = np.arange(self.n_states) != k
         gaps = np.abs(energies[others] - energies[k])
         rates = gaps / (HBAR * (1.0 + self.decoherence / kinetic))
         c[others] *= np.exp(-rates * self.dt)

@@ -14,6 +14,8 @@ from ase import Atoms, units
 from ase.io import write
 from tqdm.auto import tqdm
 
+from ase_al.options import renames
+
 
 class SamplingResult(list):
     """The structures to label (a ``list[Atoms]``) plus how the trajectories went.
@@ -43,12 +45,13 @@ def _uncertain_structure(atoms_template, positions, momenta, uncertainty, time_f
     return atoms
 
 
+@renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
 def batch_md(
     model,
     initial_conditions: list[Atoms],
     uq_threshold: float,
-    maximum_propagation_time: float = 1000.0,
-    time_step: float = 0.5,
+    max_time_fs: float = 1000.0,
+    time_step_fs: float = 0.5,
     trajectory_dir: str | Path | None = None,
     dump_interval: int = 10,
     progress: bool | None = None,
@@ -58,13 +61,13 @@ def batch_md(
     Parameters
     ----------
     model
-        Has ``predict(images, forces=True, uncertainty=True)`` returning ``energies``,
+        Has ``predict(images, forces=True, uncertainty=True)`` returning ``energy``,
         ``forces`` and ``energy_uncertainty`` (e.g. a :class:`~ase_al.calculators.Committee`).
     initial_conditions : list of Atoms
         Positions (Å) and momenta, e.g. from :func:`ase_al.samplers.wigner`.
     uq_threshold : float
         eV; a structure with a larger ``energy_uncertainty`` stops its trajectory.
-    maximum_propagation_time, time_step : float
+    max_time_fs, time_step_fs : float
         fs.
     trajectory_dir : path, optional
         Write ``traj_K.traj`` per trajectory (every ``dump_interval`` steps, and the last frame).
@@ -75,8 +78,8 @@ def batch_md(
     masses = template.get_masses()[None, :, None]
     positions = np.array([a.positions for a in initial_conditions])
     momenta = np.array([a.get_momenta() for a in initial_conditions])
-    dt = time_step * units.fs
-    n_steps = int(round(maximum_propagation_time / time_step))
+    dt = time_step_fs * units.fs
+    n_steps = int(round(max_time_fs / time_step_fs))
     running = np.arange(n_traj)
     frames: list[list[Atoms]] = [[] for _ in range(n_traj)]
     selected: list[Atoms] = []
@@ -84,7 +87,7 @@ def batch_md(
     def evaluate(indices):
         images = [Atoms(template.numbers, positions=positions[i]) for i in indices]
         result = model.predict(images, forces=True, uncertainty=True)
-        return result["forces"], result["energy_uncertainty"], result["energies"]
+        return result["forces"], result["energy_uncertainty"], result["energy"]
 
     def record(indices, step, energies, uncertainty):
         if trajectory_dir is None or step % dump_interval:
@@ -92,7 +95,9 @@ def batch_md(
         for i, energy, u in zip(indices, energies, uncertainty, strict=True):
             frame = Atoms(template.numbers, positions=positions[i].copy())
             frame.set_momenta(momenta[i].copy())
-            frame.info.update(time_fs=step * time_step, energy=float(energy), uncertainty=float(u))
+            frame.info.update(
+                time_fs=step * time_step_fs, energy=float(energy), uncertainty=float(u)
+            )
             frames[i].append(frame)
 
     forces, uncertainty, energies = evaluate(running)
@@ -105,7 +110,7 @@ def batch_md(
             i = running[k]
             selected.append(
                 _uncertain_structure(
-                    template, positions[i], momenta[i], uncertainty[k], step * time_step, i
+                    template, positions[i], momenta[i], uncertainty[k], step * time_step_fs, i
                 )
             )
         keep = ~uncertain

@@ -15,6 +15,8 @@ from ase.io.trajectory import Trajectory
 from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
+from ase_al.io import storable
+from ase_al.options import renames
 from ase_al.samplers.batch_md import SamplingResult
 
 
@@ -35,12 +37,13 @@ def run_until_uncertain(dyn, steps: int, writer=None) -> bool:
     return False
 
 
+@renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
 def md(
     model: Calculator,
     initial_conditions: list[Atoms],
     uq_threshold: float,
-    maximum_propagation_time: float = 1000.0,
-    time_step: float = 0.5,
+    max_time_fs: float = 1000.0,
+    time_step_fs: float = 0.5,
     trajectory_dir: str | Path | None = None,
     dump_interval: int = 10,
     progress: bool | None = None,
@@ -51,7 +54,7 @@ def md(
     :class:`~ase_al.calculators.Committee`; times are in fs. Same arguments and result as
     :func:`~ase_al.samplers.batch_md`.
     """
-    n_steps = int(round(maximum_propagation_time / time_step))
+    n_steps = int(round(max_time_fs / time_step_fs))
     selected, n_certain = [], 0
     if trajectory_dir is not None:
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
@@ -59,11 +62,11 @@ def md(
     for index, start in enumerate(bar):
         atoms = start.copy()
         atoms.calc = model
-        dyn = VelocityVerlet(atoms, timestep=time_step * units.fs)
+        dyn = VelocityVerlet(atoms, timestep=time_step_fs * units.fs)
         traj = None
         if trajectory_dir is not None:
             traj = Trajectory(Path(trajectory_dir) / f"traj_{index}.traj", "w", atoms)
-            dyn.attach(traj.write, interval=dump_interval)
+            dyn.attach(lambda traj=traj, atoms=atoms: traj.write(storable(atoms)), dump_interval)
 
         def check(atoms=atoms, dyn=dyn, index=index):
             uncertainty = atoms.calc.get_property("energy_uncertainty", atoms)
@@ -71,7 +74,9 @@ def md(
                 found = atoms.copy()
                 found.calc = None
                 found.info.update(
-                    trajectory=index, time_fs=dyn.nsteps * time_step, uncertainty=float(uncertainty)
+                    trajectory=index,
+                    time_fs=dyn.nsteps * time_step_fs,
+                    uncertainty=float(uncertainty),
                 )
                 selected.append(found)
                 raise Uncertain

@@ -23,17 +23,20 @@ from ase import units
 from ase.io.trajectory import Trajectory
 from tqdm.auto import tqdm
 
+from ase_al.io import storable
+from ase_al.options import renames
 from ase_al.samplers.batch_md import SamplingResult
 from ase_al.samplers.md import Uncertain, run_until_uncertain
 
 
+@renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
 def surface_hopping(
     model,
     initial_conditions,
     uq_threshold,
     initial_state: int = 1,
-    maximum_propagation_time: float = 100.0,
-    time_step: float = 0.25,
+    max_time_fs: float = 100.0,
+    time_step_fs: float = 0.25,
     hop_threshold: float = 0.1,
     prevent_back_hop: bool = False,
     trajectory_dir: str | Path | None = None,
@@ -54,7 +57,7 @@ def surface_hopping(
         eV; per state, or one value for all.
     initial_state : int
         State every trajectory starts on (0 = ground state).
-    maximum_propagation_time, time_step : float
+    max_time_fs, time_step_fs : float
         fs.
     hop_threshold : float
         Largest accepted difference between the members' hopping probabilities.
@@ -81,7 +84,7 @@ def surface_hopping(
             "(e.g. MultiStateCommittee.physics_informed(main, aux))"
         )
     thresholds = np.broadcast_to(np.asarray(uq_threshold, float), (n_states,))
-    steps = int(round(maximum_propagation_time / time_step))
+    steps = int(round(max_time_fs / time_step_fs))
     selected, n_certain = [], 0
     if trajectory_dir is not None:
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
@@ -97,9 +100,9 @@ def surface_hopping(
         atoms.calc.parameters = copy.deepcopy(model.parameters)
         dyn = SurfaceHopping(
             atoms,
-            time_step * units.fs,
+            time_step_fs * units.fs,
             initial_state=initial_state,
-            nstates=n_states,
+            n_states=n_states,
             prevent_back_hop=prevent_back_hop,
             seed=seed + index,
         )
@@ -119,7 +122,7 @@ def surface_hopping(
             watched = [s for s in (dyn.state - 1, dyn.state, dyn.state + 1) if 0 <= s < n_states]
             if np.any(u[watched] > thresholds[watched]):
                 at = atoms.copy()
-                at.info.update(reason="energy", time_fs=dyn.nsteps * time_step)
+                at.info.update(reason="energy", time_fs=dyn.nsteps * time_step_fs)
                 found.append(at)
                 raise Uncertain
             previous[0] = atoms.copy()
@@ -127,7 +130,7 @@ def surface_hopping(
         writer = None
         if trajectory_dir is not None:
             writer = Trajectory(str(Path(trajectory_dir) / f"traj_{index}.traj"), "w", atoms)
-            dyn.attach(writer.write, interval=1)
+            dyn.attach(lambda writer=writer, atoms=atoms: writer.write(storable(atoms)), interval=1)
         dyn.attach(check, interval=1)
         run_until_uncertain(dyn, steps, writer)
         if found:

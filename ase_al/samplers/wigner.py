@@ -22,7 +22,7 @@ def _as_harmonic_analysis(vibrations) -> HarmonicAnalysis:
     if isinstance(vibrations, HarmonicAnalysis):
         return vibrations
     if isinstance(vibrations, VibrationsData):
-        return HarmonicAnalysis(vibrations.get_atoms(), vibrations.get_hessian_2d())
+        return HarmonicAnalysis.from_vibrations(vibrations)
     raise TypeError("vibrations must be the result of ase_al.freq or an ase VibrationsData")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from ase import units
 
 from ase_al.files import atomic_write
+from ase_al.options import renames
 
 #: speed of light in cm per fs
 C_CM_PER_FS = units._c * 100 * 1e-15
@@ -40,10 +41,11 @@ def harmonic_ir(vibrations, grid=None, fwhm: float = 20.0) -> tuple[np.ndarray, 
     return grid, lorentzian_spectrum(vibrations.frequencies, vibrations.ir_intensities, grid, fwhm)
 
 
+@renames(time_step="time_step_fs")
 def ir_from_dipoles(
-    dipoles: np.ndarray, time_step: float, grid=None, max_correlation_time: float | None = None
+    dipoles: np.ndarray, time_step_fs: float, grid=None, max_correlation_time: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Anharmonic IR spectrum from a dipole time series (e·Å) sampled every ``time_step`` fs.
+    """Anharmonic IR spectrum from a dipole time series (e·Å) sampled every ``time_step_fs`` fs.
 
     I(ν) ∝ |FT[⟨μ̇(0)·μ̇(t)⟩ · w(t)]|, with μ̇ by central differences and a Hann window w of
     length ``max_correlation_time`` (fs; default half the trajectory). Normalised to max 1.
@@ -51,10 +53,10 @@ def ir_from_dipoles(
     dipoles = np.asarray(dipoles, float)
     if dipoles.ndim != 2 or dipoles.shape[1] != 3 or len(dipoles) < 8:
         raise ValueError("dipoles must be a (T >= 8, 3) array")
-    derivative = np.gradient(dipoles, time_step, axis=0)
+    derivative = np.gradient(dipoles, time_step_fs, axis=0)
     derivative -= derivative.mean(axis=0)
     n = len(derivative)
-    lags = n // 2 if max_correlation_time is None else int(max_correlation_time / time_step)
+    lags = n // 2 if max_correlation_time is None else int(max_correlation_time / time_step_fs)
     lags = max(2, min(lags, n - 1))
     padded = np.fft.rfft(derivative, n=2 * n, axis=0)
     correlation = np.fft.irfft(np.sum(np.abs(padded) ** 2, axis=1), n=2 * n)[:lags]
@@ -63,7 +65,7 @@ def ir_from_dipoles(
     signal = correlation * window
     # cosine transform of the even correlation function: C(0) + 2 Σ_{t>0} C(t) cos(ωt)
     size = 16 * lags  # zero padding: a smooth curve on the output grid
-    frequencies = np.fft.rfftfreq(size, d=time_step)  # 1/fs
+    frequencies = np.fft.rfftfreq(size, d=time_step_fs)  # 1/fs
     spectrum = np.clip(2.0 * np.fft.rfft(signal, n=size).real - signal[0], 0.0, None)
     wavenumbers = frequencies / C_CM_PER_FS
     if grid is None:

@@ -30,20 +30,26 @@ from ase_al.calculators.kreg import KREG
 from ase_al.errors import ReferenceCalculationError
 from ase_al.executors import default_executor
 from ase_al.files import atomic_write
+from ase_al.options import renames
 from ase_al.simulations import equilibrium_and_modes
 from ase_al.spectra.nea import cross_section, wavelengths
 
 log = logging.getLogger("ase_al")
 
 
-def reference_excitations(reference, nstates: int, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
-    """(ΔE in eV, f) of ``nstates`` states for one structure (picklable for executors)."""
-    calc = methods(reference, nstates=nstates) if isinstance(reference, str) else reference
+def reference_excitations(
+    reference, n_excitations: int, atoms: Atoms
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ΔE in eV, f) of ``n_excitations`` states for one structure (picklable for executors)."""
+    if isinstance(reference, str):
+        calc = methods(reference, n_states=n_excitations + 1)
+    else:
+        calc = reference
     work = atoms.copy()
     work.calc = calc
     return (
-        np.asarray(calc.get_property("excitation_energies", work))[:nstates],
-        np.asarray(calc.get_property("oscillator_strengths", work))[:nstates],
+        np.asarray(calc.get_property("excitation_energies", work))[:n_excitations],
+        np.asarray(calc.get_property("oscillator_strengths", work))[:n_excitations],
     )
 
 
@@ -56,7 +62,7 @@ class MLNEA:
         Starting geometry (optimised with the ground state of the reference).
     reference : str
         Excited-state method, e.g. ``"TD-B3LYP/6-31G*"``, ``"TDA-PBE0/def2-SVP"``, ``"CIS/6-31G"``.
-    nstates : int
+    n_excitations : int
         Excited states in the spectrum.
     ensemble_size : int
         Wigner geometries whose ΔE and f the ML models predict.
@@ -80,7 +86,7 @@ class MLNEA:
     ensemble : path or list of Atoms, optional
         Your own nuclear ensemble (any multi-frame file ASE reads, same atoms as ``molecule``)
         instead of Wigner sampling; ``molecule`` is then taken as the equilibrium geometry.
-    qc_excitation_energies, qc_oscillator_strengths : arrays (N_qc, nstates), optional
+    qc_excitation_energies, qc_oscillator_strengths : arrays (N_qc, n_excitations), optional
         Excitation energies (eV) and oscillator strengths already computed (e.g. by another
         program) for the first N_qc geometries of ``ensemble``. With ``reference=None`` no QC
         calculation is run: the models learn from these points only (and no SPC is made).
@@ -89,11 +95,12 @@ class MLNEA:
         ``plotQCNEA``, ``plotQCSPC``).
     """
 
+    @renames(nstates="n_excitations")
     def __init__(
         self,
         molecule: Atoms,
         reference: str = "TD-B3LYP/6-31G*",
-        nstates: int = 3,
+        n_excitations: int = 3,
         ensemble_size: int = 50000,
         step: int = 50,
         max_points: int = 1000,
@@ -113,9 +120,9 @@ class MLNEA:
         self.molecule = molecule.copy()
         self.reference = reference
         if reference is not None:
-            methods(reference, nstates=nstates)  # an unknown method fails here
+            methods(reference, n_states=n_excitations + 1)  # an unknown method fails here
         self.user_ensemble = self._read_ensemble(ensemble) if ensemble is not None else None
-        self.user_qc = self._user_qc(qc_excitation_energies, qc_oscillator_strengths, nstates)
+        self.user_qc = self._user_qc(qc_excitation_energies, qc_oscillator_strengths, n_excitations)
         if reference is None and not self.user_qc:
             raise ValueError(
                 "without a reference method, give qc_excitation_energies and "
@@ -125,7 +132,7 @@ class MLNEA:
             raise ValueError("QC data of your own need the ensemble they belong to (ensemble=)")
         self.plot_qcnea = plot_qcnea
         self.plot_spc = plot_spc
-        self.nstates = nstates
+        self.n_excitations = n_excitations
         self.ensemble_size = ensemble_size
         self.step = step
         self.max_points = max_points
@@ -157,25 +164,29 @@ class MLNEA:
                 )
         return np.array([a.positions for a in frames])
 
-    def _user_qc(self, energies, strengths, nstates) -> dict:
+    def _user_qc(self, energies, strengths, n_excitations) -> dict:
         if energies is None and strengths is None:
             return {}
         energies = np.asarray(energies, float).reshape(len(energies), -1)
         strengths = np.asarray(strengths, float).reshape(len(strengths), -1)
-        if energies.shape != strengths.shape or energies.shape[1] < nstates:
+        if energies.shape != strengths.shape or energies.shape[1] < n_excitations:
             raise ValueError(
                 "qc_excitation_energies and qc_oscillator_strengths must both be "
-                f"(N_qc, >= nstates={nstates}) arrays, got {energies.shape} and {strengths.shape}"
+                f"(N_qc, >= n_excitations={n_excitations}) arrays, got {energies.shape} and "
+                f"{strengths.shape}"
             )
         if self.user_ensemble is not None and len(energies) > len(self.user_ensemble):
             raise ValueError("more QC points than ensemble geometries")
-        return {i: (energies[i, :nstates], strengths[i, :nstates]) for i in range(len(energies))}
+        return {
+            i: (energies[i, :n_excitations], strengths[i, :n_excitations])
+            for i in range(len(energies))
+        }
 
     def _equilibrium(self):
         if self.user_ensemble is not None:
             return self.molecule.copy(), None
         calc = methods(self.reference)  # its ground state: energy, forces, Hessian
-        calc.set(nstates=0)
+        calc.set(nstates=0)  # PySCF's own count of excited roots
         return equilibrium_and_modes(self.molecule, calc, self.workdir)
 
     def _ensemble(self, eq, vibrations) -> np.ndarray:
@@ -201,7 +212,7 @@ class MLNEA:
             executor.submit(
                 reference_excitations,
                 self.reference,
-                self.nstates,
+                self.n_excitations,
                 Atoms(eq.numbers, positions=positions[i]),
             ): i
             for i in todo
@@ -226,8 +237,12 @@ class MLNEA:
             np.savez(
                 handle,
                 indices=np.array(done, dtype=int),
-                excitation_energies=np.array([qc[i][0] for i in done]).reshape(-1, self.nstates),
-                oscillator_strengths=np.array([qc[i][1] for i in done]).reshape(-1, self.nstates),
+                excitation_energies=np.array([qc[i][0] for i in done]).reshape(
+                    -1, self.n_excitations
+                ),
+                oscillator_strengths=np.array([qc[i][1] for i in done]).reshape(
+                    -1, self.n_excitations
+                ),
                 failed=np.array(failed, dtype=int),
             )
 
@@ -261,7 +276,7 @@ class MLNEA:
         f = np.array([qc[i][1] for i in done])
         models, errors = [], []
         for quantity in (de, f):
-            for n in range(self.nstates):
+            for n in range(self.n_excitations):
                 model = KREG(equilibrium=eq).train(images, targets=quantity[:, n], progress=False)
                 models.append(model)
                 errors.append(model.validation_rmse)
@@ -329,10 +344,10 @@ class MLNEA:
             n_requested = min(n_requested + self.step, limit)
         ensemble = [Atoms(eq.numbers, positions=p) for p in positions]
         started = time.perf_counter()
-        predictions = np.array([m.predict(ensemble, forces=False)["energies"] for m in models])
+        predictions = np.array([m.predict(ensemble, forces=False)["energy"] for m in models])
         timings["prediction"] = time.perf_counter() - started
-        de_ml = predictions[: self.nstates].T
-        f_ml = np.clip(predictions[self.nstates :].T, 0.0, None)  # f ≥ 0 physically
+        de_ml = predictions[: self.n_excitations].T
+        f_ml = np.clip(predictions[self.n_excitations :].T, 0.0, None)  # f ≥ 0 physically
         if energies_grid is None:
             energies_grid = np.linspace(max(de_ml.min() - 1.0, 0.1), de_ml.max() + 1.0, 1000)
         done = sorted(i for i, v in subset.items() if v is not None)
@@ -340,7 +355,7 @@ class MLNEA:
         f_qc = np.array([qc[i][1] for i in done])
         spc = None
         if self.reference is not None:
-            de_eq, f_eq = reference_excitations(self.reference, self.nstates, eq)
+            de_eq, f_eq = reference_excitations(self.reference, self.n_excitations, eq)
             spc = cross_section(de_eq, f_eq, energies_grid, self.spc_delta)
         result = {
             "spc_cross_section": spc,
@@ -379,7 +394,7 @@ class MLNEA:
                         "history": result["history"],
                         "converged": result["converged"],
                         "reference": self.reference,
-                        "nstates": self.nstates,
+                        "n_excitations": self.n_excitations,
                         "ensemble_size": len(self.user_ensemble)
                         if self.user_ensemble is not None
                         else self.ensemble_size,
@@ -400,7 +415,7 @@ class MLNEA:
             )
         if self.plot_spc and result["spc_cross_section"] is not None:
             ax.plot(result["energies"], result["spc_cross_section"], ":", label="SPC")
-        title = f"{self.reference or 'user QC data'}, {self.nstates} states"
+        title = f"{self.reference or 'user QC data'}, {self.n_excitations} states"
         ax.set(xlabel="E / eV", ylabel="σ / Å²", title=title)
         ax.legend()
         fig.tight_layout()

@@ -1,0 +1,108 @@
+"""What a trainable model is, declared once: :class:`TrainableModel`.
+
+Every trainable model of ase-al (KREG, ANI, MACE, Committee, Composite, MultiState,
+KREGDipole) derives from it, and so can a user's own model; the active learner relies on
+this contract and on nothing else, and ``tests/test_model_contract.py`` checks every model
+against it. The contract:
+
+- **hyperparameters in** ``__init__`` (scikit-learn's habit), learned state set by
+  :meth:`~TrainableModel.train` only; unknown keywords are a ``TypeError``;
+- ``train(images, *, forces=True) -> self``: images are ``Atoms`` carrying reference
+  results (e.g. a ``SinglePointCalculator``); ``forces=False`` fits energies only;
+- ``predict(images, *, forces=True) -> dict``: ase-al's result names with a leading batch
+  axis (``energy`` (P,) eV, ``forces`` (P, N, 3) eV/Å, ...; :mod:`ase_al.io`);
+- it is an ASE calculator with the same results for one structure;
+- ``save(path)`` / ``load(path)`` (classmethod) reproduce the predictions; the file or
+  folder name ends in :attr:`~TrainableModel.file_extension`;
+- ``clone()``: an untrained model with the same settings;
+- it pickles (worker processes, ``copy.deepcopy``);
+- before training or loading, ``predict``/``save`` raise
+  :class:`~ase_al.errors.NotTrainedError`; structures with other elements (or, for
+  models tied to one molecule, another atom order) raise a ``ValueError`` naming them.
+
+Optional, with defaults here: ``validation_rmse`` (eV, a held-out error the training
+measured, else None), ``hyperparameters`` (the chosen ones, to reuse), ``uses_equilibrium``
+(the model takes an ``equilibrium=`` reference geometry, as KREG's RE descriptor does),
+``seed`` (networks: a different initialisation per committee member).
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import functools
+from pathlib import Path
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from ase_al.options import StrictParameters
+
+
+class TrainableModel(StrictParameters, Calculator, abc.ABC):
+    """Base of every trainable model (see the module docstring for the contract)."""
+
+    #: the suffix of what :meth:`save` writes ("" for a folder)
+    file_extension = ".npz"
+    #: whether the constructor takes ``equilibrium=`` (a reference geometry)
+    uses_equilibrium = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if "_settings" not in self.__dict__:  # the outermost constructor's arguments
+                self.__dict__["_settings"] = (tuple(args), dict(kw))
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    # -- the contract ------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def is_trained(self) -> bool:
+        """True once :meth:`train` or :meth:`load` has set the learned state."""
+
+    @abc.abstractmethod
+    def train(self, images: list[Atoms], *, forces: bool = True) -> TrainableModel:
+        """Fit to ``images`` (reference energies and, with ``forces``, forces); returns self."""
+
+    @abc.abstractmethod
+    def predict(self, images: list[Atoms], *, forces: bool = True) -> dict:
+        """Batched results (:mod:`ase_al.io` names with a leading batch axis)."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write the trained model to ``path``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path) -> TrainableModel:
+        """A model written by :meth:`save`."""
+
+    def clone(self) -> TrainableModel:
+        """An untrained model with the same settings (the constructor's arguments)."""
+        args, kwargs = self.__dict__.get("_settings", ((), {}))
+        return type(self)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+
+    # -- optional, with defaults -------------------------------------------------------
+    #: held-out energy RMSE (eV) measured while training, if the training measured one
+    validation_rmse: float | None = None
+
+    @property
+    def hyperparameters(self) -> dict:
+        """The hyperparameters in use (after training: the chosen ones), to reuse elsewhere."""
+        return {}
+
+
+def is_trainable(model) -> bool:
+    """True for a :class:`TrainableModel` class or instance."""
+    cls = model if isinstance(model, type) else type(model)
+    return issubclass(cls, TrainableModel)
+
+
+__all__ = ["TrainableModel", "is_trainable"]
