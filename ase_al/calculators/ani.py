@@ -56,6 +56,8 @@ class ANI(TorchPotential):
         See :class:`~ase_al.calculators._torch.TorchPotential`. Defaults here: float32,
         learning rate 3e-3, force weight 0.1.
 
+    Notes
+    -----
     Results: ``energy`` (eV), ``forces`` (eV/Å) and, for a pretrained ensemble (e.g. ANI-1x's
     8 networks), ``energy_uncertainty`` (eV): the standard deviation over its members.
     """

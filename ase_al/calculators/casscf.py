@@ -39,6 +39,8 @@ class SACASSCF(PySCF):
     charge, multiplicity, conv_tol, max_cycle, threads :
         As for :class:`~ase_al.calculators.pyscf.PySCF` (multiplicity of the RHF reference).
 
+    Notes
+    -----
     Results: ``state_energies`` (nstates + 1, eV), ``energy`` and ``forces`` of the current state,
     ``state_forces`` (nstates + 1, N, 3) eV/Å, ``nacs`` (n, n, N, 3) 1/Å (antisymmetric).
     The orbitals of the previous geometry are projected onto the next as its starting guess,

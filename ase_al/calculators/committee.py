@@ -75,6 +75,8 @@ class Committee(TrainableModel):
         An untrained committee is a recipe the :class:`~ase_al.ActiveLearner` accepts as
         ``model``: every iteration trains a fresh copy of it.
 
+    Notes
+    -----
     Results: ``energy`` (eV), ``forces`` (eV/Å), ``energy_uncertainty`` (eV) and
     ``forces_uncertainty`` (eV/Å, per atom and component).
     """

@@ -55,6 +55,8 @@ class Composite(TrainableModel):
         Fraction of the training structures each correction sees (1.0: all, seeds differ).
     seed : int
 
+    Notes
+    -----
     Results: ``energy`` (eV), ``forces`` (eV/Å) and, with two or more corrections,
     ``energy_uncertainty`` (eV): the standard deviation of the corrections' energies.
     """

@@ -35,6 +35,8 @@ class KREGDipole(TrainableModel):
     charge : int
         Total molecular charge Q (the charges add up to it).
 
+    Notes
+    -----
     Results: ``dipole`` (3,) in e·Å, ``charges`` (N,) in e.
     """
 

@@ -161,6 +161,8 @@ class KREG(TrainableModel):
     equilibrium : Atoms, optional
         Reference geometry of the RE descriptor; default: the lowest-energy training structure.
 
+    Notes
+    -----
     Results: ``energy`` (eV), ``forces`` (eV/Å), and for models trained on energies only the
     Gaussian-process posterior standard deviation ``energy_uncertainty`` (eV).
     """

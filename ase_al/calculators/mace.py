@@ -85,6 +85,8 @@ class MACE(TorchPotential):
         ``threads`` and training settings of
         :class:`~ase_al.calculators._torch.TorchPotential` (learning rate default 0.01).
 
+    Notes
+    -----
     Results: ``energy`` (eV), ``forces`` (eV/Å).
     """
 

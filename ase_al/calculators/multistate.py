@@ -91,8 +91,12 @@ class MultiState(_CurrentState, TrainableModel):
         Number of states including the ground state.
     model_kwargs : dict, optional
         Settings for every per-state model.
-    current_state : int
-        State whose energy and forces are ``energy`` and ``forces`` (0 = ground).
+
+    Notes
+    -----
+    The calculator parameter ``current_state`` (default 0, the ground state; set it with
+    ``calc.set(current_state=k)``) is the state whose energy and forces are ``energy`` and
+    ``forces``.
     """
 
     implemented_properties = ["energy", "forces", "state_energies", "state_forces"]

@@ -32,6 +32,8 @@ class TullySimpleAvoidedCrossing(StrictParameters, Calculator):
     Parameters (atomic units, as in Tully's paper): ``A``, ``B``, ``C``, ``D``;
     ``current_state`` (0 lower, 1 upper adiabatic state).
 
+    Notes
+    -----
     Results: ``state_energies`` (2,) eV, ``energy`` and ``forces`` of the current state (eV/Å, along
     x only), ``state_forces`` (2, 1, 3) and ``nacs`` (2, 2, 1, 3), the derivative couplings
     d_kl = ⟨k|∂/∂R l⟩ in 1/Å (antisymmetric, with a sign that is continuous in x).
@@ -106,6 +108,8 @@ class TriatomicAvoidedCrossing(StrictParameters, Calculator):
     diabats cross at r ≈ 1.13 Å (gap 2c), which a molecule excited to S₁ passes on its first
     stretch, so surface hopping has hops of intermediate probability to make.
 
+    Notes
+    -----
     Results: ``state_energies`` (2,) eV, ``state_forces`` (2, 3, 3) eV/Å, and ``energy`` and
     ``forces`` of ``current_state``. Atom 0 is the central atom.
     """
