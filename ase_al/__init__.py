@@ -17,6 +17,12 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _EXPORTS = {
     "ActiveLearner": "ase_al.active_learning",
+    "ALRun": "ase_al.active_learning",
+    "InitialData": "ase_al.active_learning",
+    "Sampling": "ase_al.active_learning",
+    "Selection": "ase_al.active_learning",
+    "Uncertainty": "ase_al.active_learning",
+    "Equilibrium": "ase_al.active_learning",
     "al": "ase_al.mlatom_compat",
     "available": "ase_al.calculators",
     "methods": "ase_al.calculators",

@@ -17,6 +17,10 @@ the literal lines), keywords are case-insensitive. One keyword names the task (`
 Bad input exits with code 2 and one line saying what is wrong.
 """
 
+# Longer than most modules (the docstring above is the --help text): one table of tasks and
+# options, the parser and one short runner per task, kept together so that a task and its
+# options are read side by side.
+
 from __future__ import annotations
 
 import difflib
@@ -431,28 +435,34 @@ def run_md(atoms, o):
 
 
 def run_al(atoms, o):
-    from ase_al.active_learning import ActiveLearner
+    from ase_al.active_learning import (
+        ActiveLearner,
+        InitialData,
+        Sampling,
+        Selection,
+        Uncertainty,
+    )
 
     ActiveLearner(
         atoms,
         o["method"],
         model=o["ml_model"],
         workdir=o["working_directory"],
-        temperature=o["temperature"],
-        init_batch=o["init_batch"],
-        max_init_points=o["max_init_points"],
-        new_points=o["new_points"],
-        min_new_points=o["min_new_points"],
-        fill_new_points=o["fill_new_points"],
-        max_iterations=o["max_iterations"],
-        uq_threshold=o["uq_threshold"],
-        sampler=o["sampler"],
+        initial_data=InitialData(batch=o["init_batch"], max_points=o["max_init_points"]),
+        sampling=Sampling(
+            sampler=o["sampler"],
+            n_trajectories=o["number_of_trajectories"],
+            temperature=o["temperature"],
+            options={"max_time_fs": o["maximum_propagation_time"], "time_step_fs": o["time_step"]},
+        ),
+        selection=Selection(
+            new_points=o["new_points"],
+            min_new_points=o["min_new_points"],
+            fill=o["fill_new_points"],
+            max_iterations=o["max_iterations"],
+        ),
+        uncertainty=Uncertainty(threshold=o["uq_threshold"]),
         seed=o["seed"],
-        sampler_kwargs={
-            "n_trajectories": o["number_of_trajectories"],
-            "max_time_fs": o["maximum_propagation_time"],
-            "time_step_fs": o["time_step"],
-        },
     ).run()
 
 

@@ -35,29 +35,29 @@ AL_KEYWORDS: dict[str, tuple[str, str]] = {
     "ml_model_type": ("model", "as ml_model"),
     "ml_model_kwargs": ("model_kwargs", "the model class's own parameters"),
     "ml_models_kwargs": ("model_kwargs", "as ml_model_kwargs"),
-    "sampler": ("sampler", "'batch_md', 'md', 'wigner', 'lzsh' -> 'surface_hopping', callable"),
-    "sampler_kwargs": ("sampler_kwargs", "translated by the sampler table"),
+    "sampler": ("Sampling.sampler", "'batch_md', 'md', 'wigner', 'lzsh' -> 'surface_hopping'"),
+    "sampler_kwargs": ("Sampling", "translated by the sampler table"),
     "initdata_sampler": (
-        "initial_data",
+        "InitialData.structures",
         "'wigner' (default: Wigner batches grown by the learning-curve rule) or a callable "
         "f(**initdata_sampler_kwargs) -> list[Atoms], which are labelled as the initial data",
     ),
     "initdata_sampler_kwargs": (
-        "init_batch, init_temperature",
-        "number_of_initial_conditions -> init_batch (structures per batch), "
-        "initial_temperature -> init_temperature (K), molecule -> molecule",
+        "InitialData.batch, .temperature",
+        "number_of_initial_conditions: structures per batch; initial_temperature: K; "
+        "molecule: the run's molecule",
     ),
     "initial_points_refinement": (
-        "max_init_points",
+        "InitialData.max_points",
         "'cross-validation' or 'validation': batches until the learning curve flattens "
-        "(ase-al's rule); 'one-shot': one batch (max_init_points = init_batch)",
+        "(ase-al's rule); 'one-shot': one batch (max_points = batch)",
     ),
-    "init_RMSE_threshold": ("init_rmse", "Hartree -> eV"),
-    "initial_dataset": ("initial_data", "a list of Atoms or an ASE database path"),
-    "new_points": ("new_points", "same meaning"),
-    "min_new_points": ("min_new_points", "same meaning"),
-    "max_iterations": ("max_iterations", "same meaning"),
-    "validation_set_fraction": ("validation_fraction", "same meaning"),
+    "init_RMSE_threshold": ("InitialData.rmse", "Hartree -> eV"),
+    "initial_dataset": ("InitialData.structures", "a list of Atoms or an ASE database path"),
+    "new_points": ("Selection.new_points", "same meaning"),
+    "min_new_points": ("Selection.min_new_points", "same meaning"),
+    "max_iterations": ("Selection.max_iterations", "same meaning"),
+    "validation_set_fraction": ("Uncertainty.validation_fraction", "same meaning"),
     "working_directory": ("workdir", "the run's folder (MLatom: the current folder)"),
     "job_name": ("workdir", "the run's folder, when working_directory is not given"),
     "label_nthreads": ("executor", "a local pool with this many worker processes"),
@@ -67,15 +67,18 @@ AL_KEYWORDS: dict[str, tuple[str, str]] = {
 #: MLatom's ``sampler_kwargs`` keyword -> (ase-al's name, what changes on the way)
 SAMPLER_KEYWORDS: dict[str, tuple[str, str]] = {
     "initcond_sampler": (
-        "initial_conditions",
+        "Sampling.initial_conditions",
         "'wigner' (default), a list of Atoms with momenta (used every iteration), or a "
         "callable f(**initcond_sampler_kwargs) -> list[Atoms] with momenta",
     ),
-    "initcond_sampler_kwargs": ("temperature, n_trajectories", "see the next table"),
-    "maximum_propagation_time": ("sampler_kwargs['max_time_fs']", "fs, same"),
-    "time_step": ("sampler_kwargs['time_step_fs']", "fs, same"),
-    "uq_threshold": ("uq_threshold", "Hartree -> eV (× 27.211386); fixed for the whole run"),
-    "number_of_trajectories": ("sampler_kwargs['n_trajectories']", "same meaning"),
+    "initcond_sampler_kwargs": ("Sampling.temperature, .n_trajectories", "see the next table"),
+    "maximum_propagation_time": ("Sampling.options['max_time_fs']", "fs, same"),
+    "time_step": ("Sampling.options['time_step_fs']", "fs, same"),
+    "uq_threshold": (
+        "Uncertainty.threshold",
+        "Hartree -> eV (× 27.211386); fixed for the whole run",
+    ),
+    "number_of_trajectories": ("Sampling.n_trajectories", "same meaning"),
     "nthreads": ("executor", "as label_nthreads"),
 }
 
@@ -84,10 +87,10 @@ INITIAL_CONDITION_KEYWORDS: dict[str, tuple[str, str]] = {
     "molecule": ("molecule", "the equilibrium to sample around: must be the run's molecule"),
     "generation_method": ("", "'wigner' only"),
     "number_of_initial_conditions": (
-        "n_trajectories / init_batch",
+        "Sampling.n_trajectories / InitialData.batch",
         "trajectories per iteration (initcond) or structures per initial batch (initdata)",
     ),
-    "initial_temperature": ("temperature / init_temperature", "K, same"),
+    "initial_temperature": ("Sampling.temperature / InitialData.temperature", "K, same"),
     "use_hessian": ("", "accepted: ase-al's Wigner sampling always uses the Hessian's modes"),
     "random_seed": ("seed", "the learner's seed"),
 }
@@ -179,8 +182,11 @@ def translate(kwargs: dict) -> dict:
     """ActiveLearner keyword arguments for MLatom-style ``ml.al`` keyword arguments
     (ase-al's own names pass through). Raises before any work on anything unknown."""
     from ase_al.active_learning import ActiveLearner
+    from ase_al.active_learning.settings import LEGACY
 
-    learner_names = set(keyword_names(ActiveLearner.__init__)) - {"self"}
+    # ase-al's own names: the learner's parameters and its first-release flat keywords
+    learner_names = set(keyword_names(ActiveLearner.__init__)) - {"self", "legacy"}
+    learner_names |= set(LEGACY) | {"sampler_kwargs", "model_kwargs"}
     kwargs = dict(kwargs)
     for name in kwargs:
         if name in NOT_SUPPORTED:
@@ -374,7 +380,16 @@ def al(molecule: Atoms | None = None, reference_method=None, ml_model="KREG", **
             "al() needs molecule (or initdata_sampler_kwargs['molecule']): the equilibrium "
             "geometry to sample around"
         )
-    return ActiveLearner(**options).run()
+    from ase_al.active_learning.settings import KINDS, LEGACY, from_keywords
+
+    flat = {k: options.pop(k) for k in list(options) if k in LEGACY or k == "sampler_kwargs"}
+    flat["model_kwargs"] = options.pop("model_kwargs", {})
+    if "initial_data" in options:
+        flat["initial_data"] = options.pop("initial_data")
+    model_kwargs = flat.pop("model_kwargs") or {}
+    objects = from_keywords({}, flat, warn=False)  # MLatom's vocabulary is not deprecated
+    learner = ActiveLearner(**options, **{k: objects[k] for k in KINDS}, model_kwargs=model_kwargs)
+    return learner.run()
 
 
 __all__ = ["AL_KEYWORDS", "INITIAL_CONDITION_KEYWORDS", "SAMPLER_KEYWORDS", "al", "translate"]

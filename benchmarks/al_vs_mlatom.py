@@ -50,6 +50,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _results import write_result
 from _stopwatch import stopwatch
 from ase import units
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -58,7 +59,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.units import Hartree
 
 import ase_al
-from ase_al import ActiveLearner
+from ase_al import ActiveLearner, ALRun, InitialData, Sampling, Selection, Uncertainty
 from ase_al.samplers import wigner
 
 HERE = Path(__file__).resolve().parent
@@ -203,34 +204,35 @@ def run_ours(args, work, start):
         "GFN2-xTB",
         model="KREG",
         workdir=work / "ase_al",
-        sampler="batch_md",
-        sampler_kwargs={
-            "n_trajectories": args.trajectories,
-            "max_time_fs": args.time,
-            "time_step_fs": args.step,
-        },
-        new_points=args.trajectories,
-        min_new_points=5,
-        fill_new_points=args.fill_new_points,
-        **({"selection": "farthest", "pool_factor": 2.0} if args.farthest else {}),
-        max_iterations=args.max_iterations,
-        uq_threshold=args.uq_threshold,
-        **(
-            {"init_batch": args.init_points, "max_init_points": args.init_points}
+        initial_data=(
+            InitialData(batch=args.init_points, max_points=args.init_points)
             if args.init_points
-            else {}
+            else None
         ),
+        sampling=Sampling(
+            sampler="batch_md",
+            n_trajectories=args.trajectories,
+            options={"max_time_fs": args.time, "time_step_fs": args.step},
+        ),
+        selection=Selection(
+            new_points=args.trajectories,
+            min_new_points=5,
+            fill=args.fill_new_points,
+            max_iterations=args.max_iterations,
+            **({"method": "farthest", "pool_factor": 2.0} if args.farthest else {}),
+        ),
+        uncertainty=Uncertainty(threshold=args.uq_threshold),
         seed=args.seed,
         progress=False,
     )
     learner.run()
     wall = elapsed()
-    state = learner._state()
+    run = ALRun(work / "ase_al")
     ours = {
         "wall_s": wall,
-        "labels": len(learner.labelled()),
-        "iterations": len(state["iterations"]),
-        "converged": bool(state.get("converged")),
+        "labels": len(run.labelled()),
+        "iterations": len(run.history),
+        "converged": run.converged,
     }
     (work / "ase-al.json").write_text(json.dumps(ours))
 
@@ -398,6 +400,19 @@ def report(args, work, tests):
                         f"E RMSE {e_fit['energy_rmse'] / e_peer['energy_rmse']:.3f}, "
                         f"F RMSE {e_fit['force_rmse'] / e_peer['force_rmse']:.3f}"
                     )
+    write_result(
+        "al_vs_mlatom" + (f"_seed{args.seed}" if args.seed else ""),
+        {
+            "task": (
+                f"ethanol, GFN2-xTB, KREG; {args.trajectories} trajectories x {args.time:g} fs, "
+                f"{args.step:g} fs steps, max {args.max_iterations} iterations"
+            ),
+            "units": "wall s; RMSE in eV and eV/Å",
+            "runs": rows,
+            "test_sets": tests,
+        },
+        peer={"name": "MLatom", "version": "3.25.5", "measured": "MLatom" in rows},
+    )
     if "ase-al" in rows and "MLatom" in rows:
         ours, peer = rows["ase-al"], rows["MLatom"]
         print(

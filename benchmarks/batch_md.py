@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from ase.io import read
 
 from ase_al.calculators import ANI, KREG, Committee
 from ase_al.samplers import batch_md, md
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_result  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "ethanol_gfn2.extxyz"
@@ -100,6 +104,19 @@ def main():
             f"({args.peer_steps} steps, one model)"
         )
     print(f"ratio batch_md / per-trajectory loop: {batch_rate / loop_rate:.1f} (target >= 5)")
+    write_result(
+        f"batch_md_{args.model.lower()}",
+        {
+            "units": "trajectory-steps per second",
+            "n_trajectories": args.trajectories,
+            "batch_md": batch_rate,
+            "ase_velocity_verlet_loop": loop_rate,
+            "mlatom_md_parallel": peer,
+            "ratio_batch_md_to_loop": batch_rate / loop_rate,
+            "ratio_batch_md_to_mlatom": None if peer is None else batch_rate / peer,
+        },
+        peer=None if peer is None else {"name": "MLatom", "version": "3.25.5"},
+    )
     if peer is not None:
         print(f"ratio batch_md / MLatom md_parallel: {batch_rate / peer:.1f}")
     elif args.model != "KREG":

@@ -23,6 +23,9 @@ from ase.io import read
 
 from ase_al.calculators import KREG
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_result  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "ethanol_gfn2.extxyz"
 KCAL = 23.060548  # kcal/mol per eV
@@ -78,9 +81,10 @@ def main():
         f"{'E RMSE/(kcal/mol)':>17} {'F RMSE/(kcal/mol/Å)':>19} {'sigma':>7} {'lambda':>8}"
     )
     print(header)
-    ratios = []
+    ratios, runs = [], []
     for n in args.sizes:
         rows = {"ase-al": ours(frames, order, n), "MLatom": peer(args.peer_python, n)}
+        runs.append({"n_train": n, **rows})
         for code, r in rows.items():
             print(
                 f"{n:5d} {code:>7} {r['train_s']:14.2f} {r['predict_s']:14.2f} "
@@ -94,6 +98,18 @@ def main():
     print("\nratios ase-al / MLatom (target: time <= 0.33, energy RMSE <= 1)")
     for n, t, e, f in ratios:
         print(f"N={n:5d}: time {t:.3f}  energy RMSE {e:.3f}  force RMSE {f:.3f}")
+    write_result(
+        "kreg_vs_mlatom",
+        {
+            "units": "s; RMSE in eV and eV/Å",
+            "runs": runs,
+            "ratios": [
+                {"n_train": n, "time": t, "energy_rmse": e, "force_rmse": f}
+                for n, t, e, f in ratios
+            ],
+        },
+        peer={"name": "MLatom", "version": "3.25.5", "python": args.peer_python},
+    )
 
 
 if __name__ == "__main__":

@@ -23,16 +23,13 @@ settings = {"max_epochs": 60 if fast else 500}
 pair = ase_al.ActiveLearner(
     molecule("CH3CH2OH"),
     reference="GFN2-xTB",
-    model=model,
-    model_kwargs=settings,
+    model=ase_al.calculators.model_class(model)(**settings),  # ANI(max_epochs=...) or MACE
     workdir=workdir,
-    init_batch=50,
-    max_init_points=100 if fast else 1000,
-    max_iterations=1 if fast else 20,
-    sampler_kwargs={
-        "n_trajectories": 20 if fast else 100,
-        "max_time_fs": 100.0 if fast else 1000.0,
-    },
+    initial_data=ase_al.InitialData(batch=50, max_points=100 if fast else 1000),
+    sampling=ase_al.Sampling(
+        n_trajectories=20 if fast else 100, options={"max_time_fs": 100.0 if fast else 1000.0}
+    ),
+    selection=ase_al.Selection(max_iterations=1 if fast else 20),
 ).run()
 
 main_model = pair.members[0]

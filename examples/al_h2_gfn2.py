@@ -21,8 +21,11 @@ pair = ase_al.ActiveLearner(
     reference="GFN2-xTB",
     model="KREG",
     workdir=workdir,
-    sampler="batch_md",
-    sampler_kwargs={"n_trajectories": 100, "max_time_fs": 300.0, "time_step_fs": 0.5},
+    sampling=ase_al.Sampling(
+        sampler="batch_md",
+        n_trajectories=100,
+        options={"max_time_fs": 300.0, "time_step_fs": 0.5},
+    ),
 ).run()
 
 main_model = pair.members[0]
@@ -31,7 +34,7 @@ eq_ref = read(f"{workdir}/equilibrium.traj")
 eq_ml = ase_al.optimize_geometry(eq_ref, main_model, fmax=1e-4)
 nu_ref = ase_al.freq(eq_ref, reference).frequencies[0]
 nu_ml = ase_al.freq(eq_ml, main_model).frequencies[0]
-n_labels = len(ase_al.ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=workdir).labelled())
+n_labels = len(ase_al.ALRun(workdir).labelled())
 print(f"reference calculations: {n_labels}")
 print(f"r(H-H): GFN2-xTB {eq_ref.get_distance(0, 1):.4f} Å, KREG {eq_ml.get_distance(0, 1):.4f} Å")
 print(

@@ -52,11 +52,11 @@ print(
     f"forces {np.sqrt(np.mean((xtb_f - forces) ** 2)):.3f} eV/Å"
 )
 print(
-    f"  composite ({correction:4})      relative energies {relative(ours['energies']):7.1f}"
+    f"  composite ({correction:4})      relative energies {relative(ours['energy']):7.1f}"
     f" meV, forces {np.sqrt(np.mean((ours['forces'] - forces) ** 2)):.3f} eV/Å"
 )
 print(
     f"  composite absolute energy RMSE "
-    f"{1000 * np.sqrt(np.mean((ours['energies'] - energies) ** 2)):.1f} meV; "
+    f"{1000 * np.sqrt(np.mean((ours['energy'] - energies) ** 2)):.1f} meV; "
     f"mean uncertainty {1000 * ours['energy_uncertainty'].mean():.1f} meV"
 )

@@ -12,9 +12,7 @@ first reference calculation (the table: ``ase_al.mlatom_compat.keyword_table()``
 Reference calculations run in worker processes that do not re-run this script.
 """
 
-import json
 import sys
-from pathlib import Path
 
 from ase import Atoms
 
@@ -54,8 +52,8 @@ model = ml.al(
     working_directory=workdir,
 )
 
-run = json.loads(Path(workdir, "state.json").read_text())
-print(f"iterations: {len(run['iterations'])}, converged: {run['converged']}")
+run = ml.ALRun(workdir)
+print(f"iterations: {len(run.history)}, converged: {run.converged}")
 main = model.members[0]
 eq_ml = ml.optimize_geometry(optmol, main, fmax=1e-4)
 nu_ml = ml.freq(eq_ml, main).frequencies[0]

@@ -14,7 +14,7 @@ from ase import Atoms, units
 from ase.build import molecule
 
 import ase_al
-from ase_al import ActiveLearner
+from ase_al import ActiveLearner, Equilibrium, InitialData, Sampling, Selection, Uncertainty
 from ase_al.mlatom_compat import translate
 from ase_al.simulations import HarmonicAnalysis
 
@@ -49,10 +49,9 @@ ase_al.ActiveLearner(
     reference=PidRecordingXTB(),
     model="KREG",
     workdir=out / "al",
-    init_batch=20,
-    max_init_points=40,
-    uq_threshold=0.001,
-    sampler_kwargs={"n_trajectories": 20, "max_time_fs": 50.0},
+    initial_data=ase_al.InitialData(batch=20, max_points=40),
+    uncertainty=ase_al.Uncertainty(threshold=0.001),
+    sampling=ase_al.Sampling(n_trajectories=20, options={"max_time_fs": 50.0}),
     progress=False,
 ).run()
 """
@@ -143,15 +142,14 @@ def test_initial_data_and_initial_conditions_are_sampled_at_their_own_temperatur
     learner = ActiveLearner(
         atoms,
         "GFN2-xTB",
-        vibrations=vib,
-        optimize=False,
-        temperature=300.0,
-        init_temperature=1500.0,
+        equilibrium=Equilibrium(optimize=False, vibrations=vib),
+        sampling=Sampling(temperature=300.0),
+        initial_data=InitialData(temperature=1500.0),
         workdir=tmp_path,
     )
     for temperature, samples in (
         (300.0, learner._initial_conditions(atoms, vib, 10000)),
-        (1500.0, learner._wigner(atoms, vib, 10000, "init", learner.init_temperature)),
+        (1500.0, learner._wigner(atoms, vib, 10000, "init", learner.initial_data.temperature)),
     ):
         kinetic = np.mean([a.get_kinetic_energy() for a in samples])
         expected = hbar_omega / 4 / np.tanh(hbar_omega / (2 * units.kB * temperature))
@@ -244,6 +242,55 @@ class _NotTrainable(ase_al.calculators.KREG):
     train = None
 
 
+def _trained_kreg():
+    h2 = molecule("H2")
+    images = []
+    for d in (0.7, 0.75, 0.8, 0.85):
+        atoms = h2.copy()
+        atoms.set_distance(0, 1, d)
+        atoms.calc = ase_al.methods("GFN2-xTB")
+        atoms.get_forces()
+        images.append(atoms)
+    return ase_al.calculators.KREG().train(images, forces=False)
+
+
+BAD_NEW_STYLE_OPTIONS = [
+    ({"sampling": Sampling(options={"max_time_f": 5})}, TypeError, "did you mean 'max_time_fs'"),
+    ({"selection": Selection(new_points=10)}, None, None),
+    (
+        {"uncertainty": Uncertainty(kind="committee", committee_size=3), "model": "KRR"},
+        ValueError,
+        "unknown model type",
+    ),
+    ({"equilibrium": Equilibrium(method="B3LIP/6-31G*")}, ValueError, "unknown method"),
+    ({"initial_data": [molecule("H2O")]}, ValueError, "does not match the molecule"),
+    ({"sampling": {"n_trajectories": 5}}, TypeError, "sampling must be a Sampling"),
+]
+
+
+@pytest.mark.parametrize("options, error, message", BAD_NEW_STYLE_OPTIONS)
+def test_bad_option_objects_fail_in_the_constructor(tmp_path, options, error, message):
+    if error is None:  # a good one, for contrast: the constructor accepts it and does nothing
+        ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path / "al", **options)
+    else:
+        with pytest.raises(error, match=message):
+            ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path / "al", **options)
+    assert not (tmp_path / "al").exists()
+
+
+def test_option_objects_check_their_own_values():
+    with pytest.raises(TypeError, match="Selection.new_points must be an integer"):
+        Selection(new_points=2.5)
+    with pytest.raises(ValueError, match="give fill=True"):
+        Selection(method="farthest")
+    with pytest.raises(ValueError, match="committee_size >= 2"):
+        Uncertainty(kind="committee", committee_size=1)
+    with pytest.raises(FileNotFoundError, match="no such database"):
+        InitialData(structures="missing.db")
+    with pytest.raises(TypeError, match="vibrations must be"):
+        Equilibrium(vibrations=[1, 2, 3])
+
+
 BAD_LEARNER_OPTIONS = [
     ({"new_point": 5}, TypeError, "did you mean 'new_points'"),
     ({"sampler_kwargs": {"max_time_f": 5}}, TypeError, "did you mean 'max_time_fs'"),
@@ -256,7 +303,7 @@ BAD_LEARNER_OPTIONS = [
     ({"temperature": "300 K"}, TypeError, "temperature must be a number"),
     ({"sampler": _sampler_without_threshold}, TypeError, r"sampler\(model, initial_conditions"),
     ({"model": _NotTrainable}, TypeError, "train\\(images, forces"),
-    ({"model": ase_al.calculators.KREG()}, TypeError, "got an instance"),
+    ({"model": _trained_kreg}, ValueError, "give an untrained model"),
     ({"reference": _Locked()}, TypeError, "cannot be sent to worker processes"),
     ({"executor": 4}, TypeError, "executor must be"),
     ({"initial_conditions": lambda n: []}, TypeError, r"initial_conditions\(n, seed\)"),
@@ -267,6 +314,8 @@ BAD_LEARNER_OPTIONS = [
 @pytest.mark.parametrize("options, error, message", BAD_LEARNER_OPTIONS)
 def test_bad_learner_options_fail_in_the_constructor(tmp_path, options, error, message):
     options = {"reference": "GFN2-xTB", **options}
+    if callable(options.get("model")) and options["model"] is _trained_kreg:
+        options["model"] = _trained_kreg()
     with pytest.raises(error, match=message):
         ActiveLearner(molecule("H2"), workdir=tmp_path / "al", **options).run()
     assert not (tmp_path / "al" / "labelled.db").exists()
@@ -348,7 +397,7 @@ def test_a_dead_worker_is_reported_as_such_not_blamed_on_the_reference(tmp_path)
     assert default_executor().submit(lambda: Atoms("H").get_chemical_symbols()).result() == ["H"]
 
 
-def test_readme_shows_the_keyword_table_the_code_uses():
+def test_docs_show_the_keyword_table_the_code_uses():
     from ase_al.mlatom_compat import keyword_table
 
-    assert keyword_table() in (ROOT / "README.md").read_text()
+    assert keyword_table() in (ROOT / "docs" / "mlatom.md").read_text()

@@ -154,10 +154,10 @@ def test_harmonic_analysis_round_trips(water_vibrations, tmp_path):
     assert isinstance(VibrationsData.read(tmp_path / "vib.json"), VibrationsData)
 
 
-def test_readme_shows_the_result_names_the_code_uses():
+def test_docs_show_the_result_names_the_code_uses():
     from pathlib import Path
 
     from ase_al.io import results_table
 
-    readme = Path(__file__).resolve().parents[1] / "README.md"
+    readme = Path(__file__).resolve().parents[1] / "docs" / "results.md"
     assert results_table() in readme.read_text()

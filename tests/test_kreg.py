@@ -7,7 +7,7 @@ from ase.md.verlet import VelocityVerlet
 from conftest import numerical_forces
 
 from ase_al.calculators import KREG, model_class
-from ase_al.calculators.kreg import re_descriptor
+from ase_al.descriptors import re_descriptor
 
 
 @pytest.fixture(scope="module")

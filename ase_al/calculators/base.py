@@ -14,7 +14,7 @@ against it. The contract:
 - it is an ASE calculator with the same results for one structure;
 - ``save(path)`` / ``load(path)`` (classmethod) reproduce the predictions; the file or
   folder name ends in :attr:`~TrainableModel.file_extension`;
-- ``clone()``: an untrained model with the same settings;
+- ``clone(**changes)``: an untrained model with the same settings (and these changes);
 - it pickles (worker processes, ``copy.deepcopy``);
 - before training or loading, ``predict``/``save`` raise
   :class:`~ase_al.errors.NotTrainedError`; structures with other elements (or, for
@@ -84,10 +84,11 @@ class TrainableModel(StrictParameters, Calculator, abc.ABC):
     def load(cls, path: str | Path) -> TrainableModel:
         """A model written by :meth:`save`."""
 
-    def clone(self) -> TrainableModel:
-        """An untrained model with the same settings (the constructor's arguments)."""
+    def clone(self, **changes) -> TrainableModel:
+        """An untrained model with the same settings (the constructor's arguments), with
+        ``changes`` applied (e.g. ``clone(seed=2)``, ``clone(**model.hyperparameters)``)."""
         args, kwargs = self.__dict__.get("_settings", ((), {}))
-        return type(self)(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        return type(self)(*copy.deepcopy(args), **{**copy.deepcopy(kwargs), **changes})
 
     # -- optional, with defaults -------------------------------------------------------
     #: held-out energy RMSE (eV) measured while training, if the training measured one

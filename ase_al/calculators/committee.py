@@ -127,10 +127,11 @@ class Committee(TrainableModel):
         errors = [m.validation_rmse for m in self.members if is_trainable(m)]
         return next((float(e) for e in errors if e is not None), None)
 
-    def clone(self) -> Committee:
-        """The same recipe, untrained: every trainable member cloned, weights and spread kept."""
+    def clone(self, **changes) -> Committee:
+        """The same recipe, untrained: every trainable member cloned (with ``changes``),
+        weights and spread kept."""
         return type(self)(
-            [m.clone() if is_trainable(m) else m for m in self.members],
+            [m.clone(**changes) if is_trainable(m) else m for m in self.members],
             weights=list(self.weights),
             spread=self.spread,
             train_forces=self.train_forces,

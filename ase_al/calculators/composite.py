@@ -107,9 +107,10 @@ class Composite(TrainableModel):
         errors = [c.validation_rmse for c in self.corrections if is_trainable(c)]
         return next((float(e) for e in errors if e is not None), None)
 
-    def clone(self) -> Composite:
-        """An untrained composite with the same baseline, dispersion and correction recipe."""
-        return type(self)(
+    def clone(self, **changes) -> Composite:
+        """An untrained composite with the same baseline, dispersion and correction recipe
+        (with ``changes``)."""
+        settings = dict(
             baseline=self.baseline_name or self.baseline,
             dispersion=self.dispersion_name or self.dispersion,
             correction=self.correction,
@@ -118,6 +119,7 @@ class Composite(TrainableModel):
             subsample=self.subsample,
             seed=self.seed,
         )
+        return type(self)(**{**settings, **changes})
 
     # -- parts -------------------------------------------------------------------------
     def _fixed_parts(self, images, progress=False) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.calculator import all_changes
 
 from ase_al.calculators.base import TrainableModel
-from ase_al.calculators.kreg import gaussian_kernel, pair_distances, re_descriptor
+from ase_al.descriptors import gaussian_kernel, pair_distances, re_descriptor
 from ase_al.errors import NotTrainedError, check_atoms, same_atoms
 from ase_al.files import atomic_write
 

@@ -13,6 +13,10 @@ kernel's first and second derivatives, and the model becomes
 where J_b = ∂x_b/∂R_b is the descriptor Jacobian of training structure b and β_b the
 coefficients of its gradient components. Forces are the analytic −∂E/∂R of this expression
 for both kinds of model. Units: eV, Å, eV/Å.
+
+(Longer than most modules: one model, whose energies-only and force-fitted training, the
+two hyperparameter searches and the analytic prediction share their arrays and are read
+together; the descriptor and kernel are in :mod:`ase_al.descriptors`.)
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from ase.calculators.calculator import all_changes
 from tqdm.auto import tqdm
 
 from ase_al.calculators.base import TrainableModel
+from ase_al.descriptors import (  # noqa: F401  (re-exported: KREG's public helpers)
+    gaussian_kernel,
+    pair_distances,
+    pair_indices,
+    re_descriptor,
+    squared_distances,
+)
 from ase_al.errors import NotTrainedError, check_atoms, same_atoms
 from ase_al.files import atomic_write
 
@@ -53,59 +64,6 @@ def _blas_guard(n: int):
 
     log.info("linear system of order %d: factorised on one BLAS thread", n)
     return threadpool_limits(limits=1, user_api="blas")
-
-
-# -- the RE descriptor -----------------------------------------------------------------
-def pair_indices(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (i, j), i < j, of all atom pairs in a fixed order."""
-    return np.triu_indices(n_atoms, k=1)
-
-
-def pair_distances(positions: np.ndarray) -> np.ndarray:
-    """Distances / Å of the atom pairs of one structure, ``positions`` (N, 3), in the order
-    of :func:`pair_indices`: the ``equilibrium_distances`` that :func:`re_descriptor` takes."""
-    i, j = pair_indices(len(positions))
-    return np.linalg.norm(positions[i] - positions[j], axis=1)
-
-
-def re_descriptor(positions: np.ndarray, equilibrium_distances: np.ndarray, jacobian: bool = False):
-    """RE descriptors of a batch of structures.
-
-    Parameters
-    ----------
-    positions : (P, N, 3) array, Å
-    equilibrium_distances : (M,) array, Å, for the pairs of :func:`pair_indices`
-    jacobian : bool
-        Also return the Jacobian ∂x/∂R as (P, M, N, 3).
-
-    Returns
-    -------
-    x : (P, M) array; and, if asked, the Jacobian.
-    """
-    i, j = pair_indices(positions.shape[1])
-    vectors = positions[:, i] - positions[:, j]  # (P, M, 3)
-    distances = np.linalg.norm(vectors, axis=-1)
-    x = equilibrium_distances / distances
-    if not jacobian:
-        return x
-    # ∂x_ij/∂R_i = −x_ij (R_i − R_j) / r_ij², and the opposite for R_j
-    d_dri = -(x / distances**2)[..., None] * vectors
-    jac = np.zeros(positions.shape[:1] + (len(i),) + positions.shape[1:])
-    pairs = np.arange(len(i))
-    jac[:, pairs, i] = d_dri
-    jac[:, pairs, j] = -d_dri
-    return x, jac
-
-
-def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a_p − b_t|² for all pairs of rows, shape (P, T), clipped at 0 against round-off."""
-    sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(sq, 0.0)
-
-
-def gaussian_kernel(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
-    """k(a_p, b_t) = exp(−|a_p − b_t|² / (2σ²)) for all pairs, shape (P, T)."""
-    return np.exp(-squared_distances(a, b) / (2.0 * sigma**2))
 
 
 def covariance_with_gradients(

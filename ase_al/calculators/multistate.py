@@ -138,9 +138,9 @@ class MultiState(_CurrentState, TrainableModel):
         errors = [getattr(m, "validation_rmse", None) for m in self.models]
         return None if None in errors else float(np.sqrt(np.mean(np.square(errors))))
 
-    def clone(self) -> MultiState:
-        """Untrained per-state models of the same settings."""
-        return type(self)(models=[m.clone() for m in self.models], model=self.model)
+    def clone(self, **changes) -> MultiState:
+        """Untrained per-state models of the same settings (with ``changes``)."""
+        return type(self)(models=[m.clone(**changes) for m in self.models], model=self.model)
 
     def train(
         self, images: list[Atoms], energies: bool = True, forces: bool = True, **kwargs

@@ -15,6 +15,7 @@ from ase.io import write
 from tqdm.auto import tqdm
 
 from ase_al.options import renames
+from ase_al.samplers.stop import UncertaintyStop
 
 
 class SamplingResult(list):
@@ -35,14 +36,6 @@ class SamplingResult(list):
     @property
     def fraction_certain(self) -> float:
         return self.n_certain / self.n_trajectories if self.n_trajectories else 1.0
-
-
-def _uncertain_structure(atoms_template, positions, momenta, uncertainty, time_fs, index):
-    atoms = atoms_template.copy()
-    atoms.positions = positions
-    atoms.set_momenta(momenta)
-    atoms.info.update(trajectory=int(index), time_fs=float(time_fs), uncertainty=float(uncertainty))
-    return atoms
 
 
 @renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
@@ -72,6 +65,7 @@ def batch_md(
     trajectory_dir : path, optional
         Write ``traj_K.traj`` per trajectory (every ``dump_interval`` steps, and the last frame).
     """
+    stop = UncertaintyStop(uq_threshold)
     n_traj = len(initial_conditions)
     template = initial_conditions[0].copy()
     template.calc = None
@@ -105,14 +99,13 @@ def batch_md(
     bar = tqdm(total=n_steps, desc="batch MD", disable=None if progress is None else not progress)
     while True:
         record(running, step, energies, uncertainty)
-        uncertain = uncertainty > uq_threshold
+        uncertain = stop.exceeded(uncertainty)
         for k in np.flatnonzero(uncertain):
             i = running[k]
-            selected.append(
-                _uncertain_structure(
-                    template, positions[i], momenta[i], uncertainty[k], step * time_step_fs, i
-                )
-            )
+            atoms = template.copy()  # keeps info such as charge and multiplicity
+            atoms.positions = positions[i]
+            atoms.set_momenta(momenta[i])
+            selected.append(stop.record(atoms, i, step * time_step_fs, uncertainty[k]))
         keep = ~uncertain
         running, forces = running[keep], forces[keep]
         if step == n_steps or running.size == 0:

@@ -18,23 +18,7 @@ from tqdm.auto import tqdm
 from ase_al.io import storable
 from ase_al.options import renames
 from ase_al.samplers.batch_md import SamplingResult
-
-
-class Uncertain(Exception):
-    """Raised by an observer to stop a sampling trajectory at its first uncertain structure."""
-
-
-def run_until_uncertain(dyn, steps: int, writer=None) -> bool:
-    """Run ``dyn`` for ``steps``; True if an observer stopped it by raising
-    :class:`Uncertain`. Closes ``writer`` (a trajectory file) either way."""
-    try:
-        dyn.run(steps)
-    except Uncertain:
-        return True
-    finally:
-        if writer is not None:
-            writer.close()
-    return False
+from ase_al.samplers.stop import Uncertain, UncertaintyStop, run_until_uncertain
 
 
 @renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
@@ -55,6 +39,7 @@ def md(
     :func:`~ase_al.samplers.batch_md`.
     """
     n_steps = int(round(max_time_fs / time_step_fs))
+    stop = UncertaintyStop(uq_threshold)
     selected, n_certain = [], 0
     if trajectory_dir is not None:
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
@@ -70,15 +55,8 @@ def md(
 
         def check(atoms=atoms, dyn=dyn, index=index):
             uncertainty = atoms.calc.get_property("energy_uncertainty", atoms)
-            if uncertainty > uq_threshold:
-                found = atoms.copy()
-                found.calc = None
-                found.info.update(
-                    trajectory=index,
-                    time_fs=dyn.nsteps * time_step_fs,
-                    uncertainty=float(uncertainty),
-                )
-                selected.append(found)
+            if stop.exceeded(uncertainty):
+                selected.append(stop.record(atoms, index, dyn.nsteps * time_step_fs, uncertainty))
                 raise Uncertain
 
         dyn.attach(check, interval=1)

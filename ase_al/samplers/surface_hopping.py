@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ase_al.io import storable
 from ase_al.options import renames
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.md import Uncertain, run_until_uncertain
+from ase_al.samplers.stop import Uncertain, UncertaintyStop, run_until_uncertain
 
 
 @renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
@@ -83,7 +83,7 @@ def surface_hopping(
             "the surface-hopping sampler needs a multistate committee model "
             "(e.g. MultiStateCommittee.physics_informed(main, aux))"
         )
-    thresholds = np.broadcast_to(np.asarray(uq_threshold, float), (n_states,))
+    stop = UncertaintyStop(uq_threshold, n_states)
     steps = int(round(max_time_fs / time_step_fs))
     selected, n_certain = [], 0
     if trajectory_dir is not None:
@@ -120,7 +120,7 @@ def surface_hopping(
             seen[0] = len(dyn.hops)
             u = np.asarray(atoms.calc.results["state_uncertainties"])
             watched = [s for s in (dyn.state - 1, dyn.state, dyn.state + 1) if 0 <= s < n_states]
-            if np.any(u[watched] > thresholds[watched]):
+            if stop.exceeded(u, watched):
                 at = atoms.copy()
                 at.info.update(reason="energy", time_fs=dyn.nsteps * time_step_fs)
                 found.append(at)

@@ -13,6 +13,9 @@ geometries) and the NEA cross section follows.
       summary.json                    QC points used, convergence history
       cross-section/                  MLatom's file names and columns (DE/eV lambda/nm sigma/A^2):
         cross-section_ml-nea.dat, cross-section_qc-nea.dat, cross-section_spc.dat, plot.png
+
+(Slightly over 400 lines: the resumable QC-point bookkeeping, the per-state models and
+the spectrum files of one workflow.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,178 @@
+"""The initial training set: Wigner batches grown by a learning-curve rule, or the user's
+structures (imported when labelled, labelled with the reference otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+
+from ase_al.active_learning.plots import plot_learning_curve
+from ase_al.active_learning.training import cross_validation_rmse
+from ase_al.errors import check_atoms, same_atoms
+from ase_al.files import read_traj, write_traj
+from ase_al.io import read_row, write_row
+
+log = logging.getLogger("ase_al")
+
+
+def enough(curve: list, n_points: int, batch: int, max_points: int, rmse: float | None) -> bool:
+    """Whether the initial data is complete: ``max_points`` reached, the last
+    cross-validation RMSE below ``rmse`` (eV), or a power law rmse = a·N^b fitted to the
+    learning curve (five points at least) promising less than 10 % gain from another batch."""
+    if n_points >= max_points:
+        return True
+    if rmse is not None and curve and curve[-1][1] <= rmse:
+        return True
+    if len(curve) < 5:
+        return False
+    n, errors = np.log(np.array(curve)).T
+    slope = np.polyfit(n, errors, 1)[0]
+    change = 1.0 - ((n_points + batch) / n_points) ** slope
+    return abs(change) < 0.1
+
+
+def read_structures(source) -> list[Atoms]:
+    """The user's initial data as a list: a database path read, a function called."""
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return [read_row(row, False) for row in connect(source).select()]
+        except Exception as err:
+            raise ValueError(f"cannot read initial data from {source}: {err}") from None
+    if callable(source):
+        return list(source())
+    return list(source)
+
+
+def check_structures(source, numbers, n_states: int | None) -> bool:
+    """Check the user's initial data against the molecule's atomic ``numbers``; True if it is
+    labelled (energies and forces; per state for a multistate run), False if all of it needs
+    labelling (a mix is an error)."""
+    if not isinstance(source, (list, tuple)) or not source:
+        raise ValueError(
+            "initial data must be a non-empty list of Atoms (or an ASE database path), got "
+            f"{type(source).__name__}" + (" of length 0" if not source else "")
+        )
+    has_labels = []
+    for index, atoms in enumerate(source):
+        check_atoms(atoms)
+        if not same_atoms(atoms, numbers):
+            raise ValueError(
+                f"initial data structure {index} does not match the molecule's atoms "
+                "in count, elements or order"
+            )
+        results = atoms.calc.results if atoms.calc is not None else {}
+        has_labels.append("energy" in results)
+        if "energy" in results and "forces" not in results:
+            raise ValueError(f"initial data structure {index} carries an energy but no forces")
+        if "energy" in results and n_states is not None:
+            if (
+                "state_forces" not in results
+                or len(np.atleast_1d(results.get("state_energies", []))) < n_states
+            ):
+                raise ValueError(
+                    f"initial data structure {index} needs 'state_energies' and "
+                    f"'state_forces' of at least {n_states} states"
+                )
+    if any(has_labels) and not all(has_labels):
+        raise ValueError(
+            f"initial data: {sum(has_labels)} of {len(source)} structures carry energies "
+            "and forces; give all labelled (imported) or all unlabelled (labelled with the "
+            "reference)"
+        )
+    return all(has_labels)
+
+
+def keep_states(atoms: Atoms, n_states: int) -> Atoms:
+    """A copy whose multistate labels keep the lowest ``n_states`` states."""
+    results = atoms.calc.results
+    copy = atoms.copy()
+    copy.calc = SinglePointCalculator(copy, energy=results["energy"], forces=results["forces"])
+    copy.calc.results["state_energies"] = np.asarray(results["state_energies"])[:n_states]
+    copy.calc.results["state_forces"] = np.asarray(results["state_forces"])[:n_states]
+    return copy
+
+
+def make(learner, equilibrium, vibrations, state) -> None:
+    """The initial data of ``learner``'s run (resumably): the user's structures, or Wigner
+    batches until :func:`enough`; the learning curve goes into ``state``."""
+    if state.get("initial_data_done"):
+        return
+    init_dir = learner.workdir / "init"
+    init_dir.mkdir(exist_ok=True)
+    curve = state.setdefault("learning_curve", [])
+    failures = state.setdefault("failed", 0)
+    options = learner.initial_data
+    if options.structures is not None:
+        import_structures(learner)
+        state["initial_data_done"] = True
+        learner._save_state(state)
+        return
+    batch = len(list(init_dir.glob("batch_*.traj")))
+    # a batch queued before a kill is labelled first
+    if batch and len(curve) < batch:
+        queue = read_traj(init_dir / f"batch_{batch - 1}.traj")
+        failures += learner._label_queue(
+            queue, initial_batch=True, iteration=0, source="initial wigner"
+        )
+    plan = learner._plan()
+    while True:
+        images = learner.labelled(iteration=0)
+        if len(curve) < batch and len(images) >= 2:
+            curve.append([len(images), cross_validation_rmse(plan, images, learner.seed)])
+            log.info("initial data: %d points, CV RMSE %.4f eV", *curve[-1])
+            state["failed"] = failures
+            learner._save_state(state)
+        if enough(curve, len(images), options.batch, options.max_points, options.rmse):
+            break
+        queue = learner._wigner(
+            equilibrium, vibrations, options.batch, f"init{batch:03d}", options.temperature
+        )
+        write_traj(init_dir / f"batch_{batch}.traj", queue)
+        batch += 1
+        failures += learner._label_queue(
+            queue, initial_batch=True, iteration=0, source="initial wigner"
+        )
+    state.update(initial_data_done=True, failed=failures)
+    learner._save_state(state)
+    plot_learning_curve(curve, learner.workdir / "learning_curve.png")
+
+
+def import_structures(learner) -> None:
+    """The user's initial data into labelled.db: labelled structures are copied,
+    unlabelled ones labelled with the reference, resumably."""
+    queue_path = learner.workdir / "init" / "user.traj"
+    if queue_path.exists():  # unlabelled structures queued before a kill
+        queue = read_traj(queue_path)
+        learner._label_queue(queue, initial_batch=True, iteration=0, source="initial user")
+        return
+    db = learner.run_dir.database()
+    if db.count(iteration=0):
+        return  # imported before a kill
+    source = read_structures(learner.initial_data.structures)
+    if not check_structures(source, learner.molecule.numbers, learner.n_states):
+        queue = [atoms.copy() for atoms in source]
+        for index, atoms in enumerate(queue):
+            atoms.info["uid"] = f"user-{index:06d}"
+        write_traj(queue_path, queue)
+        learner._label_queue(queue, initial_batch=True, iteration=0, source="initial user")
+        return
+    with db:
+        for index, atoms in enumerate(source):
+            if learner.n_states is not None:
+                atoms = keep_states(atoms, learner.n_states)
+            write_row(db, atoms, iteration=0, source="user", uid=f"user-{index:06d}")
+
+
+__all__ = [
+    "check_structures",
+    "enough",
+    "import_structures",
+    "keep_states",
+    "make",
+    "read_structures",
+]

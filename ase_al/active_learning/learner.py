@@ -1,0 +1,434 @@
+"""The orchestration of active learning: train → sample → label → repeat.
+
+Physics-informed active learning of ML potentials (MLatom's ``ml.al``, arXiv:2404.11811).
+The stages live beside this file: the run directory and its reader (``run.py``), the initial
+data (``initial_data.py``), training through the model contract (``training.py``), the
+threshold and selection rules (``selection.py``), the option objects (``settings.py``) and
+the plots (``plots.py``), the sampling (``sampling.py``). (About 430 lines, a fifth of them the
+class docstring that documents every option.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ase_al.active_learning import initial_data as initial
+from ase_al.active_learning.plots import plot_progress
+from ase_al.active_learning.run import ALRun
+from ase_al.active_learning.sampling import SamplingStage
+from ase_al.active_learning.settings import (
+    LEGACY,
+    Equilibrium,
+    InitialData,
+    Sampling,
+    Selection,
+    Uncertainty,
+    from_keywords,
+)
+from ase_al.active_learning.training import (
+    ModelRecipe,
+    Plan,
+    train_models,
+    validation_threshold,
+)
+from ase_al.calculators import methods
+from ase_al.calculators.committee import Committee
+from ase_al.errors import ReferenceCalculationError, check_atoms
+from ase_al.files import read_traj, write_traj
+from ase_al.labelling import label
+from ase_al.options import (
+    check_calculator,
+    check_executor,
+    check_int,
+    check_type,
+    unknown_keyword,
+)
+from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
+
+log = logging.getLogger("ase_al")
+
+#: how a sampled structure was found, stored with its label in labelled.db
+SAMPLING_KEYS = ("trajectory", "time_fs", "uncertainty", "sampling_batch")
+
+_PARAMETERS = (
+    "model",
+    "workdir",
+    "initial_data",
+    "sampling",
+    "selection",
+    "uncertainty",
+    "equilibrium",
+    "executor",
+    "seed",
+    "progress",
+)
+
+
+def _unknown(name: str) -> TypeError:
+    """An unknown keyword; a misspelt first-release keyword is pointed to its option object."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(LEGACY), n=1, cutoff=0.75)
+    if close:
+        kind, attribute = LEGACY[close[0]]
+        cls = type(from_keywords({}, {}, warn=False)[kind]).__name__
+        return TypeError(
+            f"ActiveLearner got an unknown keyword {name!r}; did you mean {close[0]!r}? "
+            f"(now {kind}={cls}({attribute}=...))"
+        )
+    return unknown_keyword("ActiveLearner", name, set(_PARAMETERS) | {"molecule", "reference"})
+
+
+class ActiveLearner:
+    """Active learning of a machine-learning potential for one molecule.
+
+    Parameters
+    ----------
+    molecule : Atoms
+        Starting geometry (optimised with the reference unless
+        ``equilibrium=Equilibrium(optimize=False)``).
+    reference : str or Calculator
+        Labelling method: a name for :func:`ase_al.methods` (``"GFN2-xTB"``,
+        ``"B3LYP/6-31G*"``) or a calculator (sent to worker processes by cloudpickle).
+    model : str, class or untrained model
+        ``"KREG"``, ``"ANI"``, ``"MACE"``, a :class:`~ase_al.calculators.TrainableModel`
+        class, or an untrained instance whose settings every iteration's models copy
+        (``KREG(sigma=2.0)``, ``ANI(max_epochs=500)``). An untrained
+        :class:`~ase_al.calculators.Committee` is the whole uncertainty-aware model (every
+        iteration trains a clone; its spread is the uncertainty). An untrained
+        :class:`~ase_al.calculators.MultiState` makes it **excited-state active learning**:
+        the reference must be a multistate calculator (e.g. ``methods("CIS/6-31G",
+        n_states=3)``), labels hold every state's energies and forces, the uncertainty and
+        the threshold are per state, and the default sampler is ``"surface_hopping"``.
+    workdir : path
+        Where everything is written (:class:`ALRun` reads it); running again with the same
+        workdir resumes.
+    initial_data : InitialData, or a path / list of Atoms / callable
+        How the initial data is made (Wigner batches and the learning-curve rule), or your
+        own structures (shorthand for ``InitialData(structures=...)``).
+    sampling : Sampling
+        The sampler, its trajectories, temperature (K) and options (``max_time_fs``, ...).
+    selection : Selection
+        How many structures are labelled per iteration, how they are chosen, and when the
+        run stops (``min_new_points``, ``max_iterations``).
+    uncertainty : Uncertainty or str
+        Physics-informed pair or committee, and the threshold (eV; default automatic).
+    equilibrium : Equilibrium
+        Optimisation and frequencies (method, or given normal modes).
+    executor : concurrent.futures.Executor, optional
+        Where reference calculations run. Default: the shared local pool
+        (:func:`ase_al.executors.default_executor`), whose workers never re-run the calling
+        script, so no ``if __name__ == "__main__":`` guard is needed, in scripts or notebooks;
+        ``dask.distributed.Client(...).get_executor()`` on a cluster.
+    seed : int
+    progress : bool, optional
+        Progress bars (default: when interactive).
+
+    The first release's flat keywords (``temperature``, ``init_batch``, ``sampler_kwargs``,
+    ``new_points``, ``uq_threshold``, ``model_kwargs``, ...) still work for one release,
+    with a ``FutureWarning``.
+
+    Like ASE's optimizers and dynamics, :meth:`irun` yields after every iteration and
+    :meth:`attach` calls observers every ``interval`` iterations.
+    """
+
+    def __init__(
+        self,
+        molecule: Atoms,
+        reference,
+        *,
+        model="KREG",
+        workdir: str | Path = "al",
+        initial_data=None,
+        sampling: Sampling | None = None,
+        selection: Selection | str | None = None,
+        uncertainty: Uncertainty | str | None = None,
+        equilibrium: Equilibrium | None = None,
+        executor=None,
+        seed: int = 0,
+        progress: bool | None = None,
+        **legacy,
+    ):
+        check_atoms(molecule)
+        for name in legacy:
+            if name not in LEGACY and name not in ("sampler_kwargs", "model_kwargs"):
+                raise _unknown(name)
+        model_kwargs = dict(check_type("model_kwargs", legacy.pop("model_kwargs", {}), dict))
+        options = from_keywords(
+            {
+                "initial_data": initial_data,
+                "sampling": sampling,
+                "selection": selection,
+                "uncertainty": uncertainty,
+                "equilibrium": equilibrium,
+            },
+            legacy,
+        )
+        self.initial_data: InitialData = options["initial_data"]
+        self.sampling: Sampling = options["sampling"]
+        self.selection: Selection = options["selection"]
+        self.uncertainty: Uncertainty = options["uncertainty"]
+        self.equilibrium: Equilibrium = options["equilibrium"]
+        self.molecule = molecule.copy()
+        self.workdir = Path(check_type("workdir", workdir, (str, Path)))
+        self.run_dir = ALRun(self.workdir)
+        self.executor = check_executor(executor)
+        self.reference = check_calculator(reference, "reference", self.executor)
+        if self.equilibrium.method is not None:
+            check_calculator(self.equilibrium.method, "equilibrium method")
+        self.seed = check_int("seed", seed, minimum=0)
+        self.rng = np.random.default_rng(seed)
+        self.progress = progress
+        self._observers: list[tuple[Callable, int, tuple, dict]] = []
+        self.recipe = ModelRecipe(model, model_kwargs, self.uncertainty.kind, self.seed)
+        self.n_states = self.recipe.n_states
+        self.stage = SamplingStage(
+            self.sampling, self.selection, self.molecule, self.n_states, self.rng, progress
+        )
+        self._check_initial_data()
+
+    # -- checks (all before any work) --------------------------------------------------
+    def _wigner(self, equilibrium, vibrations, n, tag, temperature=None) -> list[Atoms]:
+        return self.stage.wigner(equilibrium, vibrations, n, tag, temperature)
+
+    def _initial_conditions(self, equilibrium, vibrations, n) -> list[Atoms]:
+        return self.stage.initial_conditions(equilibrium, vibrations, n)
+
+    def _check_initial_data(self) -> None:
+        source = self.initial_data.structures
+        if isinstance(source, (list, tuple)):
+            initial.check_structures(source, self.molecule.numbers, self.n_states)
+
+    # -- models --------------------------------------------------------------------------
+    def model_factory(self, _member: int | None = None, **changes):
+        """A new, untrained model of the learner's type and settings (see
+        :meth:`ModelRecipe.build`)."""
+        return self.recipe.build(_member, **changes)
+
+    def _plan(self) -> Plan:
+        return Plan(
+            factory=self.model_factory,
+            kind=self.uncertainty.kind,
+            committee_size=self.uncertainty.committee_size,
+            seed=self.seed,
+            n_states=self.n_states,
+            recipe=self.recipe.committee,
+        )
+
+    # -- files -------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return self.run_dir.state
+
+    def _save_state(self, state: dict) -> None:
+        self.run_dir.save_state(state)
+
+    def labelled(self, **selection) -> list[Atoms]:
+        """All labelled structures (see :meth:`ALRun.labelled`)."""
+        return self.run_dir.labelled(**selection)
+
+    def _label_queue(self, queue: list[Atoms], initial_batch: bool = False, **pairs) -> int:
+        """Label the structures of ``queue`` that are not in the database yet; count failures.
+
+        ``initial_batch``: a reference that fails on every structure of a batch of
+        near-equilibrium Wigner samples is not a bad geometry but a broken setup (wrong method
+        options, a missing program); that stops the run with the first error instead of
+        sampling and failing forever. (Structures selected by sampling may all be hard cases;
+        their failures are only counted.)
+        """
+        db = self.run_dir.database()
+        done = {row.uid for row in db.select(columns=["key_value_pairs"]) if "uid" in row}
+        todo = [a for a in queue if a.info["uid"] not in done]
+        if len(todo) < len(queue):
+            log.info(
+                "resuming: %d of %d structures already labelled", len(queue) - len(todo), len(queue)
+            )
+        result = label(
+            todo,
+            self.reference,
+            self.executor,
+            db,
+            pairs,
+            self.progress,
+            self.n_states,
+            info_keys=SAMPLING_KEYS,
+        )
+        if initial_batch and len(todo) >= 3 and len(result.failed) == len(todo):
+            raise ReferenceCalculationError(
+                f"the reference failed on all {len(todo)} structures of this batch; "
+                f"the first error: {result.failed[0][1]}",
+                result.failed[0][0],
+            )
+        return len(result.failed)
+
+    # -- the workflow --------------------------------------------------------------------
+    def attach(self, function: Callable, interval: int = 1, *args, **kwargs) -> None:
+        """Call ``function(*args, **kwargs)`` after every ``interval``-th iteration (as
+        ``ase.optimize`` and ``ase.md`` observers are attached)."""
+        if not callable(function):
+            raise TypeError(f"attach() needs a callable, got {type(function).__name__}")
+        self._observers.append((function, check_int("interval", interval, 1), args, kwargs))
+
+    def run(self) -> Committee:
+        """Run (or resume) active learning; returns the final model as a :class:`Committee`
+        (for the physics-informed pair its prediction is the main model's), or for a
+        multistate model a :class:`~ase_al.calculators.MultiStateCommittee`."""
+        model = None
+        for summary in self.irun():
+            model = summary["model"]
+        return model
+
+    def irun(self) -> Iterator[dict]:
+        """Run (or resume) active learning one iteration at a time: yields after every
+        iteration a summary (the :attr:`ALRun.history` entry plus ``model``, the iteration's
+        uncertainty-aware model, and ``converged``). A finished run yields its last
+        iteration once."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.workdir / "al.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setLevel(logging.INFO)
+        log.addHandler(handler)
+        level = log.level  # al.log records INFO for this run; the user's setting comes back
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)
+        try:
+            equilibrium, vibrations = self._equilibrium()
+            state = self._state()
+            state["settings"] = self._settings()
+            self._save_state(state)
+            self._initial_data(equilibrium, vibrations, state)
+            yield from self._iterate(equilibrium, vibrations, state)
+        finally:
+            log.setLevel(level)
+            log.removeHandler(handler)
+            handler.close()
+
+    def _settings(self) -> dict:
+        """What this run samples with, in ASE units (K, eV, fs), as recorded in state.json."""
+        plain = (int, float, str, bool, type(None))
+        init_temperature = self.initial_data.temperature
+        return {
+            "temperature": self.sampling.temperature,
+            "init_temperature": (
+                self.sampling.temperature if init_temperature is None else init_temperature
+            ),
+            "uq_threshold": self.uncertainty.threshold,
+            "init_batch": self.initial_data.batch,
+            "max_init_points": self.initial_data.max_points,
+            "new_points": self.selection.new_points,
+            "min_new_points": self.selection.min_new_points,
+            "max_iterations": self.selection.max_iterations,
+            "sampler": getattr(self.stage.sampler, "__name__", type(self.stage.sampler).__name__),
+            "sampler_kwargs": {
+                "n_trajectories": self.sampling.n_trajectories,
+                **{k: v for k, v in self.stage.sampler_options.items() if isinstance(v, plain)},
+            },
+        }
+
+    def _equilibrium(self) -> tuple[Atoms, HarmonicAnalysis]:
+        calc = self.equilibrium.method or self.reference
+        calc = methods(calc) if isinstance(calc, str) else calc
+        equilibrium, vibrations = equilibrium_and_modes(
+            self.molecule,
+            calc,
+            self.workdir,
+            self.equilibrium.optimize,
+            self.equilibrium.vibrations,
+        )
+        log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
+        # models with a reference geometry (KREG's RE descriptor; for a multistate model, every
+        # state's model) use the optimised one, as MLatom does, not their default (the
+        # lowest-energy training structure, which may change from one iteration to the next)
+        if self.recipe.model_type.uses_equilibrium and "equilibrium" not in self.recipe.kwargs:
+            reference_geometry = equilibrium.copy()
+            reference_geometry.calc = None
+            self.recipe.kwargs["equilibrium"] = reference_geometry
+        return equilibrium, vibrations
+
+    def _initial_data(self, equilibrium, vibrations, state) -> None:
+        initial.make(self, equilibrium, vibrations, state)
+
+    def _iterate(self, equilibrium, vibrations, state) -> Iterator[dict]:
+        history = state["iterations"]
+        plan = self._plan()
+        finished = state.get("converged") or len(history) >= self.selection.max_iterations
+        if history and finished:
+            # a finished run: its final models, loaded (not retrained) where they were saved
+            k = len(history)
+            log.info("run already finished after %d iterations: returning its models", k)
+            pair, _ = train_models(plan, self.labelled(), self.run_dir.iteration_dir(k))
+            yield {**history[-1], "model": pair, "converged": bool(state.get("converged"))}
+            return
+        while True:
+            k = len(history) + 1
+            folder = self.run_dir.iteration_dir(k)
+            images = self.labelled()
+            pair, validation_rmse = train_models(plan, images, folder)
+            threshold = state.get("uq_threshold", self.uncertainty.threshold)
+            if threshold is None:
+                threshold, held = validation_threshold(
+                    plan,
+                    images,
+                    folder,
+                    self.uncertainty.multiplier,
+                    self.uncertainty.validation_fraction,
+                    self.seed,
+                )
+                state.update(uq_threshold=threshold, threshold_validation_uids=held)
+                self._save_state(state)
+            selected_path = folder / "selected.traj"
+            summary_path = folder / "sampling.json"
+            if selected_path.exists() and summary_path.exists():
+                selected = read_traj(selected_path)
+                sampled = json.loads(summary_path.read_text())
+            else:
+                selected, sampled = self.stage.iteration(
+                    pair, threshold, equilibrium, vibrations, folder, self.labelled
+                )
+                for index, atoms in enumerate(selected):
+                    atoms.info["uid"] = f"it{k:03d}-{index:06d}"
+                write_traj(selected_path, selected)
+                summary_path.write_text(json.dumps(sampled))
+            log.info(
+                "iteration %d: %d training points, %d/%d trajectories certain, %d selected",
+                k,
+                len(images),
+                sampled["n_certain"],
+                sampled["n_trajectories"],
+                len(selected),
+            )
+            converged = sampled["n_uncertain"] < self.selection.min_new_points
+            failures = (
+                0 if converged else self._label_queue(selected, iteration=k, source="sampler")
+            )
+            state["failed"] = state.get("failed", 0) + failures
+            history.append(
+                {
+                    "iteration": k,
+                    "n_train": len(images),
+                    "threshold": threshold,
+                    "validation_rmse": validation_rmse,
+                    "failed": failures,
+                    **sampled,
+                }
+            )
+            state["converged"] = converged
+            self._save_state(state)
+            plot_progress(history, self.workdir / "progress.png")
+            for function, interval, args, kwargs in self._observers:
+                if k % interval == 0:
+                    function(*args, **kwargs)
+            done = converged or k >= self.selection.max_iterations
+            if done:
+                log.info("%s after %d iterations", "converged" if converged else "stopped", k)
+            yield {**history[-1], "model": pair, "converged": converged}
+            if done:
+                return
+
+
+__all__ = ["ActiveLearner", "SAMPLING_KEYS"]

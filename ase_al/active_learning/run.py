@@ -1,0 +1,110 @@
+"""The run directory of an active-learning run, and :class:`ALRun`, its public reader.
+
+    workdir/
+      al.log                 the log
+      state.json             settings, threshold (and the uids of its validation
+                             structures), the learning curve, per-iteration summaries
+      equilibrium.traj       reference equilibrium geometry; hessian.npy its Hessian (eV/Å²)
+      labelled.db            every label, written the moment it exists (ase db / ase gui)
+      init/batch_K.traj      initial-data structures queued for labelling (init/user.traj:
+                             the user's unlabelled initial data)
+      learning_curve.png     initial-data learning curve
+      iteration_K/           main.npz, aux.npz (or member_i, committee/, main/ and aux/ for
+                             multistate models), selected.traj, sampling.json,
+                             trajectories/traj_*.traj
+      iteration_1/threshold_models/  the models that set the automatic threshold
+      progress.png           errors, threshold, fraction of certain trajectories per iteration
+
+Every file is written atomically, so a killed run leaves the old version or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ase import Atoms
+
+from ase_al.files import atomic_write, open_database
+from ase_al.io import read_row
+
+
+class ALRun:
+    """Read (and, for the learner, write) an active-learning run directory.
+
+    >>> run = ALRun("al_methanol")
+    >>> run.converged, len(run.history), len(run.labelled())
+    >>> model = run.model()            # the final model, loaded from its files
+    """
+
+    def __init__(self, workdir: str | Path):
+        self.workdir = Path(workdir)
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def state(self) -> dict:
+        """The contents of ``state.json`` (empty before the run started)."""
+        path = self.workdir / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {"iterations": []}
+
+    @property
+    def history(self) -> list[dict]:
+        """One summary per finished iteration: ``iteration``, ``n_train``, ``threshold``
+        (eV), ``validation_rmse`` (eV), ``n_trajectories``, ``n_certain``, ``n_uncertain``,
+        ``sampling_batches``, ``failed``."""
+        return self.state["iterations"]
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.state.get("converged"))
+
+    @property
+    def settings(self) -> dict:
+        """What the run sampled with (K, eV, fs), as recorded when it last started."""
+        return self.state.get("settings", {})
+
+    @property
+    def learning_curve(self) -> list[tuple[int, float]]:
+        """(number of points, cross-validation energy RMSE in eV) of the initial data."""
+        return [tuple(point) for point in self.state.get("learning_curve", [])]
+
+    def labelled(self, **selection) -> list[Atoms]:
+        """All labelled structures (optionally selected by key-value pairs, e.g.
+        ``iteration=0``), in the order they were queued (by uid), whatever order the parallel
+        labelling finished them in: the training data, and so the models, do not depend on
+        worker timing. Multistate labels carry ``state_energies``/``state_forces``."""
+        if not (self.workdir / "labelled.db").exists():
+            return []
+        db = self.database()
+        rows = sorted(db.select(**selection), key=lambda row: (row.get("uid", ""), row.id))
+        return [read_row(row) for row in rows]
+
+    def model(self, iteration: int | None = None):
+        """The uncertainty-aware model of ``iteration`` (default: the last one), loaded from
+        its files: a :class:`~ase_al.calculators.Committee` (or a
+        :class:`~ase_al.calculators.MultiStateCommittee`)."""
+        from ase_al.active_learning.training import load_models
+
+        k = len(self.history) if iteration is None else int(iteration)
+        folder = self.workdir / f"iteration_{k}"
+        if k < 1 or not folder.is_dir():
+            raise FileNotFoundError(f"{self.workdir} has no models of iteration {k}")
+        models = load_models(folder)
+        if models is None:
+            raise FileNotFoundError(f"{folder} holds no saved models")
+        return models
+
+    # -- writing (the learner) -------------------------------------------------------
+    def database(self):
+        """The labels' ASE database (created with its tables when absent)."""
+        return open_database(self.workdir / "labelled.db")
+
+    def save_state(self, state: dict) -> None:
+        with atomic_write(self.workdir / "state.json") as partial:
+            partial.write_text(json.dumps(state, indent=1))
+
+    def iteration_dir(self, k: int) -> Path:
+        return self.workdir / f"iteration_{k}"
+
+
+__all__ = ["ALRun"]

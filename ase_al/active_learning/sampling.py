@@ -1,0 +1,210 @@
+"""Sampling: the initial conditions of each batch of trajectories, the sampler call, and the
+pooling and selection of the uncertain structures of an iteration."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from ase import Atoms
+
+from ase_al.active_learning.selection import choose
+from ase_al.active_learning.settings import Sampling, Selection
+from ase_al.errors import check_atoms, same_atoms
+from ase_al.options import (
+    check_defaults_kind,
+    check_keywords,
+    check_signature,
+    keyword_names,
+    renamed,
+    takes_any_keyword,
+)
+from ase_al.samplers import get_sampler, wigner
+from ase_al.samplers.batch_md import SamplingResult
+
+log = logging.getLogger("ase_al")
+
+
+class SamplingStage:
+    """The sampler of a run with its options, checked when it is built (before any work).
+
+    ``n_states``: a multistate run (default sampler ``surface_hopping``); ``rng``: the
+    learner's random generator (seeds of the Wigner samples, random selection).
+    """
+
+    def __init__(
+        self,
+        sampling: Sampling,
+        selection: Selection,
+        molecule: Atoms,
+        n_states: int | None,
+        rng: np.random.Generator,
+        progress: bool | None,
+    ):
+        self.sampling, self.selection = sampling, selection
+        self.molecule, self.n_states, self.rng, self.progress = molecule, n_states, rng, progress
+        sampler = self.sampling.sampler
+        if self.n_states is not None:
+            sampler = "surface_hopping" if sampler is None else sampler
+            if isinstance(sampler, str) and sampler.lower() in ("batch_md", "md"):
+                raise ValueError(
+                    f"sampler {sampler!r} propagates one potential energy surface; a "
+                    "multistate model samples with 'surface_hopping' (or 'wigner', or a function)"
+                )
+        sampler = "batch_md" if sampler is None else sampler
+        self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
+        self.sampler_options = dict(self.sampling.options)
+        for old, new in getattr(self.sampler, "renamed_keywords", {}).items():
+            renamed(self.sampler_options, old, new, owner="sampler options")
+        conditions = self.sampling.initial_conditions
+        if isinstance(conditions, (list, tuple)):
+            for index, atoms in enumerate(conditions):
+                check_atoms(atoms)
+                if not same_atoms(atoms, self.molecule.numbers):
+                    raise ValueError(
+                        f"initial condition {index} does not match the molecule's atoms "
+                        "in count, elements or order"
+                    )
+        elif conditions is not None:
+            check_signature(
+                conditions,
+                "initial_conditions is called as initial_conditions(n, seed) and returns n "
+                "Atoms with momenta",
+                1,
+                0,
+            )
+        name = getattr(self.sampler, "__name__", type(self.sampler).__name__)
+        kwargs = self.sampler_options
+        if self.samples_wigner():
+            check_keywords("the 'wigner' sampler's options", kwargs, [])
+            return
+        if not takes_any_keyword(self.sampler):
+            accepted = set(keyword_names(self.sampler))
+            accepted -= {"model", "initial_conditions", "uq_threshold"}
+            check_keywords(f"sampler {name!r} (options)", kwargs, accepted)
+        check_defaults_kind(self.sampler, kwargs, f"options of sampler {name!r}")
+        check_signature(
+            self.sampler,
+            "a sampler is called as sampler(model, initial_conditions=list[Atoms], "
+            "uq_threshold=float, **options) and returns list[Atoms]",
+            None,
+            initial_conditions=[],
+            uq_threshold=0.0,
+            **self.extras(),
+            **kwargs,
+        )
+
+    def samples_wigner(self) -> bool:
+        return self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner"
+
+    def extras(self) -> dict:
+        """Where to write trajectories and whether to show progress, for samplers that take
+        them (every built-in one; a user's function only if its signature has them)."""
+        extras = {}
+        for key in ("trajectory_dir", "progress"):
+            if key not in self.sampler_options and (
+                takes_any_keyword(self.sampler) or key in keyword_names(self.sampler)
+            ):
+                extras[key] = None
+        return extras
+
+    def wigner(self, equilibrium, vibrations, n, tag, temperature=None):
+        temperature = self.sampling.temperature if temperature is None else temperature
+        samples = wigner(equilibrium, vibrations, n, temperature, seed=self.rng.integers(2**32))
+        for index, atoms in enumerate(samples):
+            atoms.info["uid"] = f"{tag}-{index:06d}"
+        return samples
+
+    def initial_conditions(self, equilibrium, vibrations, n) -> list[Atoms]:
+        """Where this batch of sampling trajectories starts (positions and momenta)."""
+        given = self.sampling.initial_conditions
+        if given is None:
+            return self.wigner(equilibrium, vibrations, n, "ic")
+        if callable(given):
+            conditions = list(given(n, int(self.rng.integers(2**32))))
+            for index, atoms in enumerate(conditions):
+                check_atoms(atoms)
+                if not same_atoms(atoms, self.molecule.numbers):
+                    raise ValueError(
+                        f"initial_conditions returned a structure ({index}) that does not match "
+                        "the molecule's atoms in count, elements or order"
+                    )
+        else:
+            conditions = [atoms.copy() for atoms in given]
+        for index, atoms in enumerate(conditions):
+            atoms.info["uid"] = f"ic-{index:06d}"
+        return conditions
+
+    def iteration(self, pair, threshold, equilibrium, vibrations, folder, labelled):
+        """The structures to label this iteration and a summary of the sampling.
+
+        The first batch decides convergence (``n_uncertain`` < ``min_new_points``). With
+        ``Selection.fill`` further batches follow until ``pool_factor·new_points`` uncertain
+        structures are pooled (at most ``Sampling.max_batches`` batches), and ``new_points``
+        of the pool are chosen; otherwise the first ``new_points`` of the one batch.
+        """
+        options = self.selection
+        first = self.batch(pair, threshold, equilibrium, vibrations, folder / "trajectories")
+        for atoms in first:
+            atoms.info["sampling_batch"] = 1
+        pool = list(first)
+        batches = 1
+        if options.fill and len(first) >= options.min_new_points:
+            target = int(np.ceil(options.pool_factor * options.new_points))
+            while len(pool) < target and batches < self.sampling.max_batches:
+                batches += 1
+                more = self.batch(
+                    pair,
+                    threshold,
+                    equilibrium,
+                    vibrations,
+                    folder / f"trajectories_batch{batches}",
+                )
+                for atoms in more:
+                    atoms.info["sampling_batch"] = batches
+                pool += list(more)
+            if len(pool) < options.new_points:
+                log.warning(
+                    "%d uncertain structures after %d sampling batches (new_points = %d)",
+                    len(pool),
+                    batches,
+                    options.new_points,
+                )
+            labelled = labelled() if options.method == "farthest" else []
+            pool = choose(pool, options.new_points, options.method, self.rng, labelled, equilibrium)
+        summary = {
+            "n_trajectories": first.n_trajectories,
+            "n_certain": first.n_certain,
+            "n_uncertain": len(first),
+            "sampling_batches": batches,
+        }
+        return pool[: options.new_points], summary
+
+    def batch(self, pair, threshold, equilibrium, vibrations, trajectory_dir) -> SamplingResult:
+        kwargs = dict(self.sampler_options)
+        n = self.sampling.n_trajectories
+        if self.samples_wigner():
+            samples = self.wigner(equilibrium, vibrations, n, "screen")
+            key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
+            u = pair.predict(samples, forces=False)[key]
+            uncertain = np.asarray(u > np.asarray(threshold)).reshape(len(samples), -1).any(1)
+            return SamplingResult(
+                [s for s, x in zip(samples, uncertain, strict=True) if x],
+                n_trajectories=n,
+                n_certain=int(np.sum(~uncertain)),
+            )
+        if isinstance(self.sampling.initial_conditions, (list, tuple)):
+            n = len(self.sampling.initial_conditions)
+        conditions = self.initial_conditions(equilibrium, vibrations, n)
+        extras = self.extras()
+        if "trajectory_dir" in extras:
+            kwargs["trajectory_dir"] = trajectory_dir
+        if "progress" in extras:
+            kwargs["progress"] = self.progress
+        result = self.sampler(pair, initial_conditions=conditions, uq_threshold=threshold, **kwargs)
+        if not isinstance(result, SamplingResult):  # a user function returning list[Atoms]
+            result = SamplingResult(result, n_trajectories=len(result), n_certain=0)
+        return result
+
+
+__all__ = ["SamplingStage"]

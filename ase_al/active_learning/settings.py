@@ -1,0 +1,310 @@
+"""The option objects of :class:`~ase_al.ActiveLearner`, each checking its own values.
+
+    ActiveLearner(
+        molecule, "GFN2-xTB", model="KREG",
+        initial_data=InitialData(batch=50, temperature=500.0),
+        sampling=Sampling(n_trajectories=100, options={"max_time_fs": 1000.0}),
+        selection=Selection(new_points=100, method="farthest", pool_factor=2, fill=True),
+        uncertainty=Uncertainty(threshold=0.01),
+    )
+
+Units: K, eV, fs (in option names that say so). :func:`from_keywords` maps the flat keywords
+of ase-al's first release onto these objects (with a ``FutureWarning``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ase_al.options import check_int, check_number, check_threshold, check_type
+
+
+@dataclass(frozen=True)
+class InitialData:
+    """How the initial training set is made.
+
+    Parameters
+    ----------
+    batch : int
+        Wigner structures per initial-data batch.
+    max_points : int
+        Upper bound on the initial data set.
+    rmse : float, optional
+        eV: stop growing the initial data when the cross-validation RMSE is below it. Without
+        it, batches are added until a power law fitted to the learning curve promises less
+        than 10 % gain from another batch.
+    temperature : float, optional
+        K of the Wigner sampling of initial data; default: the sampling temperature.
+    structures : path, list of Atoms or callable, optional
+        Your own initial data instead of Wigner batches: labelled structures (an ASE database
+        path, or Atoms carrying energies and forces) are imported; unlabelled Atoms (or those a
+        function ``structures()`` returns) are labelled with the reference.
+    """
+
+    batch: int = 50
+    max_points: int = 1000
+    rmse: float | None = None
+    temperature: float | None = None
+    structures: object = None
+
+    def __post_init__(self):
+        check_int("InitialData.batch", self.batch, minimum=2)
+        check_int("InitialData.max_points", self.max_points, minimum=2)
+        check_number("InitialData.rmse", self.rmse, minimum=0.0, optional=True)
+        check_number("InitialData.temperature", self.temperature, minimum=0.0, optional=True)
+        source = self.structures
+        if isinstance(source, (str, os.PathLike)):
+            if not os.path.exists(source):
+                raise FileNotFoundError(f"initial data: no such database {str(source)!r}")
+        elif source is not None and not isinstance(source, (list, tuple)) and not callable(source):
+            raise TypeError(
+                "initial data must be a database path, a list of Atoms or a function returning "
+                f"one, got {type(source).__name__}"
+            )
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How structures worth labelling are found in each iteration.
+
+    Parameters
+    ----------
+    sampler : str or callable, optional
+        ``"batch_md"`` (default), ``"md"``, ``"wigner"``, ``"surface_hopping"`` (default for
+        a multistate model) or ``sampler(model, initial_conditions=..., uq_threshold=...,
+        **options) -> list[Atoms]``.
+    n_trajectories : int
+        Trajectories (initial conditions) per sampling batch.
+    temperature : float
+        K of the Wigner initial conditions (and of the initial data unless
+        :attr:`InitialData.temperature` is given).
+    initial_conditions : list of Atoms or callable, optional
+        Your own starting points (Atoms with momenta: the same every iteration, and
+        ``n_trajectories`` is their number) or a function ``f(n, seed) -> list[Atoms]``.
+    options : dict
+        The sampler's own keywords, e.g. ``{"max_time_fs": 1000.0, "time_step_fs": 0.5}``.
+    max_batches : int
+        With :attr:`Selection.fill`, at most this many sampling batches per iteration.
+    """
+
+    sampler: str | Callable | None = None
+    n_trajectories: int = 100
+    temperature: float = 300.0
+    initial_conditions: object = None
+    options: dict = field(default_factory=dict)
+    max_batches: int = 20
+
+    def __post_init__(self):
+        if self.sampler is not None and not isinstance(self.sampler, str):
+            if not callable(self.sampler):
+                raise TypeError(
+                    f"sampler must be a name or a callable, got {type(self.sampler).__name__}"
+                )
+        check_int("Sampling.n_trajectories", self.n_trajectories, minimum=1)
+        check_number("Sampling.temperature", self.temperature, minimum=0.0)
+        check_type("Sampling.options", self.options, dict)
+        check_int("Sampling.max_batches", self.max_batches, minimum=1)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which sampled structures are labelled, and when the run has converged.
+
+    Parameters
+    ----------
+    new_points : int
+        At most this many structures are labelled per iteration.
+    min_new_points : int
+        Converged when fewer structures than this are uncertain (judged on the first sampling
+        batch of an iteration).
+    fill : bool
+        Sample further batches until ``pool_factor·new_points`` uncertain structures are
+        pooled (MLatom's behaviour); default: the uncertain structures of one batch.
+    method : {"random", "farthest"}
+        How ``new_points`` are picked from a larger pool: at random (MLatom's way) or by
+        farthest-point sampling in the RE descriptor from everything labelled.
+    pool_factor : float
+        With ``fill``, the pool size as a multiple of ``new_points`` (≥ 1).
+    max_iterations : int
+    """
+
+    new_points: int = 100
+    min_new_points: int = 5
+    fill: bool = False
+    method: str = "random"
+    pool_factor: float = 1.0
+    max_iterations: int = 20
+
+    def __post_init__(self):
+        check_int("Selection.new_points", self.new_points, minimum=1)
+        check_int("Selection.min_new_points", self.min_new_points, minimum=1)
+        check_int("Selection.max_iterations", self.max_iterations, minimum=1)
+        if self.method not in ("random", "farthest"):
+            raise ValueError(
+                f"selection method must be 'random' or 'farthest', got {self.method!r}"
+            )
+        check_number("Selection.pool_factor", self.pool_factor, minimum=1.0)
+        if not self.fill and (self.method != "random" or self.pool_factor != 1.0):
+            # one batch of n trajectories never pools more than new_points to choose from
+            raise ValueError(
+                f"selection method {self.method!r} and pool_factor={self.pool_factor} choose "
+                "among the structures pooled by fill=True; give fill=True with them"
+            )
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """How the uncertainty is measured and where its threshold lies.
+
+    Parameters
+    ----------
+    kind : {"physics-informed", "committee"}
+        |E_main − E_aux| of a main (energies + forces) and an auxiliary (energies only)
+        model (MLatom's), or the standard deviation of ``committee_size`` models trained on
+        different random 80 % subsets.
+    committee_size : int
+    threshold : float or list of float, optional
+        eV (per state for a multistate model). Default: set on the first iteration as median
+        + ``multiplier``·MAD of the uncertainties on a held-out ``validation_fraction`` of the
+        labelled data, then kept (MLatom's m+3mad).
+    multiplier : float
+    validation_fraction : float
+    """
+
+    kind: str = "physics-informed"
+    committee_size: int = 4
+    threshold: float | list | None = None
+    multiplier: float = 3.0
+    validation_fraction: float = 0.1
+
+    def __post_init__(self):
+        if self.kind not in ("physics-informed", "committee"):
+            raise ValueError(
+                f"uncertainty must be 'physics-informed' or 'committee', got {self.kind!r}"
+            )
+        check_int("Uncertainty.committee_size", self.committee_size, minimum=1)
+        if self.kind == "committee" and self.committee_size < 2:
+            raise ValueError("a committee needs committee_size >= 2")
+        check_threshold(self.threshold)
+        check_number("Uncertainty.multiplier", self.multiplier, minimum=0.0)
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+
+
+@dataclass(frozen=True)
+class Equilibrium:
+    """Where the sampling is centred: the equilibrium geometry and its normal modes.
+
+    Parameters
+    ----------
+    optimize : bool
+        Optimise the molecule first (default) or take it as the equilibrium.
+    method : str or Calculator, optional
+        Method for the optimisation and frequencies; default: the reference.
+    vibrations : HarmonicAnalysis or VibrationsData, optional
+        Normal modes of the molecule, taken as the equilibrium: no optimisation, no
+        frequencies.
+    """
+
+    optimize: bool = True
+    method: object = None
+    vibrations: object = None
+
+    def __post_init__(self):
+        from ase.vibrations import VibrationsData
+
+        if self.vibrations is not None and not isinstance(self.vibrations, VibrationsData):
+            raise TypeError(
+                "vibrations must be the result of ase_al.freq or an ase VibrationsData, got "
+                f"{type(self.vibrations).__name__}"
+            )
+
+
+#: first-release flat keyword -> (option object, its field)
+LEGACY = {
+    "temperature": ("sampling", "temperature"),
+    "init_temperature": ("initial_data", "temperature"),
+    "init_batch": ("initial_data", "batch"),
+    "max_init_points": ("initial_data", "max_points"),
+    "init_rmse": ("initial_data", "rmse"),
+    "sampler": ("sampling", "sampler"),
+    "initial_conditions": ("sampling", "initial_conditions"),
+    "max_sampling_batches": ("sampling", "max_batches"),
+    "new_points": ("selection", "new_points"),
+    "min_new_points": ("selection", "min_new_points"),
+    "fill_new_points": ("selection", "fill"),
+    "pool_factor": ("selection", "pool_factor"),
+    "max_iterations": ("selection", "max_iterations"),
+    "uq": ("uncertainty", "kind"),
+    "committee_size": ("uncertainty", "committee_size"),
+    "uq_threshold": ("uncertainty", "threshold"),
+    "threshold_multiplier": ("uncertainty", "multiplier"),
+    "validation_fraction": ("uncertainty", "validation_fraction"),
+    "optimize": ("equilibrium", "optimize"),
+    "optfreq": ("equilibrium", "method"),
+    "vibrations": ("equilibrium", "vibrations"),
+}
+KINDS = {
+    "initial_data": InitialData,
+    "sampling": Sampling,
+    "selection": Selection,
+    "uncertainty": Uncertainty,
+    "equilibrium": Equilibrium,
+}
+
+
+def from_keywords(options: dict, legacy: dict, warn: bool = True) -> dict:
+    """The option objects for ``options`` (the new keywords, objects or shorthands) and
+    ``legacy`` (first-release flat keywords, ``sampler_kwargs``, ``model_kwargs``, a string
+    ``selection``): ``{name: object}`` for the five option kinds."""
+    legacy = dict(legacy)
+    fields: dict[str, dict] = {kind: {} for kind in KINDS}
+    objects = {}
+    for kind, cls in KINDS.items():
+        value = options.get(kind)
+        if isinstance(value, cls) or value is None:
+            objects[kind] = value
+        elif kind == "initial_data":  # shorthand: the structures themselves
+            objects[kind] = InitialData(structures=value)
+        elif kind == "selection" and isinstance(value, str):  # shorthand: the method
+            objects[kind] = None
+            fields["selection"]["method"] = value
+        elif kind == "uncertainty" and isinstance(value, str):  # shorthand: the kind
+            objects[kind] = Uncertainty(kind=value)
+        else:
+            raise TypeError(f"{kind} must be a {cls.__name__}, got {type(value).__name__}")
+    if legacy and warn:
+        warnings.warn(
+            "ActiveLearner's flat keywords (" + ", ".join(sorted(legacy)) + ") are now fields "
+            "of its option objects (InitialData, Sampling, Selection, Uncertainty, "
+            "Equilibrium); they keep working for one release",
+            FutureWarning,
+            stacklevel=3,
+        )
+    sampler_kwargs = dict(legacy.pop("sampler_kwargs", None) or {})
+    if "n_trajectories" in sampler_kwargs:
+        fields["sampling"]["n_trajectories"] = sampler_kwargs.pop("n_trajectories")
+    if sampler_kwargs:
+        fields["sampling"]["options"] = sampler_kwargs
+    if "initial_data" in legacy:
+        fields["initial_data"]["structures"] = legacy.pop("initial_data")
+    for name, value in legacy.items():
+        kind, attribute = LEGACY[name]
+        fields[kind][attribute] = value
+    for kind, cls in KINDS.items():
+        if fields[kind]:
+            if objects[kind] is not None:
+                objects[kind] = replace(objects[kind], **fields[kind])
+            else:
+                objects[kind] = cls(**fields[kind])
+        elif objects[kind] is None:
+            objects[kind] = cls()
+    return objects
+
+
+__all__ = ["Equilibrium", "InitialData", "Sampling", "Selection", "Uncertainty", "from_keywords"]

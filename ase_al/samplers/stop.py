@@ -1,0 +1,69 @@
+"""When an uncertainty-checked sampling trajectory stops, and what it hands back: one rule
+for the three trajectory samplers (``batch_md``, ``md``, ``surface_hopping``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+
+class Uncertain(Exception):
+    """Raised by an observer to stop a sampling trajectory at its first uncertain structure."""
+
+
+class UncertaintyStop:
+    """A trajectory stops at its first structure whose uncertainty exceeds the threshold.
+
+    Parameters
+    ----------
+    threshold : float or sequence of float
+        eV; for a multistate model one per state (or one for all ``n_states``).
+    n_states : int, optional
+        Multistate: uncertainties come per state, and a structure is uncertain when any of
+        the watched states exceeds its threshold.
+    """
+
+    def __init__(self, threshold, n_states: int | None = None):
+        self.n_states = n_states
+        threshold = np.asarray(threshold, float)
+        self.threshold = threshold if n_states is None else np.broadcast_to(threshold, (n_states,))
+
+    def exceeded(self, uncertainty, states=None):
+        """Whether each uncertainty (eV; (P,) or a scalar; per state (..., S) for multistate)
+        exceeds the threshold; ``states``: the states that count (default: all)."""
+        over = np.asarray(uncertainty, float) > self.threshold
+        if self.n_states is None:
+            return over
+        if states is not None:
+            over = over[..., list(states)]
+        return over.any(axis=-1)
+
+    @staticmethod
+    def record(atoms: Atoms, trajectory: int, time_fs: float, uncertainty: float, **info) -> Atoms:
+        """The structure to label: a copy without calculator, carrying where it was found
+        (``trajectory``, ``time_fs``) and its ``uncertainty`` (eV) in ``info``."""
+        found = atoms.copy()
+        found.calc = None
+        found.info.update(
+            trajectory=int(trajectory),
+            time_fs=float(time_fs),
+            uncertainty=float(uncertainty),
+            **info,
+        )
+        return found
+
+
+def run_until_uncertain(dyn, steps: int, writer=None) -> bool:
+    """Run ``dyn`` for ``steps``; True if an observer stopped it by raising
+    :class:`Uncertain`. Closes ``writer`` (a trajectory file) either way."""
+    try:
+        dyn.run(steps)
+    except Uncertain:
+        return True
+    finally:
+        if writer is not None:
+            writer.close()
+    return False
+
+
+__all__ = ["Uncertain", "UncertaintyStop", "run_until_uncertain"]
