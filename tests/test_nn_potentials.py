@@ -226,6 +226,7 @@ def test_mace_file_saved_by_mace_torch_loads_with_same_energies(tmp_path):
     np.testing.assert_allclose(atoms.get_forces(), forces, atol=1e-8)
 
 
+@pytest.mark.slow  # ~45 s; committees of trained models pass the model contract by default
 def test_committee_of_four_networks(data):
     train, test = data
     rng = np.random.default_rng(0)

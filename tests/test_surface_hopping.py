@@ -167,11 +167,12 @@ def tully_exact(k0, x0=-12.0, half_width=48.0, points=2048, dt=2.0):
     return float(np.sum(abs(psi2[right]) ** 2) * dx), float(np.sum(abs(psi1[right]) ** 2) * dx)
 
 
-def run_tully(k, seed, dt_au=20.0, decoherence=None, energies=None):
-    """One FSSH trajectory from x = −12 bohr until it leaves |x| < 12; (transmitted, state)."""
+def run_tully(k, seed, dt_au=20.0, decoherence=None, energies=None, edge=12.0):
+    """One FSSH trajectory from x = −edge bohr until it leaves |x| < edge (the coupling
+    C·exp(−D x²) is below 1e-17 Hartree beyond 6 bohr); (transmitted, dynamics)."""
     from ase_al.dynamics.models import tully_particle
 
-    atoms = tully_particle(-12.0, k)
+    atoms = tully_particle(-edge, k)
     dynamics = SurfaceHopping(
         atoms,
         dt_au * AU_TIME,
@@ -182,7 +183,7 @@ def run_tully(k, seed, dt_au=20.0, decoherence=None, energies=None):
     )
     if energies is not None:
         dynamics.attach(lambda: energies.append(atoms.get_total_energy()))
-    while -12.5 < atoms.positions[0, 0] / units.Bohr < 12.0:
+    while -(edge + 0.5) < atoms.positions[0, 0] / units.Bohr < edge:
         dynamics.run(10)
     return atoms.positions[0, 0] > 0, dynamics
 
@@ -218,14 +219,21 @@ def test_tully_model_energies_forces_and_couplings():
     assert nacs[0, 1, 0, 1:].tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("k", [10.0, 30.0])
-def test_fssh_transmission_matches_exact_quantum_dynamics(k):
+@pytest.mark.parametrize(
+    "k, n",
+    [
+        (30.0, 100),
+        pytest.param(10.0, 250, marks=pytest.mark.slow),
+        pytest.param(30.0, 250, marks=pytest.mark.slow),
+    ],
+)
+def test_fssh_transmission_matches_exact_quantum_dynamics(k, n):
     """Tully's model 1 from the lower state: the fraction of trajectories transmitted on the
     upper state equals the exact quantum probability within 3 standard errors (Tully's FSSH
     reproduces the exact curve of this model at these momenta; k = 10 is just above the
-    upper state's threshold k ≈ 8.9, k = 30 the high-energy end of his figure)."""
+    upper state's threshold k ≈ 8.9, k = 30 the high-energy end of his figure). The default
+    suite runs 100 trajectories at k = 30; ``-m slow`` both momenta with 250."""
     _, exact_upper = tully_exact(k)
-    n = 250
     upper = 0
     for seed in range(n):
         transmitted, dynamics = run_tully(k, seed)
@@ -241,17 +249,17 @@ def test_fssh_energy_conservation_frustration_and_decoherence():
     # sharp crossing (measured: 9e-3 eV at 20 au steps, 1e-3 at 5 au, 1e-4 at 2 au), against
     # a 0.3-0.5 eV gap that a wrong hop would add or lose
     hops = 0
-    for seed in range(6):
+    for seed in range(3):
         energies = []
-        _, dynamics = run_tully(30.0, seed, dt_au=2.0, energies=energies)
+        _, dynamics = run_tully(30.0, seed, dt_au=5.0, energies=energies)
         hops += sum(h["accepted"] for h in dynamics.hops)
-        assert np.ptp(energies) < 5e-4
+        assert np.ptp(energies) < 2e-3
     assert hops > 0
     # k = 5: kinetic energy 0.00625 Hartree is below the 0.01 Hartree gap at the crossing, so
     # every upward hop is frustrated and the particle stays on the lower state
     attempts = []
     for seed in range(40):
-        _, dynamics = run_tully(5.0, seed)
+        _, dynamics = run_tully(5.0, seed, edge=6.0)
         assert dynamics.state == 0
         attempts += dynamics.hops
         if len(attempts) >= 2:

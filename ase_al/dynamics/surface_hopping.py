@@ -319,15 +319,20 @@ class SurfaceHopping(MolecularDynamics):
         c = self.coefficients
         summed = np.zeros(self.n_states)
         staying = 1.0  # probability of no hop in any substep
+        # the generators of all substeps at once (energies and couplings interpolated
+        # linearly): iħ ċ = (E − iħT) c is Hermitian (T antisymmetric), so one batched
+        # eigendecomposition gives every substep's exact unitary propagator
+        f = (np.arange(self.substeps) + 0.5) / self.substeps
+        e = e0[None, :] + f[:, None] * (e1 - e0)[None, :]
+        couplings = t0[None] + f[:, None, None] * (t1 - t0)[None]
+        generators = -1j * couplings
+        diagonal = (e - e.mean(axis=1, keepdims=True)) / HBAR
+        generators[:, np.arange(self.n_states), np.arange(self.n_states)] += diagonal
+        w, vectors = np.linalg.eigh(generators)
+        propagators = np.einsum("sij,sj,skj->sik", vectors, np.exp(-1j * w * tau), vectors.conj())
         for j in range(self.substeps):
-            f = (j + 0.5) / self.substeps
-            e = e0 + f * (e1 - e0)
-            t = t0 + f * (t1 - t0)
-            # iħ ċ = (E − iħT) c: the generator is Hermitian (T antisymmetric), so one
-            # eigendecomposition gives the exact unitary step
-            generator = np.diag(e - e.mean()) / HBAR - 1j * t
-            w, vectors = np.linalg.eigh(generator)
-            c = vectors @ (np.exp(-1j * w * tau) * (vectors.conj().T @ c))
+            t = couplings[j]
+            c = propagators[j] @ c
             population = abs(c[k]) ** 2
             if population > 1e-14:
                 flux = -2.0 * np.real(np.conj(c) * c[k] * t[:, k])
