@@ -146,6 +146,24 @@ def _wigner_kwargs(kwargs: dict, where: str) -> dict:
     return kwargs
 
 
+def _apply_wigner(kwargs: dict, where: str, out: dict, counts: dict, count: str, temperature: str):
+    """An MLatom Wigner sampler's keywords into ``out``: its molecule (checked against the
+    run's), ``number_of_initial_conditions`` as ``counts[count]``, ``initial_temperature`` as
+    ``out[temperature]``, ``random_seed`` as the seed."""
+    kwargs = _wigner_kwargs(kwargs, where)
+    if "molecule" in kwargs:
+        molecule = kwargs.pop("molecule")
+        if "molecule" in out:
+            _same_molecule(molecule, out["molecule"], where)
+        out["molecule"] = molecule
+    if "number_of_initial_conditions" in kwargs:
+        counts[count] = kwargs.pop("number_of_initial_conditions")
+    if "initial_temperature" in kwargs:
+        out[temperature] = kwargs.pop("initial_temperature")
+    if "random_seed" in kwargs:
+        out["seed"] = kwargs.pop("random_seed")
+
+
 def _sampler_name(name: str, where: str) -> str:
     key = name.lower()
     if key == "lzsh":
@@ -225,18 +243,9 @@ def translate(kwargs: dict) -> dict:
                 f"initdata_sampler {init_sampler!r} is not supported: 'wigner', or a callable "
                 "returning the structures to label"
             )
-        init_kwargs = _wigner_kwargs(init_kwargs, "initdata_sampler_kwargs")
-        if "molecule" in init_kwargs:
-            molecule = init_kwargs.pop("molecule")
-            if "molecule" in out:
-                _same_molecule(molecule, out["molecule"], "initdata_sampler_kwargs")
-            out["molecule"] = molecule
-        if "number_of_initial_conditions" in init_kwargs:
-            out["init_batch"] = init_kwargs.pop("number_of_initial_conditions")
-        if "initial_temperature" in init_kwargs:
-            out["init_temperature"] = init_kwargs.pop("initial_temperature")
-        if "random_seed" in init_kwargs:
-            out["seed"] = init_kwargs.pop("random_seed")
+        _apply_wigner(
+            init_kwargs, "initdata_sampler_kwargs", out, out, "init_batch", "init_temperature"
+        )
     elif callable(init_sampler):
         if "initial_data" in out:
             raise TypeError("al() got both initdata_sampler and initial_dataset: give one")
@@ -299,18 +308,14 @@ def translate(kwargs: dict) -> dict:
                 f"initcond_sampler {ic_sampler!r} is not supported: 'wigner', a list of Atoms "
                 "with momenta, or a callable returning them"
             )
-        ic_kwargs = _wigner_kwargs(ic_kwargs, "initcond_sampler_kwargs")
-        if "molecule" in ic_kwargs:
-            molecule = ic_kwargs.pop("molecule")
-            if "molecule" in out:
-                _same_molecule(molecule, out["molecule"], "initcond_sampler_kwargs")
-            out["molecule"] = molecule
-        if "number_of_initial_conditions" in ic_kwargs:
-            sampler_kwargs["n_trajectories"] = ic_kwargs.pop("number_of_initial_conditions")
-        if "initial_temperature" in ic_kwargs:
-            out["temperature"] = ic_kwargs.pop("initial_temperature")
-        if "random_seed" in ic_kwargs:
-            out["seed"] = ic_kwargs.pop("random_seed")
+        _apply_wigner(
+            ic_kwargs,
+            "initcond_sampler_kwargs",
+            out,
+            sampler_kwargs,
+            "n_trajectories",
+            "temperature",
+        )
     elif isinstance(ic_sampler, (list, tuple)) or (
         hasattr(ic_sampler, "__iter__") and not callable(ic_sampler)
     ):

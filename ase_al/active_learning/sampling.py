@@ -58,13 +58,7 @@ class SamplingStage:
             renamed(self.sampler_options, old, new, owner="sampler options")
         conditions = self.sampling.initial_conditions
         if isinstance(conditions, (list, tuple)):
-            for index, atoms in enumerate(conditions):
-                check_atoms(atoms)
-                if not same_atoms(atoms, self.molecule.numbers):
-                    raise ValueError(
-                        f"initial condition {index} does not match the molecule's atoms "
-                        "in count, elements or order"
-                    )
+            self._check_conditions(conditions, "initial condition")
         elif conditions is not None:
             check_signature(
                 conditions,
@@ -94,6 +88,15 @@ class SamplingStage:
             **kwargs,
         )
 
+    def _check_conditions(self, conditions, what: str) -> None:
+        for index, atoms in enumerate(conditions):
+            check_atoms(atoms)
+            if not same_atoms(atoms, self.molecule.numbers):
+                raise ValueError(
+                    f"{what} {index} does not match the molecule's atoms in count, elements "
+                    "or order"
+                )
+
     def samples_wigner(self) -> bool:
         return self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner"
 
@@ -122,13 +125,7 @@ class SamplingStage:
             return self.wigner(equilibrium, vibrations, n, "ic")
         if callable(given):
             conditions = list(given(n, int(self.rng.integers(2**32))))
-            for index, atoms in enumerate(conditions):
-                check_atoms(atoms)
-                if not same_atoms(atoms, self.molecule.numbers):
-                    raise ValueError(
-                        f"initial_conditions returned a structure ({index}) that does not match "
-                        "the molecule's atoms in count, elements or order"
-                    )
+            self._check_conditions(conditions, "structure returned by initial_conditions")
         else:
             conditions = [atoms.copy() for atoms in given]
         for index, atoms in enumerate(conditions):
