@@ -1,7 +1,7 @@
 """Checks of what users pass, made before any work: one-line errors that name the problem.
 
-- :func:`check_keywords` / :func:`strict_keywords`: unknown keyword names, with a "did you
-  mean" for a misspelling and the list of accepted names.
+- :func:`check_keywords`: unknown keyword names, with a "did you mean" for a misspelling and
+  the list of accepted names.
 - :func:`check_signature`: a user's callable (a sampler, an initial-condition function) can
   be called the way ase-al will call it; the message states that contract.
 - :class:`StrictParameters`: a calculator mixin that rejects parameters it does not know
@@ -49,21 +49,6 @@ def takes_any_keyword(func: Callable) -> bool:
     except (TypeError, ValueError):
         return True
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def strict_keywords(func: Callable) -> Callable:
-    """Decorate ``func`` (without ``**kwargs``) so that an unknown keyword raises a
-    ``TypeError`` with a "did you mean" and the accepted names, instead of Python's bare
-    "unexpected keyword argument"."""
-    names = [n for n in keyword_names(func) if n != "self"]
-    owner = func.__qualname__.removesuffix(".__init__")
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        check_keywords(owner, kwargs, names)
-        return func(*args, **kwargs)
-
-    return wrapper
 
 
 def check_signature(func: Callable, contract: str, *args, **kwargs) -> None:
@@ -267,7 +252,3 @@ def renames(**old_to_new: str):
         return wrapper
 
     return decorate
-
-
-#: the time keywords of ase-al's first release, now with their unit in the name
-TIME_RENAMES = {"time_step": "time_step_fs", "maximum_propagation_time": "max_time_fs"}

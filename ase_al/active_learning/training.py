@@ -40,10 +40,6 @@ class Plan:
     n_states: int | None = None
     recipe: Committee | None = None
 
-    @property
-    def model_type(self):
-        return type(self.factory())
-
 
 class ModelRecipe:
     """What the learner's models are made from, checked when it is built (one model is
