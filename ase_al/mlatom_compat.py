@@ -164,13 +164,6 @@ def _apply_wigner(kwargs: dict, where: str, out: dict, counts: dict, count: str,
         out["seed"] = kwargs.pop("random_seed")
 
 
-def _sampler_name(name: str, where: str) -> str:
-    key = name.lower()
-    if key == "lzsh":
-        return "surface_hopping"
-    return key
-
-
 def _call_with(func: Callable, kwargs: dict, contract: str) -> Callable:
     """``func(**kwargs)`` as a function of the learner's ``(n, seed)``, signature checked."""
     from ase_al.options import check_signature
@@ -232,7 +225,7 @@ def translate(kwargs: dict) -> dict:
         if name in kwargs:
             out["executor"] = _number_of_workers(kwargs[name])
     if isinstance(out.get("sampler"), str):
-        out["sampler"] = _sampler_name(out["sampler"], "al()")
+        out["sampler"] = {"lzsh": "surface_hopping"}.get(out["sampler"].lower(), out["sampler"])
 
     # initial data: the sampler, its count and temperature, the refinement rule
     init_kwargs = dict(kwargs.get("initdata_sampler_kwargs") or {})
@@ -388,13 +381,9 @@ def al(molecule: Atoms | None = None, reference_method=None, ml_model="KREG", **
     from ase_al.active_learning.settings import KINDS, LEGACY, from_keywords
 
     flat = {k: options.pop(k) for k in list(options) if k in LEGACY or k == "sampler_kwargs"}
-    flat["model_kwargs"] = options.pop("model_kwargs", {})
-    if "initial_data" in options:
-        flat["initial_data"] = options.pop("initial_data")
-    model_kwargs = flat.pop("model_kwargs") or {}
-    objects = from_keywords({}, flat, warn=False)  # MLatom's vocabulary is not deprecated
-    learner = ActiveLearner(**options, **{k: objects[k] for k in KINDS}, model_kwargs=model_kwargs)
-    return learner.run()
+    given = {kind: options.pop(kind, None) for kind in KINDS}  # option objects or shorthands
+    objects = from_keywords(given, flat, warn=False)  # MLatom's vocabulary is not deprecated
+    return ActiveLearner(**options, **objects).run()
 
 
 __all__ = ["AL_KEYWORDS", "INITIAL_CONDITION_KEYWORDS", "SAMPLER_KEYWORDS", "al", "translate"]

@@ -352,6 +352,20 @@ def test_bad_mlatom_options_fail_before_any_label(tmp_path, options, error, mess
     assert not (tmp_path / "al" / "labelled.db").exists()
 
 
+def test_al_takes_option_objects_beside_mlatom_keywords(tmp_path):
+    """ase-al's option objects pass through al() with MLatom's keywords (and are checked
+    there, before any label)."""
+    with pytest.raises(TypeError, match="did you mean 'max_time_fs'"):
+        ase_al.al(
+            molecule=molecule("H2"),
+            reference_method="GFN2-xTB",
+            working_directory=str(tmp_path / "al"),
+            max_iterations=1,
+            sampling=Sampling(options={"max_time_f": 5.0}),
+        )
+    assert not (tmp_path / "al").exists()
+
+
 def test_calculators_refuse_parameters_they_do_not_know():
     pytest.importorskip("pyscf")
     with pytest.raises(TypeError, match="PySCF got an unknown keyword 'program'.*basis"):
