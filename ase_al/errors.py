@@ -57,6 +57,20 @@ def same_atoms(atoms: Atoms, numbers) -> bool:
     return len(atoms) == len(numbers) and bool(np.all(atoms.numbers == np.asarray(numbers)))
 
 
+def check_same_atoms(
+    images, numbers, what: str = "structure", whose: str = "the molecule's atoms"
+) -> None:
+    """Check every structure of ``images`` (:func:`check_atoms`) and that it has exactly the
+    atomic ``numbers``, in this order; a ``ValueError`` names the first that does not."""
+    for index, atoms in enumerate(images):
+        check_atoms(atoms)
+        if not same_atoms(atoms, numbers):
+            raise ValueError(
+                f"{what} {index} ({atoms.get_chemical_formula()}) does not match {whose} in "
+                "count, elements or order"
+            )
+
+
 def check_atoms(atoms: Atoms) -> None:
     """Reject structures no calculator can handle, with a message naming the problem."""
     if not isinstance(atoms, Atoms):

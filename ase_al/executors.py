@@ -59,12 +59,6 @@ def default_executor(max_workers: int | None = None) -> Executor:
     return get_reusable_executor(max_workers=workers, timeout=IDLE_TIMEOUT, env=env)
 
 
-def ships_by_pickle(executor: Executor | None) -> bool:
-    """True when work sent to ``executor`` is serialised for other processes (the default
-    pool, a process pool, Dask), false for :class:`SerialExecutor`."""
-    return not isinstance(executor, SerialExecutor)
-
-
 def check_shippable(obj, what: str, executor: Executor | None = None) -> None:
     """Raise a one-line ``TypeError`` before any work if ``obj`` cannot be sent to workers.
 
@@ -72,7 +66,7 @@ def check_shippable(obj, what: str, executor: Executor | None = None) -> None:
     ``__main__`` are sent by value); a standard :class:`ProcessPoolExecutor` uses plain
     pickle, so its check is the stricter one.
     """
-    if not ships_by_pickle(executor):
+    if isinstance(executor, SerialExecutor):  # runs in this process: nothing is shipped
         return
     if isinstance(executor, ProcessPoolExecutor):
         import pickle as serialiser

@@ -194,10 +194,9 @@ def check_executor(executor):
     return executor
 
 
-def check_calculator(value, name: str, executor=False):
+def check_calculator(value, name: str):
     """A method name (resolved now, so that an unknown one fails before any work) or an ASE
-    calculator. With ``executor`` (None: the default pool) the calculator must also be
-    shippable to the workers that will run it."""
+    calculator."""
     from ase.calculators.calculator import BaseCalculator
 
     if isinstance(value, str):
@@ -210,10 +209,6 @@ def check_calculator(value, name: str, executor=False):
             f"{name} must be a method name (e.g. 'GFN2-xTB', 'B3LYP/6-31G*') or an ASE "
             f"calculator, got {type(value).__name__}"
         )
-    if executor is not False:
-        from ase_al.executors import check_shippable
-
-        check_shippable(value, f"{name} calculator", executor)
     return value
 
 

@@ -13,7 +13,7 @@ from ase.db import connect
 
 from ase_al.active_learning.plots import plot_learning_curve
 from ase_al.active_learning.training import cross_validation_rmse
-from ase_al.errors import check_atoms, same_atoms
+from ase_al.errors import check_same_atoms
 from ase_al.files import read_traj, write_traj
 from ase_al.io import read_row, write_row
 
@@ -57,14 +57,9 @@ def check_structures(source, numbers, n_states: int | None) -> bool:
             "initial data must be a non-empty list of Atoms (or an ASE database path), got "
             f"{type(source).__name__}" + (" of length 0" if not source else "")
         )
+    check_same_atoms(source, numbers, "initial data structure")
     has_labels = []
     for index, atoms in enumerate(source):
-        check_atoms(atoms)
-        if not same_atoms(atoms, numbers):
-            raise ValueError(
-                f"initial data structure {index} does not match the molecule's atoms "
-                "in count, elements or order"
-            )
         results = atoms.calc.results if atoms.calc is not None else {}
         has_labels.append("energy" in results)
         if "energy" in results and "forces" not in results:

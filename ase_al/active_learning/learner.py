@@ -34,12 +34,14 @@ from ase_al.active_learning.settings import (
 from ase_al.active_learning.training import (
     ModelRecipe,
     Plan,
+    load_models,
     train_models,
     validation_threshold,
 )
 from ase_al.calculators import methods
 from ase_al.calculators.committee import Committee
 from ase_al.errors import ReferenceCalculationError, check_atoms
+from ase_al.executors import check_shippable
 from ase_al.files import read_traj, write_traj
 from ase_al.labelling import label
 from ase_al.options import (
@@ -179,7 +181,8 @@ class ActiveLearner:
         self.workdir = Path(check_type("workdir", workdir, (str, Path)))
         self.run_dir = ALRun(self.workdir)
         self.executor = check_executor(executor)
-        self.reference = check_calculator(reference, "reference", self.executor)
+        self.reference = check_calculator(reference, "reference")
+        check_shippable(self.reference, "reference calculator", self.executor)
         if self.equilibrium.method is not None:
             check_calculator(self.equilibrium.method, "equilibrium method")
         self.seed = check_int("seed", seed, minimum=0)
@@ -193,7 +196,7 @@ class ActiveLearner:
         )
         self._check_initial_data()
 
-    # -- checks (all before any work) --------------------------------------------------
+    # -- the sampling stage's pieces, for the initial data and tests --------------------
     def _wigner(self, equilibrium, vibrations, n, tag, temperature=None) -> list[Atoms]:
         return self.stage.wigner(equilibrium, vibrations, n, tag, temperature)
 
@@ -361,7 +364,10 @@ class ActiveLearner:
             # a finished run: its final models, loaded (not retrained) where they were saved
             k = len(history)
             log.info("run already finished after %d iterations: returning its models", k)
-            pair, _ = train_models(plan, self.labelled(), self.run_dir.iteration_dir(k))
+            folder = self.run_dir.iteration_dir(k)
+            pair = load_models(folder)
+            if pair is None:  # a run written before models were saved with a manifest
+                pair, _ = train_models(plan, self.labelled(), folder)
             yield {**history[-1], "model": pair, "converged": bool(state.get("converged"))}
             return
         while True:

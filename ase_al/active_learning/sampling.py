@@ -10,7 +10,7 @@ from ase import Atoms
 
 from ase_al.active_learning.selection import choose
 from ase_al.active_learning.settings import Sampling, Selection
-from ase_al.errors import check_atoms, same_atoms
+from ase_al.errors import check_same_atoms
 from ase_al.options import (
     check_defaults_kind,
     check_keywords,
@@ -21,6 +21,7 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
+from ase_al.samplers.stop import UncertaintyStop
 
 log = logging.getLogger("ase_al")
 
@@ -58,7 +59,7 @@ class SamplingStage:
             renamed(self.sampler_options, old, new, owner="sampler options")
         conditions = self.sampling.initial_conditions
         if isinstance(conditions, (list, tuple)):
-            self._check_conditions(conditions, "initial condition")
+            check_same_atoms(conditions, self.molecule.numbers, "initial condition")
         elif conditions is not None:
             check_signature(
                 conditions,
@@ -88,15 +89,6 @@ class SamplingStage:
             **kwargs,
         )
 
-    def _check_conditions(self, conditions, what: str) -> None:
-        for index, atoms in enumerate(conditions):
-            check_atoms(atoms)
-            if not same_atoms(atoms, self.molecule.numbers):
-                raise ValueError(
-                    f"{what} {index} does not match the molecule's atoms in count, elements "
-                    "or order"
-                )
-
     def samples_wigner(self) -> bool:
         return self.sampler is wigner or getattr(self.sampler, "__name__", "") == "wigner"
 
@@ -125,7 +117,9 @@ class SamplingStage:
             return self.wigner(equilibrium, vibrations, n, "ic")
         if callable(given):
             conditions = list(given(n, int(self.rng.integers(2**32))))
-            self._check_conditions(conditions, "structure returned by initial_conditions")
+            check_same_atoms(
+                conditions, self.molecule.numbers, "structure returned by initial_conditions"
+            )
         else:
             conditions = [atoms.copy() for atoms in given]
         for index, atoms in enumerate(conditions):
@@ -184,7 +178,7 @@ class SamplingStage:
             samples = self.wigner(equilibrium, vibrations, n, "screen")
             key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
             u = pair.predict(samples, forces=False)[key]
-            uncertain = np.asarray(u > np.asarray(threshold)).reshape(len(samples), -1).any(1)
+            uncertain = UncertaintyStop(threshold, self.n_states).exceeded(u)
             return SamplingResult(
                 [s for s, x in zip(samples, uncertain, strict=True) if x],
                 n_trajectories=n,

@@ -169,6 +169,7 @@ def train_models(plan: Plan, images, folder: Path):
     if plan.recipe is not None:
         committee = plan.recipe.clone().train(images)
         committee.save(folder / "committee")
+        rmse_path.write_text(json.dumps(committee.validation_rmse))
         _write_manifest(folder, {"kind": "recipe", "files": ["committee"]})
         return committee, committee.validation_rmse
     if plan.n_states is not None:

@@ -18,7 +18,7 @@ from ase.calculators.calculator import all_changes
 
 from ase_al.calculators.base import TrainableModel
 from ase_al.descriptors import gaussian_kernel, pair_distances, re_descriptor
-from ase_al.errors import NotTrainedError, check_atoms, same_atoms
+from ase_al.errors import NotTrainedError, check_same_atoms
 from ase_al.files import atomic_write
 
 SIGMA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -52,13 +52,8 @@ class KREGDipole(TrainableModel):
 
     def _descriptors(self, images) -> tuple[np.ndarray, np.ndarray]:
         model = self._model
-        positions = []
-        for index, atoms in enumerate(images):
-            check_atoms(atoms)
-            if not same_atoms(atoms, model["numbers"]):
-                raise ValueError(f"structure {index} does not match the model's atoms and order")
-            positions.append(atoms.positions)
-        positions = np.array(positions)
+        check_same_atoms(images, model["numbers"], whose="the model's atoms")
+        positions = np.array([atoms.positions for atoms in images])
         return re_descriptor(positions, model["equilibrium_distances"]), positions
 
     @staticmethod

@@ -40,7 +40,7 @@ from ase_al.descriptors import (  # noqa: F401  (re-exported: KREG's public help
     re_descriptor,
     squared_distances,
 )
-from ase_al.errors import NotTrainedError, check_atoms, same_atoms
+from ase_al.errors import NotTrainedError, check_same_atoms
 from ase_al.files import atomic_write
 
 log = logging.getLogger("ase_al")
@@ -168,18 +168,9 @@ class KREG(TrainableModel):
         return None if self._model is None else self._model.get("validation_force_rmse")
 
     def _check_structures(self, images) -> np.ndarray:
-        reference = self.equilibrium.numbers
-        positions = []
-        for index, atoms in enumerate(images):
-            check_atoms(atoms)
-            if not same_atoms(atoms, reference):
-                raise ValueError(
-                    f"structure {index} ({atoms.get_chemical_formula()}, elements "
-                    f"{atoms.get_chemical_symbols()}) does not match the model's atoms "
-                    f"{self.equilibrium.get_chemical_symbols()} in count, elements or order"
-                )
-            positions.append(atoms.positions)
-        return np.array(positions)
+        symbols = self.equilibrium.get_chemical_symbols()
+        check_same_atoms(images, self.equilibrium.numbers, whose=f"the model's atoms {symbols}")
+        return np.array([atoms.positions for atoms in images])
 
     def _descriptors(self, positions: np.ndarray, jacobian: bool = False):
         return re_descriptor(positions, self._model["equilibrium_distances"], jacobian)

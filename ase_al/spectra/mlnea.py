@@ -153,18 +153,13 @@ class MLNEA:
     def _read_ensemble(self, ensemble) -> np.ndarray:
         from ase.io import read
 
-        from ase_al.errors import same_atoms
+        from ase_al.errors import check_same_atoms
 
         try:
             frames = read(ensemble, ":") if isinstance(ensemble, str | Path) else list(ensemble)
         except Exception as err:
             raise ValueError(f"cannot read the ensemble {ensemble}: {err}") from None
-        for k, atoms in enumerate(frames):
-            if not same_atoms(atoms, self.molecule.numbers):
-                raise ValueError(
-                    f"ensemble geometry {k} does not have the molecule's atoms "
-                    "in the molecule's order"
-                )
+        check_same_atoms(frames, self.molecule.numbers, "ensemble geometry")
         return np.array([a.positions for a in frames])
 
     def _user_qc(self, energies, strengths, n_excitations) -> dict:
