@@ -24,6 +24,25 @@ def numerical_forces(atoms, calc, delta=1e-3):
     return forces
 
 
+def directional_forces(atoms, calc, n_directions=3, delta=1e-3, seed=0):
+    """Random unit directions d (3N) and -dE/dλ along each, by central differences (eV/Å):
+    an analytic force array F must give F·d. Two calculations per direction instead of 6N,
+    for methods where each costs seconds."""
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(n_directions, len(atoms), 3))
+    directions /= np.linalg.norm(directions.reshape(n_directions, -1), axis=1)[:, None, None]
+    work = atoms.copy()
+    work.calc = calc
+    projections = []
+    for d in directions:
+        energies = []
+        for sign in (1, -1):
+            work.positions = atoms.positions + sign * delta * d
+            energies.append(work.get_potential_energy())
+        projections.append(-(energies[0] - energies[1]) / (2 * delta))
+    return directions, np.array(projections)
+
+
 @pytest.fixture(scope="session")
 def ethanol_frames():
     """The ethanol GFN2-xTB data set (tests/data/README.md), 3001 frames."""

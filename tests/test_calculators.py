@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
-from conftest import numerical_forces
+from conftest import directional_forces, numerical_forces
 
 from ase_al import ReferenceCalculationError, methods
 from ase_al.calculators import available, register
@@ -21,8 +21,10 @@ def distorted_water():
 
 @pytest.mark.parametrize(
     "name",
-    # small basis sets: the gradient code is what is checked, and each check is 18 SCFs (a DFT
-    # one takes 10 s at PySCF's grid level 3: B3LYP-D4 checks the functional and D4 together)
+    # small basis sets: the gradient code is what is checked. Cheap methods are checked
+    # component by component (18 calculations); for DFT and MP2, where one calculation takes
+    # 0.3-0.6 s, along three random directions of the 9-dimensional space (6 calculations):
+    # a wrong component shows in every projection that is not orthogonal to it.
     [
         "HF/6-31G*",
         pytest.param("B3LYP/6-31G*", marks=pytest.mark.slow),
@@ -38,7 +40,13 @@ def test_analytic_forces_match_finite_differences(name):
     atoms.calc = calc
     analytic = atoms.get_forces()
     assert np.abs(analytic).max() > 0.1  # a distorted geometry has real forces to check
-    np.testing.assert_allclose(analytic, numerical_forces(atoms, calc), atol=FORCE_TOL)
+    if name.startswith(("MP2", "B3LYP")):
+        directions, numerical = directional_forces(atoms, calc)
+        projected = np.einsum("ij,dij->d", analytic, directions)
+        assert np.abs(projected).max() > 0.1
+        np.testing.assert_allclose(projected, numerical, atol=FORCE_TOL)
+    else:
+        np.testing.assert_allclose(analytic, numerical_forces(atoms, calc), atol=FORCE_TOL)
 
 
 def test_xtb_forces_on_ethanol(ethanol_frames):

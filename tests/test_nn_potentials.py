@@ -17,7 +17,7 @@ from ase_al.calculators.mace import MACE  # noqa: E402
 
 # small settings: seconds per model on two cores
 FAST = {
-    "ANI": dict(max_epochs=60, learning_rate=3e-3, force_weight=0.1, batch_size=16, threads=2),
+    "ANI": dict(max_epochs=40, learning_rate=3e-3, force_weight=0.1, batch_size=16, threads=2),
     "MACE": dict(max_epochs=12, batch_size=16, threads=2),
 }
 CLASSES = {"ANI": ANI, "MACE": MACE}
@@ -45,6 +45,7 @@ def data(ethanol_frames):
 @pytest.fixture(scope="module", params=["ANI", "MACE"])
 def trained(request, data):
     train, _ = data
+    train = train[::2]  # 100 structures, every 10th frame of the trajectory
     kind = request.param
     model = CLASSES[kind](seed=1, **FAST[kind]).train(train, forces=True, progress=False)
     untrained = CLASSES[kind](seed=1, **{**FAST[kind], "max_epochs": 0})

@@ -206,11 +206,32 @@ class SurfaceHopping(MolecularDynamics):
             forces = atoms.get_forces(md=True)
             self.nsteps -= 1  # the step past the minimum was undone; the loop counts it again
         self.states.append((time, self.state))
+        self._remember(forces)
         return forces
+
+    def _remember(self, forces: np.ndarray) -> None:
+        self._last_forces = (self.atoms.get_positions(), self.state, forces)
+
+    def _cached_forces(self) -> np.ndarray | None:
+        """The forces the last step ended with, if the structure and state are still those."""
+        last = getattr(self, "_last_forces", None)
+        if last is None or last[1] != self.state:
+            return None
+        if not np.array_equal(last[0], self.atoms.positions):
+            return None
+        return last[2]
+
+    def _refresh_properties(self):
+        # ASE's MD asks for the forces again after every step so that loggers and observers
+        # find them cached; each step here ends with them computed for the final positions
+        if self._cached_forces() is None:
+            self.atoms.get_forces()
 
     def _verlet(self, forces=None) -> tuple[np.ndarray, np.ndarray]:
         """One velocity Verlet step on the current state: the new forces and state energies."""
         atoms = self.atoms
+        if forces is None:
+            forces = self._cached_forces()
         if forces is None:
             forces = atoms.get_forces(md=True)
         masses = atoms.get_masses()[:, None]
@@ -219,8 +240,18 @@ class SurfaceHopping(MolecularDynamics):
         atoms.set_momenta(p, apply_constraint=False)
         forces = atoms.get_forces(md=True)
         atoms.set_momenta(atoms.get_momenta() + 0.5 * self.dt * forces)
-        energies = np.asarray(atoms.calc.get_property("state_energies", atoms))[: self.n_states]
+        energies = self._fresh("state_energies")[: self.n_states]
         return forces, energies
+
+    def _fresh(self, name: str) -> np.ndarray:
+        """A result of the calculation that ``get_forces`` just ran for these positions (read
+        from the calculator's results: asking again through ``get_property`` would compare the
+        whole structure once more, which costs more than a model's evaluation), computed if
+        that calculation did not produce it."""
+        value = self.atoms.calc.results.get(name)
+        if value is None:
+            value = self.atoms.calc.get_property(name, self.atoms)
+        return np.asarray(value)
 
     def _try_hop(self) -> bool:
         if len(self._history) < 3:
@@ -297,7 +328,7 @@ class SurfaceHopping(MolecularDynamics):
         energies_old = self._history[-1][0]
         coupling_old = self._couplings(atoms.get_momenta() / masses, self._nacs)
         forces, energies = self._verlet(forces)
-        nacs = np.asarray(atoms.calc.get_property("nacs", atoms))[: self.n_states, : self.n_states]
+        nacs = self._fresh("nacs")[: self.n_states, : self.n_states]
         self._nacs = nacs = self._aligned(nacs)
         coupling = self._couplings(atoms.get_momenta() / masses, nacs)
         probabilities = self._propagate_amplitudes(energies_old, energies, coupling_old, coupling)
@@ -309,6 +340,7 @@ class SurfaceHopping(MolecularDynamics):
         atoms.info["populations"] = np.abs(self.coefficients) ** 2
         self._history = [(energies, atoms.get_positions(), atoms.get_momenta())]
         self.states.append((self._time_fs(), self.state))
+        self._remember(forces)
         return forces
 
     def _propagate_amplitudes(self, e0, e1, t0, t1) -> np.ndarray:
