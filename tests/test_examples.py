@@ -94,3 +94,23 @@ def test_ethanol_ani_example_fast_mode(tmp_path):
     # a minute of learning (~150 labels, 60 epochs): the ANI minimum is near GFN2-xTB's
     assert rmsd < 0.1
     assert (tmp_path / "al" / "iteration_1" / "main.pt").exists()
+
+
+@pytest.mark.slow  # the default suite runs examples/mlatom_style_h2.py (test_dropin)
+def test_aiqm2_reaction_example(tmp_path):
+    pytest.importorskip("tblite")
+    try:
+        from ase_al.calculators.aiqm2 import find_model_dir
+
+        find_model_dir()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    out = run_example("aiqm2_reaction.py", str(tmp_path / "rx"), cwd=tmp_path)
+    assert "NEB converged" in out
+    line = next(line for line in out.splitlines() if line.startswith("barrier"))
+    barrier, reaction = (float(word) for word in line.split() if word[0] in "-0123456789")
+    # vinyl alcohol -> acetaldehyde: exothermic by ~10 kcal/mol, uncatalysed 1,3-H shift
+    # barrier ~55-60 kcal/mol (coupled-cluster values in the literature)
+    assert -13 < reaction < -6 and 50 < barrier < 70
+    path = read(tmp_path / "rx" / "path.traj", ":")
+    assert len(path) == 7 and (tmp_path / "rx" / "profile.png").stat().st_size > 1000

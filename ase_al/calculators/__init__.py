@@ -43,6 +43,20 @@ def _xtb(method: str) -> Callable[..., Calculator]:
 
 register("GFN2-xTB", _xtb("GFN2-xTB"))
 register("GFN1-xTB", _xtb("GFN1-xTB"))
+register("GFN2-xTB*", _xtb("GFN2-xTB*"))
+
+
+def _sparrow(method: str) -> Callable[..., Calculator]:
+    def factory(**kwargs):
+        from ase_al.calculators.sparrow import Sparrow
+
+        return Sparrow(method=method, **kwargs)
+
+    return factory
+
+
+for _name in ("MNDO", "AM1", "RM1", "PM3", "PM6", "DFTB0", "DFTB2", "DFTB3"):
+    register(_name, _sparrow(_name))
 
 
 def _pretrained_ani(name: str) -> Callable[..., Calculator]:
@@ -72,19 +86,25 @@ def _aiqm_like(model_dir=None, **kwargs):
 def _original_aiqm(name: str) -> Callable[..., Calculator]:
     def factory(**kwargs):
         raise ValueError(
-            f"{name} itself needs the ODM2* semi-empirical program (MNDO or Sparrow) and "
-            "its published network parameters, which are not available here. The same "
-            "construction, trainable for your system, is ase_al.calculators.Composite "
-            "(baseline + ML corrections + D4), loaded by name as "
-            "methods('AIQM-like', model_dir=...)."
+            f"{name} needs the ODM2* semi-empirical Hamiltonian, which no pip-installable "
+            "program provides (Sparrow has MNDO, AM1, RM1, PM3, PM6 and DFTB, not OMx). Use "
+            "methods('AIQM2') (GFN2-xTB* + networks + D4, same accuracy class, offline), or "
+            "train the same construction for your system with "
+            "ase_al.calculators.Composite(baseline=..., correction=...)."
         )
 
     return factory
 
 
+def _aiqm2(**kwargs):
+    from ase_al.calculators.aiqm2 import AIQM2
+
+    return AIQM2(**kwargs)
+
+
 register("AIQM-like", _aiqm_like)
 register("AIQM1", _original_aiqm("AIQM1"))
-register("AIQM2", _original_aiqm("AIQM2"))
+register("AIQM2", _aiqm2)
 
 
 def _plugins() -> dict[str, tuple[str, object]]:
@@ -95,7 +115,8 @@ def available() -> list[str]:
     """All method names ``methods`` resolves: fixed names, plugins, and the method/basis forms."""
     names = [shown for shown, _ in _registry.values()]
     names += [shown for shown, _ in _plugins().values()]
-    names += ["HF/<basis>", "MP2/<basis>", "<functional>/<basis>", "<functional>-D4/<basis>"]
+    names += ["HF/<basis>", "MP2/<basis>", "CCSD/<basis>", "CCSD(T)/<basis>", "ADC(2)/<basis>"]
+    names += ["<functional>/<basis>", "<functional>-D4/<basis>"]
     names += ["TD-<functional or HF>/<basis>", "TDA-<functional>/<basis>", "CIS/<basis>"]
     names += ["SA-CASSCF(<electrons>,<orbitals>)/<basis>"]
     return names
@@ -145,7 +166,10 @@ def methods(name: str, **kwargs) -> Calculator:
                 break
         if method.upper() == "CIS":
             method, tda = "HF", True
-        if tda is not None:
+        method = method.replace("ω", "w").replace("Ω", "w")  # ωB97X is PySCF's wB97X
+        if method.upper() == "ADC(2)":
+            kwargs = _excited_roots(kwargs, default=4, minimum=2)
+        elif tda is not None:
             kwargs = {"tda": tda, **_excited_roots(kwargs, default=4, minimum=2)}
         else:
             kwargs = _excited_roots(kwargs, default=None, minimum=1)
@@ -182,11 +206,17 @@ def with_d4(calc: Calculator, functional: str) -> Calculator:
     return SumCalculator([calc, d4_dispersion(functional)])
 
 
-def d4_dispersion(functional: str) -> Calculator:
-    """DFT-D4 dispersion (dftd4) for ``functional`` as a picklable ASE calculator."""
+def d4_dispersion(functional: str | None = None, params: dict | None = None) -> Calculator:
+    """DFT-D4 dispersion (dftd4) as a picklable ASE calculator (eV, eV/Å): the damping of
+    ``functional`` as dftd4 tabulates it, or explicit damping ``params`` (``s6``, ``s8``,
+    ``a1``, ``a2``, optionally ``s9``)."""
     require("dftd4.ase", "d4")
     from ase_al.calculators.dispersion import D4
 
+    if (functional is None) == (params is None):
+        raise ValueError("d4_dispersion needs a functional or damping params, not both")
+    if params is not None:
+        return D4(params_tweaks=dict(params))
     return D4(method=functional)
 
 

@@ -1,4 +1,4 @@
-"""HF, MP2 and DFT reference methods through PySCF, as an ASE calculator.
+"""HF, MP2, CCSD, CCSD(T), ADC(2) and DFT reference methods through PySCF, as an ASE calculator.
 
 Units follow ASE (eV, Å, e·Å); Hartree and Bohr appear only at the PySCF boundary.
 """
@@ -21,11 +21,62 @@ from ase_al.errors import (
 from ase_al.options import StrictParameters
 
 #: Methods PySCF handles that are not density functionals.
-WAVEFUNCTION_METHODS = ("HF", "MP2")
+WAVEFUNCTION_METHODS = ("HF", "MP2", "CCSD", "CCSD(T)", "ADC(2)")
+#: correlated methods computed on top of the HF reference
+POST_HF = ("MP2", "CCSD", "CCSD(T)", "ADC(2)")
+
+
+class _CCSDT:
+    """CCSD(T) as PySCF objects give it: the CCSD solver plus the perturbative triples, with
+    ``e_tot`` and ``nuc_grad_method`` like the other post-HF solvers."""
+
+    def __init__(self, ccsd):
+        self.ccsd = ccsd
+        self.e_t = ccsd.ccsd_t()
+        self.e_tot = ccsd.e_tot + self.e_t
+
+    def nuc_grad_method(self):
+        if hasattr(self.ccsd, "nocca") or self.ccsd.__class__.__name__.startswith("U"):
+            from pyscf.grad import uccsd_t as grad
+        else:
+            from pyscf.grad import ccsd_t as grad
+        return grad.Gradients(self.ccsd)
+
+
+def cache_minao_basis() -> None:
+    """Make PySCF parse its ANO basis file once per element instead of once per calculation.
+
+    PySCF's default SCF starting guess (``minao``) reads the element's ANO basis from a large
+    text file every time (about 14 ms per element): for a small molecule that is a quarter to
+    half of an HF, CIS or SA-CASSCF calculation. The wrapper installed here returns a copy of
+    the first parse of ``("ano", element)``; every other call goes to PySCF's loader unchanged,
+    and the numbers are identical. Installed once, on the first calculation.
+    """
+    import copy
+    import functools
+
+    from pyscf.gto import basis
+
+    if getattr(basis.load, "_ase_al_cached", False):
+        return
+    original = basis.load
+
+    @functools.cache
+    def parsed(name, symbol):
+        return original(name, symbol)
+
+    @functools.wraps(original)
+    def load(filename_or_basisname, symb, *args, **kwargs):
+        if filename_or_basisname == "ano" and not args and not kwargs:
+            return copy.deepcopy(parsed(filename_or_basisname, symb))
+        return original(filename_or_basisname, symb, *args, **kwargs)
+
+    load._ase_al_cached = True
+    basis.load = load
 
 
 def is_pyscf_method(method: str) -> bool:
-    """True if ``method`` is HF, MP2 or an exchange-correlation functional PySCF knows."""
+    """True if ``method`` is HF, MP2, CCSD, CCSD(T), ADC(2) or a functional PySCF knows."""
     if method.upper() in WAVEFUNCTION_METHODS:
         return True
     dft = require("pyscf.dft", "pyscf")
@@ -37,12 +88,13 @@ def is_pyscf_method(method: str) -> bool:
 
 
 class PySCF(StrictParameters, Calculator):
-    """Hartree–Fock, MP2 or Kohn–Sham DFT through PySCF.
+    """Hartree–Fock, MP2, CCSD, CCSD(T), ADC(2) or Kohn–Sham DFT through PySCF.
 
     Parameters
     ----------
     method : str
-        ``"HF"``, ``"MP2"`` or any functional PySCF/libxc knows (``"B3LYP"``, ``"PBE0"``,
+        ``"HF"``, ``"MP2"``, ``"CCSD"``, ``"CCSD(T)"``, ``"ADC(2)"`` (ground state MP2,
+        excited states by EE-ADC(2)) or any functional PySCF/libxc knows (``"B3LYP"``, ``"PBE0"``,
         ``"wB97X"``, ...). Case-insensitive.
     basis : str
         Basis set name as PySCF knows it (``"6-31G*"``, ``"cc-pVDZ"``, ``"def2-SVP"``).
@@ -69,9 +121,13 @@ class PySCF(StrictParameters, Calculator):
         ``state_energies`` (nstates + 1, eV: ground and excited total energies) and, when asked,
         ``state_forces`` (nstates + 1, N, 3).
 
-    Results are ``energy`` (eV), ``forces`` (eV/Å, analytic) and ``dipole`` (e·Å; not for MP2,
-    whose relaxed density PySCF does not provide). ``get_hessian`` gives the analytic Hessian
-    for HF and DFT, finite differences of analytic forces for MP2.
+    Results are ``energy`` (eV), ``forces`` (eV/Å, analytic: PySCF has gradients for HF, DFT,
+    MP2, CCSD and CCSD(T), closed and open shell) and ``dipole`` (e·Å; HF and DFT only: PySCF
+    gives no relaxed post-HF densities). ADC(2) gives ``excitation_energies`` and
+    ``oscillator_strengths`` (EE-ADC(2)) and the ground state's MP2 energy and forces; PySCF has
+    no ADC(2) excited-state gradients, so asking for excited-state forces raises.
+    ``get_hessian`` gives the analytic Hessian for HF and DFT, finite differences of analytic
+    forces for the post-HF methods.
     """
 
     implemented_properties = [
@@ -100,7 +156,10 @@ class PySCF(StrictParameters, Calculator):
     def __init__(self, method: str = "HF", basis: str = "6-31G*", **kwargs):
         require("pyscf", "pyscf")
         if not is_pyscf_method(method):
-            raise ValueError(f"PySCF does not know the method {method!r} (HF, MP2 or a functional)")
+            raise ValueError(
+                f"PySCF does not know the method {method!r} (HF, MP2, CCSD, CCSD(T), ADC(2) or "
+                "a functional)"
+            )
         super().__init__(method=method, basis=basis, **kwargs)
         self._mf = None
         self._post = None
@@ -149,7 +208,11 @@ class PySCF(StrictParameters, Calculator):
                 ) from None
             if not shells:
                 raise ValueError(f"basis set {basis!r} is not available for {symbol}")
-        ecp = basis if basis.lower().startswith("def2") else None
+        # the def2 basis sets use effective core potentials from Rb (Z = 37) on
+        heavy = sorted(
+            {s for s, z in zip(atoms.get_chemical_symbols(), atoms.numbers, strict=False) if z > 36}
+        )
+        ecp = {s: basis for s in heavy} if basis.lower().startswith("def2") and heavy else None
         return gto.M(
             atom=[
                 (s, tuple(p))
@@ -176,10 +239,14 @@ class PySCF(StrictParameters, Calculator):
             mf.grids.level = self.parameters.grid_level
         mf.conv_tol = self.parameters.conv_tol
         mf.max_cycle = self.parameters.max_cycle
+        # no HDF5 checkpoint file: PySCF would write one at every SCF iteration (a quarter of a
+        # small molecule's HF time), and nothing here restarts from it
+        mf.chkfile = None
         return mf
 
     def _run(self, atoms: Atoms):
-        """Converged SCF (and MP2) objects for ``atoms``; raises on SCF failure."""
+        """Converged SCF (and post-HF) objects for ``atoms``; raises on SCF failure."""
+        cache_minao_basis()
         mol = self.build_molecule(atoms)
         mf = self._mean_field(mol)
         with self._threads():
@@ -194,11 +261,25 @@ class PySCF(StrictParameters, Calculator):
                     atoms,
                 )
             post = None
-            if self.parameters.method.upper() == "MP2":
+            method = self.parameters.method.upper()
+            if method in ("MP2", "ADC(2)"):
                 from pyscf import mp
 
                 post = mp.MP2(mf)
                 post.kernel()
+            elif method in ("CCSD", "CCSD(T)"):
+                from pyscf import cc
+
+                post = cc.CCSD(mf)
+                post.conv_tol = min(1e-8, 10 * self.parameters.conv_tol)
+                post.kernel()
+                if not post.converged:
+                    raise SCFNotConvergedError(
+                        f"{method}/{self.parameters.basis}: the CCSD equations did not converge",
+                        atoms,
+                    )
+                if method == "CCSD(T)":
+                    post = _CCSDT(post)
         return mf, post
 
     def _threads(self):
@@ -241,7 +322,9 @@ class PySCF(StrictParameters, Calculator):
             self.results["state_forces"] = np.array([self._state_forces(k) for k in range(n + 1)])
         if "dipole" in properties:
             if post is not None:
-                raise PropertyNotImplementedError("MP2 dipoles (relaxed density) are not available")
+                raise PropertyNotImplementedError(
+                    f"{self.parameters.method} dipoles (relaxed densities) are not available"
+                )
             self.results["dipole"] = np.asarray(mf.dip_moment(unit="AU", verbose=0)) * Bohr
 
     def _state_forces(self, state: int) -> np.ndarray:
@@ -250,29 +333,68 @@ class PySCF(StrictParameters, Calculator):
             if state == 0:
                 solver = self._post if self._post is not None else self._mf
                 gradient = solver.nuc_grad_method().kernel()
+            elif self.parameters.method.upper() == "ADC(2)":
+                raise PropertyNotImplementedError(
+                    "ADC(2) excited-state forces: PySCF has no ADC(2) gradients (use "
+                    "TD-/TDA-DFT, CIS or SA-CASSCF for excited-state dynamics)"
+                )
             else:
                 gradient = self._td.nuc_grad_method().kernel(state=state)
         return -np.asarray(gradient) * Hartree / Bohr
 
+    def _adc_states(self, mf) -> None:
+        """EE-ADC(2) excitation energies and oscillator strengths (PySCF's ``adc`` module)."""
+        from pyscf import adc
+
+        n = int(self.parameters.nstates)
+        solver = adc.ADC(mf)
+        solver.method = "adc(2)"
+        solver.method_type = "ee"
+        solver.verbose = 0
+        with self._threads():
+            energies, _, strengths, _ = solver.kernel(nroots=n)[:4]
+        energies = np.atleast_1d(np.asarray(energies))
+        if len(energies) < n or not np.all(np.isfinite(energies)):
+            raise SCFNotConvergedError(f"ADC(2) found {len(energies)} of {n} roots", self.atoms)
+        self._td = solver
+        self.results["excitation_energies"] = energies[:n] * Hartree
+        self.results["oscillator_strengths"] = np.atleast_1d(np.asarray(strengths))[:n]
+
     def _excited_states(self, mf) -> None:
         """Excitation energies and oscillator strengths of the lowest ``nstates`` states.
 
-        PySCF's Davidson solver occasionally breaks down on a linearly dependent trial space
-        (a NaN in its subspace orthogonalisation, or roots left unconverged), and whether it
-        does can depend on the order of floating-point sums, i.e. on the thread count. A
-        second solve with spare roots starts from a larger guess space, which is the usual
-        cure; the lowest ``nstates`` roots are kept. A second failure is a reference error.
+        Two roots more than asked for are solved and the lowest ``nstates`` kept: the Davidson
+        solver finds the highest root it is asked for least reliably (water, TD-B3LYP/6-31G:
+        asked for 2 roots it returns 9.875 eV as the second, asked for 5 it finds the state at
+        9.829 eV that the smaller guess space missed). It also occasionally breaks down on a
+        linearly dependent trial space (a NaN in its subspace orthogonalisation, or roots left
+        unconverged), which can depend on the order of floating-point sums, i.e. on the thread
+        count; a second solve with five spare roots starts from a larger guess space, which is
+        the usual cure. A second failure is a reference error.
         """
-        if self.parameters.method.upper() == "MP2":
-            raise ValueError("excited states are available on top of HF or DFT, not MP2")
+        method = self.parameters.method.upper()
+        if method == "ADC(2)":
+            return self._adc_states(mf)
+        if method in POST_HF:
+            raise ValueError(
+                f"excited states are available from HF, DFT or ADC(2), not {self.parameters.method}"
+            )
         n = int(self.parameters.nstates)
+        occupations = np.asarray(mf.mo_occ)
+        spins = occupations if occupations.ndim == 2 else [occupations]
+        single_excitations = int(sum(np.sum(o > 0) * np.sum(o == 0) for o in spins))
+        if n > single_excitations:
+            raise ValueError(
+                f"{n} excited states asked for, but this basis allows only {single_excitations} "
+                "single excitations"
+            )
         problem = ""
-        for spare in (0, 3):
+        for spare in (2, 5):
             if self.parameters.tda:
                 td = mf.TDA()
             else:  # full linear response: TDHF (RPA) for HF, TDDFT for a functional
                 td = mf.TDDFT() if hasattr(mf, "xc") else mf.TDHF()
-            td.nstates = n + spare
+            td.nstates = min(n + spare, single_excitations)
             try:
                 with self._threads(), np.errstate(invalid="ignore"):
                     td.kernel()
@@ -290,9 +412,9 @@ class PySCF(StrictParameters, Calculator):
             )
         else:
             raise SCFNotConvergedError(
-                f"excited-state solver failed ({problem}), also with {n + 3} roots", self.atoms
+                f"excited-state solver failed ({problem}), also with {n + 5} roots", self.atoms
             )
-        if spare:
+        if td.nstates > n:
             td.e, td.xy = td.e[:n], td.xy[:n]
             td.converged = np.asarray(td.converged)[:n]
             td.nstates = n
@@ -309,7 +431,7 @@ class PySCF(StrictParameters, Calculator):
         atoms = self.atoms if atoms is None else atoms
         if atoms is None:
             raise ValueError("get_hessian needs a structure")
-        if self.parameters.method.upper() != "MP2":
+        if self.parameters.method.upper() not in POST_HF:
             self.get_potential_energy(atoms)
             try:
                 with self._threads():

@@ -1,4 +1,4 @@
-"""GFN2-xTB and GFN1-xTB through tblite's own ASE calculator."""
+"""GFN2-xTB, GFN1-xTB and GFN2-xTB* (GFN2-xTB without D4) through tblite's own ASE calculator."""
 
 from __future__ import annotations
 
@@ -8,7 +8,22 @@ from tblite.ase import TBLite
 from ase_al.errors import ReferenceCalculationError, check_atoms, spin_and_charge
 from ase_al.options import StrictParameters
 
-XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
+XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB", "gfn2-xtb*": "GFN2-xTB*"}
+
+
+def gfn2_without_dispersion() -> dict:
+    """GFN2-xTB's parametrisation (as tblite exports it) without its D4 section: GFN2-xTB*,
+    the baseline of AIQM2. tblite builds a calculator from such a mapping."""
+    from tblite import library
+
+    param = library.new_param()
+    library.export_gfn2_param(param)
+    table = library.new_table()
+    library.dump_param(param, table)
+    data = library.table_to_dict(table)
+    del data["dispersion"]
+    data["meta"]["name"] = "GFN2-xTB*"
+    return data
 
 
 class XTB(StrictParameters, TBLite):
@@ -32,12 +47,15 @@ class XTB(StrictParameters, TBLite):
     def __init__(self, method: str = "GFN2-xTB", scf_restart: bool = False, **kwargs):
         kwargs.setdefault("verbosity", 0)
         self.scf_restart = bool(scf_restart)
-        canonical = XTB_METHODS.get(method.lower())
+        canonical = XTB_METHODS.get(method.lower()) if isinstance(method, str) else None
         if canonical is None:
             raise ValueError(
                 f"unknown xTB method {method!r}; known: {sorted(XTB_METHODS.values())}"
             )
+        self.method_name = canonical
         self._explicit = {k for k in ("charge", "multiplicity") if kwargs.get(k) is not None}
+        if canonical == "GFN2-xTB*":
+            canonical = gfn2_without_dispersion()
         super().__init__(method=canonical, **kwargs)
 
     def __getstate__(self):
@@ -63,6 +81,6 @@ class XTB(StrictParameters, TBLite):
         try:
             super().calculate(atoms, properties, system_changes)
         except InputError as err:
-            raise ValueError(f"{self.parameters.method} cannot take this input: {err}") from err
+            raise ValueError(f"{self.method_name} cannot take this input: {err}") from err
         except CalculationFailed as err:
-            raise ReferenceCalculationError(f"{self.parameters.method}: {err}", atoms) from err
+            raise ReferenceCalculationError(f"{self.method_name}: {err}", atoms) from err
