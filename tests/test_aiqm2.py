@@ -263,9 +263,10 @@ def test_aiqm2_names_missing_parameters(tmp_path):
         methods("AIQM1")
 
 
-def test_aiqm2_in_workflows_optimisation_frequencies_labels_and_delta_learning():
-    """AIQM2 where a calculator goes: optimize_geometry/freq, labels from worker processes,
-    the baseline of a Composite (Δ-learning on top of AIQM2)."""
+def test_aiqm2_in_workflows_optimisation_frequencies_labels_and_delta_learning(tmp_path):
+    """AIQM2 where a calculator goes: optimize_geometry/freq, ground-state MD, labels from
+    worker processes, the learner's reference, the baseline of a Composite (Δ-learning on top
+    of AIQM2)."""
     pytest.importorskip("tblite")
     pytest.importorskip("dftd4")
     _aiqm2_or_skip()
@@ -281,6 +282,23 @@ def test_aiqm2_in_workflows_optimisation_frequencies_labels_and_delta_learning()
     assert len(real) == 3
     assert 1550 < real[0] < 1750 and 3700 < real[1] < 4000 and 3800 < real[2] < 4100
     samples = ase_al.samplers.wigner(eq, vib, 12, temperature=300, seed=0)
+    # ground-state dynamics: velocity Verlet conserves the AIQM2 total energy
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    moving = samples[0].copy()
+    moving.calc = calc
+    totals = []
+    VelocityVerlet(moving, 0.25 * units.fs).run(40)
+    dyn = VelocityVerlet(moving, 0.25 * units.fs)
+    dyn.attach(lambda: totals.append(moving.get_total_energy()))
+    dyn.run(40)
+    assert np.ptp(totals) < 5e-3  # eV over 10 fs
+    # the learner takes it as its reference, by name or as a calculator it ships to workers
+    # (both checked in the constructor, before any work)
+    for reference in ("AIQM2", calc):
+        learner = ase_al.ActiveLearner(eq, reference, workdir=tmp_path / "al")
+        assert learner.reference is reference
     labelled = label(samples, "AIQM2", progress=False).labelled  # the default worker pool
     for atoms in labelled[:3]:
         probe = atoms.copy()

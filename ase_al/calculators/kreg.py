@@ -81,7 +81,8 @@ def covariance_with_gradients(
     t, m, d = jac.shape
     s2 = sigma**2
     k = gaussian_kernel(x, x, sigma)
-    jx = np.einsum("amk,bm->abk", jac, x)  # J_a^T x_b, (T, T, D)
+    jx = np.ascontiguousarray(np.tensordot(jac, x, axes=([1], [1])).transpose(0, 2, 1))
+    # jx[a, b] = J_a^T x_b, (T, T, D); tensordot is a BLAS matrix product (einsum is not)
     jx_self = np.einsum("aak->ak", jx).copy()  # J_a^T x_a
     # cov(E_a, ∂E_b/∂R_b) = k_ab J_b^T (x_a − x_b) / σ²
     u = (jx.transpose(1, 0, 2) - jx_self[None, :, :]) / s2  # [a, b] = J_b^T(x_a − x_b)/σ²
@@ -98,10 +99,12 @@ def covariance_with_gradients(
     rows = max(1, int(block_bytes // (8 * t * d * d)))
     for a0 in range(0, t, rows):
         a1 = min(a0 + rows, t)
-        block = np.einsum("amk,bml->abkl", jac[a0:a1], jac) / s2
-        block -= ja_delta[a0:a1, :, :, None] * u[a0:a1, :, None, :]
-        block *= k[a0:a1, :, None, None]
-        cov[t + a0 * d : t + a1 * d, t:] = block.transpose(0, 2, 1, 3).reshape((a1 - a0) * d, t * d)
+        # [a, k, b, l]: the layout of the rows (a, k) and columns (b, l) of the result
+        block = np.tensordot(jac[a0:a1], jac, axes=([1], [1]))
+        block /= s2
+        block -= ja_delta[a0:a1].transpose(0, 2, 1)[:, :, :, None] * u[a0:a1][:, None, :, :]
+        block *= k[a0:a1][:, None, :, None]
+        cov[t + a0 * d : t + a1 * d, t:] = block.reshape((a1 - a0) * d, t * d)
     return cov
 
 

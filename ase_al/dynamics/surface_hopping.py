@@ -349,8 +349,6 @@ class SurfaceHopping(MolecularDynamics):
         k = self.state
         tau = self.dt / self.substeps
         c = self.coefficients
-        summed = np.zeros(self.n_states)
-        staying = 1.0  # probability of no hop in any substep
         # the generators of all substeps at once (energies and couplings interpolated
         # linearly): iħ ċ = (E − iħT) c is Hermitian (T antisymmetric), so one batched
         # eigendecomposition gives every substep's exact unitary propagator
@@ -362,16 +360,20 @@ class SurfaceHopping(MolecularDynamics):
         generators[:, np.arange(self.n_states), np.arange(self.n_states)] += diagonal
         w, vectors = np.linalg.eigh(generators)
         propagators = np.einsum("sij,sj,skj->sik", vectors, np.exp(-1j * w * tau), vectors.conj())
+        # the amplitudes after every substep (a chain of small products), then the hopping
+        # probabilities of all substeps at once
+        amplitudes = np.empty((self.substeps, self.n_states), dtype=complex)
         for j in range(self.substeps):
-            t = couplings[j]
             c = propagators[j] @ c
-            population = abs(c[k]) ** 2
-            if population > 1e-14:
-                flux = -2.0 * np.real(np.conj(c) * c[k] * t[:, k])
-                g = np.maximum(flux, 0.0) * tau / population
-                g[k] = 0.0
-                summed += g
-                staying *= max(1.0 - g.sum(), 0.0)
+            amplitudes[j] = c
+        population = np.abs(amplitudes[:, k]) ** 2
+        alive = population > 1e-14
+        flux = -2.0 * np.real(np.conj(amplitudes) * amplitudes[:, k, None] * couplings[:, :, k])
+        g = np.maximum(flux, 0.0) * tau / np.where(alive, population, 1.0)[:, None]
+        g[:, k] = 0.0
+        g[~alive] = 0.0
+        summed = g.sum(axis=0)
+        staying = float(np.prod(np.maximum(1.0 - g.sum(axis=1), 0.0)))
         self.coefficients = c
         # a hop in any substep, shared among the targets by their flux: the plain sum of the
         # substep probabilities would overcount where a crossing takes only a few steps
