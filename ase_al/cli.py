@@ -3,7 +3,7 @@
 An input file holds one keyword or ``key=value`` per line (several per line are fine),
 ``#`` starts a comment, values in quotes may span lines (``xyzfile='2\\n\\nH 0 0 0\\n...'`` or
 the literal lines), keywords are case-insensitive. One keyword names the task (``AL``,
-``crossSection``, ``geomopt``, ``freq``, ``MD``, ``IR``, ``NAMD``), a bare method name
+``crossSection``, ``geomopt``, ``TS``, ``freq``, ``MD``, ``IR``, ``NAMD``), a bare method name
 (``B3LYP/6-31G*``, ``GFN2-xTB``) or ``method=``/``reference_method=`` the method, and
 ``xyzfile=`` the molecule (a file name or the XYZ text itself).
 
@@ -86,6 +86,16 @@ TASKS = {
             {
                 "fmax": Option(0.001, "force convergence threshold, eV/Å", float),
                 "maxsteps": Option(1000, "maximum optimisation steps", int),
+            },
+        ),
+        Task(
+            "TS",
+            "transition state (Sella saddle-point search, one imaginary mode checked): "
+            "ts.xyz, ts.traj, freq.dat; with irc=True also the minima on both sides",
+            {
+                "fmax": Option(0.001, "force convergence threshold, eV/Å", float),
+                "maxsteps": Option(500, "maximum Sella steps", int),
+                "irc": Option(False, "descend to both minima: backward.xyz, forward.xyz", bool),
             },
         ),
         Task(
@@ -350,6 +360,34 @@ def run_geomopt(atoms, o):
     log.info("optimised energy %.8f eV; optimized.xyz, geomopt.traj", eq.get_potential_energy())
 
 
+def run_ts(atoms, o):
+    from ase.io import write
+
+    from ase_al.reactions import descend_from_saddle, find_transition_state
+
+    calc = _calculator(o)
+    saddle, vib = find_transition_state(
+        atoms, calc, fmax=o["fmax"], steps=o["maxsteps"], trajectory="ts.traj"
+    )
+    write("ts.xyz", saddle)
+    _write_freq(vib)
+    log.info(
+        "transition state: energy %.8f eV, imaginary frequency %.1f cm-1; ts.xyz, ts.traj, "
+        "freq.dat",
+        saddle.get_potential_energy(),
+        saddle.info["imaginary_frequency"],
+    )
+    if o["irc"]:
+        backward, forward = descend_from_saddle(saddle, vib, calc)
+        write("backward.xyz", backward)
+        write("forward.xyz", forward)
+        log.info(
+            "minima: backward %.8f eV, forward %.8f eV; backward.xyz, forward.xyz",
+            backward.get_potential_energy(),
+            forward.get_potential_energy(),
+        )
+
+
 def _frequencies(atoms, calc, optimize):
     from ase_al.simulations import freq, optimize_geometry
 
@@ -518,6 +556,7 @@ def run_namd(atoms, o):
 
 RUNNERS = {
     "geomopt": run_geomopt,
+    "ts": run_ts,
     "freq": run_freq,
     "ir": run_ir,
     "md": run_md,

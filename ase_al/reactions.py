@@ -1,0 +1,224 @@
+"""Transition states and reaction outcomes.
+
+* :func:`find_transition_state`: a first-order saddle point by Sella (P-RFO in internal
+  coordinates; PyPI ``sella``, the ASE community's saddle-point optimiser), confirmed by a
+  harmonic analysis with exactly one imaginary mode.
+* :func:`descend_from_saddle`: the two minima a saddle point connects, by displacing along the
+  imaginary mode both ways and relaxing (an intrinsic-reaction-coordinate-like descent).
+* :func:`connectivity`, :func:`bonds_formed_and_broken`, :func:`classify`: which species a
+  structure holds, from covalent radii through ``ase.neighborlist``, so that trajectory ends can
+  be sorted into reactant / product / other with fractions and binomial error bars.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from ase_al.errors import check_atoms, require
+
+
+class TransitionStateError(ValueError):
+    """The saddle-point search did not end at a first-order saddle point."""
+
+
+def find_transition_state(
+    atoms: Atoms,
+    calc: Calculator | None = None,
+    fmax: float = 1e-3,
+    steps: int = 500,
+    internal: bool = True,
+    trajectory: str | None = None,
+    logfile: str | None = None,
+):
+    """A first-order saddle point near ``atoms`` and its harmonic analysis.
+
+    Parameters
+    ----------
+    atoms : Atoms
+        A guess of the transition structure (left untouched): e.g. the highest image of a NEB,
+        or a structure between reactant and product.
+    calc : Calculator, optional
+        The potential; defaults to ``atoms.calc``.
+    fmax : float
+        Convergence on the largest force, eV/Å.
+    steps : int
+        Maximum Sella steps.
+    internal : bool
+        Sella's internal coordinates (default; robust for molecules).
+    trajectory, logfile : str, optional
+        Sella's trajectory file (``ase gui``) and log (``"-"`` for standard output).
+
+    Returns
+    -------
+    (Atoms, HarmonicAnalysis)
+        The saddle point (``calc`` attached; ``info["imaginary_frequency"]`` in cm⁻¹ as a
+        negative number) and its vibrations; ``vibrations.modes[0]`` is the reaction coordinate.
+
+    Raises
+    ------
+    TransitionStateError
+        If Sella did not converge, or the structure it found has no imaginary mode or more
+        than one (|ν| > 50 cm⁻¹ counts).
+    """
+    require("sella", "ts")
+    from sella import Sella
+
+    from ase_al.simulations import freq
+
+    check_atoms(atoms)
+    calc = calc if calc is not None else atoms.calc
+    if calc is None:
+        raise ValueError("find_transition_state needs a calculator (calc= or atoms.calc)")
+    saddle = atoms.copy()
+    saddle.calc = calc
+    optimizer = Sella(saddle, order=1, internal=internal, trajectory=trajectory, logfile=logfile)
+    if not optimizer.run(fmax=fmax, steps=steps):
+        raise TransitionStateError(
+            f"no saddle point within {steps} Sella steps (fmax {fmax} eV/Å): start from a "
+            "better guess, e.g. the highest image of a NEB"
+        )
+    vibrations = freq(saddle, calc)
+    imaginary = vibrations.frequencies[vibrations.frequencies < -50.0]
+    if len(imaginary) != 1:
+        raise TransitionStateError(
+            f"the stationary point found has {len(imaginary)} imaginary modes "
+            f"({np.round(imaginary, 1).tolist()} cm-1), not one: it is "
+            + ("a minimum" if len(imaginary) == 0 else "a higher-order saddle point")
+        )
+    saddle.info["imaginary_frequency"] = float(imaginary[0])
+    saddle.info["transition_state"] = True
+    return saddle, vibrations
+
+
+def descend_from_saddle(
+    saddle: Atoms,
+    vibrations,
+    calc: Calculator | None = None,
+    displacement: float = 0.1,
+    fmax: float = 1e-3,
+    steps: int = 1000,
+) -> tuple[Atoms, Atoms]:
+    """The minima on both sides of a saddle point: the structure displaced by ±``displacement``
+    (Å, largest atomic displacement) along the imaginary mode, each relaxed. Returns
+    ``(backward, forward)``; forward is along ``+modes[0]``."""
+    from ase_al.simulations import optimize_geometry
+
+    calc = calc if calc is not None else saddle.calc
+    mode = np.asarray(vibrations.modes[int(np.argmin(vibrations.frequencies))])
+    mode = mode / np.abs(mode).max()
+    ends = []
+    for sign in (-1.0, 1.0):
+        start = saddle.copy()
+        start.positions += sign * displacement * mode
+        ends.append(optimize_geometry(start, calc, fmax=fmax, steps=steps))
+    return ends[0], ends[1]
+
+
+def connectivity(atoms: Atoms, scale: float = 1.2) -> np.ndarray:
+    """Bond matrix (N, N) of booleans: atoms closer than ``scale`` × the sum of their
+    covalent radii (ASE's ``natural_cutoffs``, i.e. ``ase.data.covalent_radii``)."""
+    from ase.neighborlist import NeighborList, natural_cutoffs
+
+    cutoffs = natural_cutoffs(atoms, mult=scale)  # bonded: d < scale (r_i + r_j)
+    neighbours = NeighborList(cutoffs, self_interaction=False, bothways=True, skin=0.0)
+    neighbours.update(atoms)
+    bonds = np.zeros((len(atoms), len(atoms)), dtype=bool)
+    for i in range(len(atoms)):
+        for j in neighbours.get_neighbors(i)[0]:
+            bonds[i, j] = True
+    return bonds
+
+
+def species(atoms: Atoms, scale: float = 1.2) -> list[str]:
+    """Chemical formulas of the connected fragments (sorted), e.g. ``['CH4', 'H2O']``."""
+    from scipy.sparse.csgraph import connected_components
+
+    bonds = connectivity(atoms, scale)
+    n, labels = connected_components(bonds, directed=False)
+    return sorted(atoms[labels == k].get_chemical_formula() for k in range(n))
+
+
+def bonds_formed_and_broken(start: Atoms, end: Atoms, scale: float = 1.2):
+    """Pairs (i, j), i < j, bonded in ``end`` but not in ``start`` (formed) and the reverse
+    (broken)."""
+    a, b = connectivity(start, scale), connectivity(end, scale)
+    upper = np.triu(np.ones_like(a), 1)
+    formed = [tuple(p) for p in np.argwhere(b & ~a & upper)]
+    broken = [tuple(p) for p in np.argwhere(a & ~b & upper)]
+    return formed, broken
+
+
+@dataclass
+class Outcomes:
+    """Classified trajectory ends: ``labels[k]`` is ``"reactant"``, ``"product"`` or
+    ``"other"``; ``fractions`` and ``errors`` (binomial standard errors √(p(1−p)/n)) by label;
+    ``bond_times`` per trajectory: for each bond formed relative to the reactant, the time (fs)
+    at which it last formed (None if it did not)."""
+
+    labels: list[str]
+    fractions: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    bond_times: list = field(default_factory=list)
+
+    def asynchronicity(self) -> list[float]:
+        """For trajectories that formed two or more bonds: the time (fs) between the first and
+        the last bond formation (0 for a synchronous reaction)."""
+        gaps = []
+        for times in self.bond_times:
+            formed = [t for t in times.values() if t is not None]
+            if len(formed) >= 2:
+                gaps.append(max(formed) - min(formed))
+        return gaps
+
+
+def classify(
+    trajectories,
+    reactant: Atoms,
+    product: Atoms,
+    time_step_fs: float | None = None,
+    scale: float = 1.2,
+) -> Outcomes:
+    """Sort trajectories by what their last frame holds: the reactant's bond pattern, the
+    product's, or another. ``trajectories`` are lists of Atoms (frames in order, e.g.
+    ``ase.io.read(path, ":")``); ``time_step_fs`` between frames gives ``bond_times``."""
+    reference = {
+        "reactant": connectivity(reactant, scale),
+        "product": connectivity(product, scale),
+    }
+    target_bonds = [
+        tuple(p) for p in np.argwhere(np.triu(reference["product"] & ~reference["reactant"], 1))
+    ]
+    labels, times = [], []
+    for frames in trajectories:
+        frames = list(frames)
+        if not frames:
+            raise ValueError("an empty trajectory cannot be classified")
+        end = connectivity(frames[-1], scale)
+        label = next(
+            (name for name, bonds in reference.items() if np.array_equal(end, bonds)), "other"
+        )
+        labels.append(label)
+        if time_step_fs is not None:
+            per_bond = {}
+            history = [connectivity(f, scale) for f in frames]
+            for i, j in target_bonds:
+                formed = None
+                for k in range(len(history) - 1, -1, -1):
+                    if not history[k][i, j]:
+                        formed = (k + 1) * time_step_fs if k + 1 < len(history) else None
+                        break
+                else:
+                    formed = 0.0
+                per_bond[(int(i), int(j))] = formed
+            times.append(per_bond)
+    n = len(labels)
+    if n == 0:
+        raise ValueError("no trajectories to classify")
+    fractions = {name: labels.count(name) / n for name in ("reactant", "product", "other")}
+    errors = {name: math.sqrt(p * (1 - p) / n) for name, p in fractions.items()}
+    return Outcomes(labels, fractions, errors, times)

@@ -1,0 +1,103 @@
+"""Transition states (Sella + frequencies), the descent to both minima, and the classification
+of trajectory ends by connectivity."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from ase_al.reactions import (
+    TransitionStateError,
+    bonds_formed_and_broken,
+    classify,
+    descend_from_saddle,
+    find_transition_state,
+    species,
+)
+
+pytest.importorskip("sella")
+
+
+def hcn():
+    return Atoms("HCN", [(0.0, 0.0, -1.07), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
+
+
+def test_hcn_hnc_saddle_point_has_one_imaginary_mode_and_connects_both_isomers():
+    import ase_al
+
+    calc = ase_al.methods("GFN2-xTB")
+    guess = Atoms("HCN", [(0.9, 0.0, 0.0), (0.0, 0.0, -0.58), (0.0, 0.0, 0.58)])
+    saddle, vib = find_transition_state(guess, calc)
+    assert np.abs(saddle.get_forces()).max() < 1e-3
+    imaginary = vib.frequencies[vib.frequencies < 0]
+    assert len(imaginary) == 1 and -2000 < imaginary[0] < -800  # cm-1, H swinging C -> N
+    assert saddle.info["imaginary_frequency"] == pytest.approx(imaginary[0])
+    # the H bridges C and N: a bent structure, closer to C than to N
+    h_c, h_n = saddle.get_distance(0, 1), saddle.get_distance(0, 2)
+    assert 1.0 < h_c < 1.3 < h_n < 1.6
+    # descending both ways gives HCN and HNC: H bonded to C in one, to N in the other
+    ends = descend_from_saddle(saddle, vib, calc)
+    partners = sorted(
+        "C" if end.get_distance(0, 1) < end.get_distance(0, 2) else "N" for end in ends
+    )
+    assert partners == ["C", "N"]
+    energies = sorted(end.get_potential_energy() for end in ends)
+    assert energies[1] < saddle.get_potential_energy()
+    assert all(np.abs(end.get_forces()).max() < 1e-3 for end in ends)
+    # a minimum is not a saddle point: the search (or the check after it) says so
+    relaxed = ase_al.optimize_geometry(hcn(), calc, fmax=1e-3)
+    with pytest.raises(TransitionStateError, match="imaginary modes|no saddle point"):
+        find_transition_state(relaxed.copy(), calc, steps=30)
+
+
+def test_species_and_bond_changes_from_covalent_radii():
+    water_dimer = Atoms(
+        "OHHOHH",
+        [(0, 0, 0), (0.96, 0, 0), (-0.24, 0.93, 0), (2.9, 0, 0), (3.2, 0.9, 0), (3.2, -0.5, 0.8)],
+    )
+    assert species(water_dimer) == ["H2O", "H2O"]  # a 1.94 Å hydrogen bond is no bond
+    start = hcn()
+    end = Atoms("HCN", [(0.0, 0.0, 2.16), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
+    formed, broken = bonds_formed_and_broken(start, end)
+    assert formed == [(0, 2)] and broken == [(0, 1)]
+
+
+def test_classification_fractions_errors_and_bond_times():
+    reactant = hcn()
+    product = Atoms("HCN", [(0.0, 0.0, 2.16), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
+
+    def path(z_values):
+        return [Atoms("HCN", [(0.0, 0.3, z), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)]) for z in z_values]
+
+    reacting = path(np.linspace(-1.07, 2.16, 11))  # H moves from C to N
+    staying = path([-1.07] * 11)
+    leaving = path(np.linspace(-1.07, -5.0, 11))  # H dissociates: another outcome
+    outcomes = classify([reacting] * 6 + [staying] * 3 + [leaving], reactant, product, 0.5)
+    assert outcomes.labels.count("product") == 6
+    assert outcomes.fractions == {"reactant": 0.3, "product": 0.6, "other": 0.1}
+    assert outcomes.errors["product"] == pytest.approx(np.sqrt(0.6 * 0.4 / 10))
+    # the N-H bond forms when H comes within 1.2 (0.31 + 0.71) = 1.22 Å of N
+    z = np.linspace(-1.07, 2.16, 11)
+    first = int(np.argmax(np.hypot(0.3, z - 1.16) < 1.2 * (0.31 + 0.71)))
+    assert outcomes.bond_times[0][(0, 2)] == pytest.approx(first * 0.5)
+    assert outcomes.bond_times[6][(0, 2)] is None
+    assert outcomes.asynchronicity() == []  # one bond formed: nothing to compare
+    with pytest.raises(ValueError, match="no trajectories"):
+        classify([], reactant, product)
+
+
+def test_ts_task_of_the_command_line(tmp_path, monkeypatch):
+    from ase.io import read
+
+    from ase_al.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.inp").write_text(
+        "TS GFN2-xTB irc=True\nxyzfile='3\n\nH 0.9 0.0 0.0\nC 0.0 0.0 -0.58\nN 0.0 0.0 0.58\n'\n"
+    )
+    assert main(["job.inp"]) in (0, None)
+    saddle = read(tmp_path / "ts.xyz")
+    assert 1.0 < saddle.get_distance(0, 1) < 1.3
+    table = np.loadtxt(tmp_path / "freq.dat")
+    assert (table[:, 0] < 0).sum() == 1
+    ends = [read(tmp_path / f"{side}.xyz") for side in ("backward", "forward")]
+    assert sorted(np.argmin(e.get_distances(0, [1, 2])) for e in ends) == [0, 1]
