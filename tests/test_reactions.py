@@ -21,12 +21,19 @@ def hcn():
     return Atoms("HCN", [(0.0, 0.0, -1.07), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
 
 
-def test_hcn_hnc_saddle_point_has_one_imaginary_mode_and_connects_both_isomers():
+@pytest.fixture(scope="module")
+def hcn_saddle():
     import ase_al
 
     calc = ase_al.methods("GFN2-xTB")
     guess = Atoms("HCN", [(0.9, 0.0, 0.0), (0.0, 0.0, -0.58), (0.0, 0.0, 0.58)])
-    saddle, vib = find_transition_state(guess, calc)
+    return (calc, *find_transition_state(guess, calc))
+
+
+def test_hcn_hnc_saddle_point_has_one_imaginary_mode_and_connects_both_isomers(hcn_saddle):
+    import ase_al
+
+    calc, saddle, vib = hcn_saddle
     assert np.abs(saddle.get_forces()).max() < 1e-3
     imaginary = vib.frequencies[vib.frequencies < 0]
     assert len(imaginary) == 1 and -2000 < imaginary[0] < -800  # cm-1, H swinging C -> N
@@ -101,3 +108,43 @@ def test_ts_task_of_the_command_line(tmp_path, monkeypatch):
     assert (table[:, 0] < 0).sum() == 1
     ends = [read(tmp_path / f"{side}.xyz") for side in ("backward", "forward")]
     assert sorted(np.argmin(e.get_distances(0, [1, 2])) for e in ends) == [0, 1]
+
+
+def test_transition_state_sampling_follows_the_flux_distribution(hcn_saddle):
+    """Reaction-coordinate momenta at the HCN <-> HNC saddle point: Rayleigh-distributed with
+    ⟨p²⟩ = 2kT (mass-weighted), all along the requested direction, the saddle point's
+    position along the mode; the real modes keep their Wigner widths."""
+    from ase import units
+    from scipy import stats
+
+    import ase_al
+    from ase_al.samplers import transition_state_sampling
+
+    calc, saddle, vib = hcn_saddle
+    temperature, n = 500.0, 4000
+    samples = transition_state_sampling(saddle, vib, n, temperature, seed=3)
+    kt = units.kB * temperature
+    p = np.array([s.info["reaction_coordinate_momentum"] for s in samples])
+    assert np.all(p > 0)
+    assert np.mean(p**2) == pytest.approx(2 * kt, rel=0.05)
+    # the whole distribution: a Kolmogorov-Smirnov test against the Rayleigh law
+    assert stats.kstest(p, stats.rayleigh(scale=np.sqrt(kt)).cdf).pvalue > 0.01
+    # the Cartesian momenta carry it: projected back onto the (mass-weighted) mode, up to the
+    # small change made by removing the angular momentum at the displaced geometry (< 1 %)
+    mode = np.argmin(vib.frequencies)
+    masses = np.repeat(saddle.get_masses(), 3)
+    projected = [
+        (s.get_momenta().ravel() / np.sqrt(masses)) @ vib.mass_weighted_modes[mode]
+        for s in samples[:50]
+    ]
+    np.testing.assert_allclose(projected, p[:50], rtol=1e-2)
+    backward = transition_state_sampling(
+        saddle, vib, 200, temperature, seed=4, direction="backward"
+    )
+    assert all(s.info["reaction_coordinate_momentum"] < 0 for s in backward)
+    mixed = transition_state_sampling(saddle, vib, 400, temperature, seed=5, direction="random")
+    forward_share = np.mean([s.info["reaction_coordinate_momentum"] > 0 for s in mixed])
+    assert abs(forward_share - 0.5) < 4 * 0.5 / np.sqrt(400)
+    with pytest.raises(ValueError, match="exactly one imaginary mode"):
+        relaxed = ase_al.optimize_geometry(hcn(), calc)  # a minimum: no imaginary mode
+        transition_state_sampling(relaxed, ase_al.freq(relaxed, calc), 10, temperature)

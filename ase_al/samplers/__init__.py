@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from ase_al.samplers.batch_md import SamplingResult, batch_md
 from ase_al.samplers.md import md
 from ase_al.samplers.surface_hopping import surface_hopping
-from ase_al.samplers.wigner import remove_rigid_motion, wigner
+from ase_al.samplers.wigner import remove_rigid_motion, transition_state_sampling, wigner
 
 ENTRY_POINT_GROUP = "ase_al.samplers"
 
@@ -56,5 +56,6 @@ __all__ = [
     "remove_rigid_motion",
     "SamplingResult",
     "surface_hopping",
+    "transition_state_sampling",
     "wigner",
 ]

@@ -106,3 +106,99 @@ def wigner(
         sample.info["sampling_temperature_K"] = float(temperature)
         samples.append(sample)
     return samples
+
+
+def transition_state_sampling(
+    saddle: Atoms,
+    vibrations: HarmonicAnalysis | VibrationsData,
+    n: int,
+    temperature: float = 300.0,
+    seed: int | None = None,
+    direction: str = "forward",
+) -> list[Atoms]:
+    """Quasi-classical initial conditions at a transition state.
+
+    The real modes are sampled from their harmonic Wigner distribution at ``temperature``
+    (as :func:`wigner`); the reaction coordinate (the one imaginary mode) stays at the saddle
+    point and gets a momentum from the thermal flux distribution through the dividing surface,
+    P(p) ∝ p·exp(−p²/2kT) for p > 0 (mass-weighted, i.e. a Rayleigh distribution with
+    ⟨p²⟩ = 2kT): every trajectory crosses the barrier top.
+
+    Parameters
+    ----------
+    saddle : Atoms
+        The transition structure the modes belong to (e.g. from
+        :func:`ase_al.find_transition_state`).
+    vibrations : HarmonicAnalysis or VibrationsData
+        Its harmonic analysis: exactly one imaginary mode.
+    n : int
+        Number of samples.
+    temperature : float
+        K (> 0: the flux distribution needs a temperature).
+    seed : int, optional
+        Seed for reproducible samples.
+    direction : {"forward", "backward", "random"}
+        Sign of the reaction-coordinate momentum: along ``+modes[imaginary]``, against it, or
+        either with probability ½. Run a forward sample backward in time by negating all its
+        momenta.
+
+    Returns
+    -------
+    list[Atoms]
+        Structures with positions and momenta, zero total linear and angular momentum,
+        ``info["sampling_temperature_K"]`` and ``info["reaction_coordinate_momentum"]``
+        (mass-weighted, amu^½·Å/ASE-time; its sign says the direction).
+    """
+    analysis = _as_harmonic_analysis(vibrations)
+    if not same_atoms(saddle, analysis.get_atoms().numbers):
+        raise ValueError(
+            "saddle and vibrations describe different molecules (atoms or order differ)"
+        )
+    if n < 1:
+        raise ValueError(f"n must be a positive number of samples, got {n}")
+    if temperature <= 0:
+        raise ValueError(f"transition-state sampling needs a temperature > 0 K, got {temperature}")
+    if direction not in ("forward", "backward", "random"):
+        raise ValueError(f"direction must be 'forward', 'backward' or 'random', got {direction!r}")
+    omega = analysis.angular_frequencies
+    imaginary = np.flatnonzero(analysis.frequencies < -50.0)
+    if len(imaginary) != 1:
+        raise ValueError(
+            "transition-state sampling needs exactly one imaginary mode, found "
+            f"{len(imaginary)} ({analysis.frequencies[imaginary].round(1)} cm⁻¹)"
+        )
+    real = np.setdiff1d(np.arange(omega.size), imaginary)
+    if np.any(omega[real] <= 0):
+        raise ValueError(f"modes at {analysis.frequencies[real][omega[real] <= 0]} cm⁻¹ are soft")
+    kt = units.kB * temperature
+    occupation = 1.0 / np.tanh(HBAR * omega[real] / (2 * kt))
+    rng = np.random.default_rng(seed)
+    q = np.zeros((n, omega.size))
+    p = np.zeros((n, omega.size))
+    q[:, real] = rng.standard_normal((n, real.size)) * np.sqrt(
+        HBAR / (2 * omega[real]) * occupation
+    )
+    p[:, real] = rng.standard_normal((n, real.size)) * np.sqrt(HBAR * omega[real] / 2 * occupation)
+    flux = np.sqrt(-2.0 * kt * np.log(1.0 - rng.random(n)))  # Rayleigh, ⟨p²⟩ = 2kT
+    sign = {"forward": np.ones(n), "backward": -np.ones(n)}.get(direction)
+    if sign is None:
+        sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    p[:, imaginary[0]] = sign * flux
+    masses = np.repeat(saddle.get_masses(), 3)
+    displacements = (q @ analysis.mass_weighted_modes) / np.sqrt(masses)
+    momenta = (p @ analysis.mass_weighted_modes) * np.sqrt(masses)
+    samples = []
+    for k, (dx, mom) in enumerate(zip(displacements, momenta, strict=True)):
+        sample = Atoms(
+            saddle.get_chemical_symbols(), positions=saddle.positions + dx.reshape(-1, 3)
+        )
+        sample.set_masses(saddle.get_masses())
+        sample.set_momenta(mom.reshape(-1, 3))
+        remove_rigid_motion(sample)
+        sample.info.update(
+            {key: value for key, value in saddle.info.items() if key != "transition_state"}
+        )
+        sample.info["sampling_temperature_K"] = float(temperature)
+        sample.info["reaction_coordinate_momentum"] = float(p[k, imaginary[0]])
+        samples.append(sample)
+    return samples
