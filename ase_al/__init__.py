@@ -30,6 +30,7 @@ _EXPORTS = {
     "freq": "ase_al.simulations",
     "optimize_geometry": "ase_al.simulations",
     "find_transition_state": "ase_al.reactions",
+    "conformers": "ase_al.conformers",
     "MissingDependencyError": "ase_al.errors",
     "NotTrainedError": "ase_al.errors",
     "ReferenceCalculationError": "ase_al.errors",

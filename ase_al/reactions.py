@@ -165,6 +165,24 @@ class Outcomes:
     errors: dict = field(default_factory=dict)
     bond_times: list = field(default_factory=list)
 
+    def write(self, trajectories, directory) -> dict:
+        """The last frame of every trajectory into ``<directory>/<label>.traj`` (one file per
+        class, readable by ``ase gui``); returns {label: path}."""
+        from pathlib import Path
+
+        from ase.io import write
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        ends: dict[str, list] = {}
+        for label, frames in zip(self.labels, trajectories, strict=True):
+            ends.setdefault(label, []).append(list(frames)[-1])
+        paths = {}
+        for label, frames in ends.items():
+            paths[label] = directory / f"{label}.traj"
+            write(paths[label], frames)
+        return paths
+
     def asynchronicity(self) -> list[float]:
         """For trajectories that formed two or more bonds: the time (fs) between the first and
         the last bond formation (0 for a synchronous reaction)."""

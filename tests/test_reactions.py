@@ -68,7 +68,7 @@ def test_species_and_bond_changes_from_covalent_radii():
     assert formed == [(0, 2)] and broken == [(0, 1)]
 
 
-def test_classification_fractions_errors_and_bond_times():
+def test_classification_fractions_errors_and_bond_times(tmp_path):
     reactant = hcn()
     product = Atoms("HCN", [(0.0, 0.0, 2.16), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
 
@@ -88,6 +88,10 @@ def test_classification_fractions_errors_and_bond_times():
     assert outcomes.bond_times[0][(0, 2)] == pytest.approx(first * 0.5)
     assert outcomes.bond_times[6][(0, 2)] is None
     assert outcomes.asynchronicity() == []  # one bond formed: nothing to compare
+    paths = outcomes.write([reacting] * 6 + [staying] * 3 + [leaving], tmp_path)
+    from ase.io import read
+
+    assert len(read(paths["product"], ":")) == 6 and len(read(paths["other"], ":")) == 1
     with pytest.raises(ValueError, match="no trajectories"):
         classify([], reactant, product)
 
