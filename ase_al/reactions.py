@@ -42,8 +42,8 @@ def find_transition_state(
     atoms : Atoms
         A guess of the transition structure (left untouched): e.g. the highest image of a NEB,
         or a structure between reactant and product.
-    calc : Calculator, optional
-        The potential; defaults to ``atoms.calc``.
+    calc : Calculator or str, optional
+        The potential (or a method name); defaults to ``atoms.calc``.
     fmax : float
         Convergence on the largest force, eV/Å.
     steps : int
@@ -72,6 +72,10 @@ def find_transition_state(
 
     check_atoms(atoms)
     calc = calc if calc is not None else atoms.calc
+    if isinstance(calc, str):
+        from ase_al.calculators import methods
+
+        calc = methods(calc)
     if calc is None:
         raise ValueError("find_transition_state needs a calculator (calc= or atoms.calc)")
     saddle = atoms.copy()

@@ -152,3 +152,55 @@ def test_transition_state_sampling_follows_the_flux_distribution(hcn_saddle):
     with pytest.raises(ValueError, match="exactly one imaginary mode"):
         relaxed = ase_al.optimize_geometry(hcn(), calc)  # a minimum: no imaginary mode
         transition_state_sampling(relaxed, ase_al.freq(relaxed, calc), 10, temperature)
+
+
+def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
+    """ActiveLearner([HCN, HNC, transition state]): each structure is a starting point (the
+    saddle refined with the reference and sampled by transition-state sampling), the samples
+    are shared by weight, KREG's reference geometry is the lowest minimum (HCN), and the
+    initial data and labels cover both isomers."""
+    import ase_al
+    from ase_al import InitialData, Sampling, Selection
+    from ase_al.active_learning.starting_points import build_starting_points
+
+    calc = ase_al.methods("GFN2-xTB")
+    reactant = hcn()
+    reactant.info["weight"] = 2.0
+    product = Atoms("HCN", [(0.0, 0.0, 2.16), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
+    guess = Atoms("HCN", [(0.9, 0.0, 0.0), (0.0, 0.0, -0.58), (0.0, 0.0, 0.58)])
+    guess.info["transition_state"] = True
+    points = build_starting_points([reactant, product, guess], calc, tmp_path / "points")
+    assert [p.saddle for p in points] == [False, False, True]
+    assert (points.points[2].vibrations.frequencies < 0).sum() == 1
+    assert points.reference is points.points[0].atoms  # HCN lies below HNC
+    assert points.counts(300) == [150, 75, 75] and points.counts(7) == [3, 2, 2]
+    samples = points.sample(300, 300.0, np.random.default_rng(0))
+    origin = np.array([s.info.get("starting_point") for s in samples])
+    h_to_c = np.array([s.get_distance(0, 1) < s.get_distance(0, 2) for s in samples])
+    assert h_to_c[origin == 0].all() and not h_to_c[origin == 1].any()
+    at_saddle = [s for s, k in zip(samples, origin, strict=True) if k == 2]
+    assert len(at_saddle) == 75
+    assert all("reaction_coordinate_momentum" in s.info for s in at_saddle)
+    with pytest.raises(ValueError, match="all transition states"):
+        type(points)([points.points[2]])
+    # a short run from all three
+    learner = ase_al.ActiveLearner(
+        [reactant, product, guess],
+        calc,
+        workdir=tmp_path / "al",
+        initial_data=InitialData(batch=40, max_points=40),
+        sampling=Sampling(n_trajectories=8, options={"max_time_fs": 10.0}),
+        selection=Selection(max_iterations=1),
+        progress=False,
+    )
+    learner.run()
+    labelled = learner.labelled()
+    near_c = [a.get_distance(0, 1) < a.get_distance(0, 2) for a in labelled]
+    assert 0 < sum(near_c) < len(near_c)  # both isomers in the training data
+    from ase.io import read
+
+    reference = read(tmp_path / "al" / "equilibrium.traj")
+    assert reference.get_distance(0, 1) < reference.get_distance(0, 2)  # HCN
+    bad = Atoms("HNC", guess.positions)
+    with pytest.raises(ValueError, match="starting structure 1"):
+        ase_al.ActiveLearner([reactant, bad], calc, workdir=tmp_path / "bad")

@@ -92,7 +92,7 @@ def keep_states(atoms: Atoms, n_states: int) -> Atoms:
     return copy
 
 
-def make(learner, equilibrium, vibrations, state) -> None:
+def make(learner, points, state) -> None:
     """The initial data of ``learner``'s run (resumably): the user's structures, or Wigner
     batches until :func:`enough`; the learning curve goes into ``state``."""
     if state.get("initial_data_done"):
@@ -124,9 +124,7 @@ def make(learner, equilibrium, vibrations, state) -> None:
             learner._save_state(state)
         if enough(curve, len(images), options.batch, options.max_points, options.rmse):
             break
-        queue = learner._wigner(
-            equilibrium, vibrations, options.batch, f"init{batch:03d}", options.temperature
-        )
+        queue = learner.stage.wigner(points, options.batch, f"init{batch:03d}", options.temperature)
         write_traj(init_dir / f"batch_{batch}.traj", queue)
         batch += 1
         failures += learner._label_queue(

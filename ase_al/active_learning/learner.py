@@ -4,7 +4,8 @@ Physics-informed active learning of ML potentials (MLatom's ``ml.al``, arXiv:240
 The stages live beside this file: the run directory and its reader (``run.py``), the initial
 data (``initial_data.py``), training through the model contract (``training.py``), the
 threshold and selection rules (``selection.py``), the option objects (``settings.py``) and
-the plots (``plots.py``), the sampling (``sampling.py``). (About 430 lines, a fifth of them the
+the plots (``plots.py``), the sampling (``sampling.py``), the starting structures
+(``starting_points.py``). (About 460 lines, a fifth of them the
 class docstring that documents every option.)
 """
 
@@ -31,6 +32,7 @@ from ase_al.active_learning.settings import (
     Uncertainty,
     from_keywords,
 )
+from ase_al.active_learning.starting_points import StartingPoints, build_starting_points
 from ase_al.active_learning.training import (
     ModelRecipe,
     Plan,
@@ -40,7 +42,7 @@ from ase_al.active_learning.training import (
 )
 from ase_al.calculators import methods
 from ase_al.calculators.committee import Committee
-from ase_al.errors import ReferenceCalculationError, check_atoms
+from ase_al.errors import ReferenceCalculationError, check_atoms, check_same_atoms
 from ase_al.executors import check_shippable
 from ase_al.files import read_traj, write_traj
 from ase_al.labelling import label
@@ -51,7 +53,6 @@ from ase_al.options import (
     check_type,
     unknown_keyword,
 )
-from ase_al.simulations import HarmonicAnalysis, equilibrium_and_modes
 
 log = logging.getLogger("ase_al")
 
@@ -92,9 +93,18 @@ class ActiveLearner:
 
     Parameters
     ----------
-    molecule : Atoms
+    molecule : Atoms, or a list of Atoms
         Starting geometry (optimised with the reference unless
-        ``equilibrium=Equilibrium(optimize=False)``).
+        ``equilibrium=Equilibrium(optimize=False)``). A list gives several starting structures
+        of the same atoms in the same order, e.g. conformers, or the minima and transition
+        state of a reaction: each is a source of initial data and of sampling initial
+        conditions, in proportion to ``atoms.info["weight"]`` (default 1). Minima are
+        optimised with the reference and Wigner-sampled; a structure marked
+        ``info["transition_state"] = True`` (as :func:`ase_al.find_transition_state` marks its
+        result) is refined to the reference's saddle point and sampled by quasi-classical
+        transition-state sampling. KREG's RE descriptor and the threshold use one reference
+        geometry for all, the lowest-energy minimum (see
+        :mod:`ase_al.active_learning.starting_points`).
     reference : str or Calculator
         Labelling method: a name for :func:`ase_al.methods` (``"GFN2-xTB"``,
         ``"B3LYP/6-31G*"``) or a calculator (sent to worker processes by cloudpickle).
@@ -157,7 +167,11 @@ class ActiveLearner:
         progress: bool | None = None,
         **legacy,
     ):
-        check_atoms(molecule)
+        molecules = list(molecule) if isinstance(molecule, (list, tuple)) else [molecule]
+        if not molecules:
+            raise ValueError("molecule: give a structure or a non-empty list of structures")
+        check_atoms(molecules[0])
+        check_same_atoms(molecules, molecules[0].numbers, "starting structure", "the first's atoms")
         for name in legacy:
             if name not in LEGACY and name not in ("sampler_kwargs", "model_kwargs"):
                 raise _unknown(name)
@@ -177,7 +191,13 @@ class ActiveLearner:
         self.selection: Selection = options["selection"]
         self.uncertainty: Uncertainty = options["uncertainty"]
         self.equilibrium: Equilibrium = options["equilibrium"]
-        self.molecule = molecule.copy()
+        self.molecules = [atoms.copy() for atoms in molecules]
+        self.molecule = self.molecules[0]
+        if len(self.molecules) > 1 and self.equilibrium.vibrations is not None:
+            raise ValueError(
+                "Equilibrium(vibrations=...) describes one structure; with several starting "
+                "structures the modes of each are computed"
+            )
         self.workdir = Path(check_type("workdir", workdir, (str, Path)))
         self.run_dir = ALRun(self.workdir)
         self.executor = check_executor(executor)
@@ -198,10 +218,11 @@ class ActiveLearner:
 
     # -- the sampling stage's pieces, for the initial data and tests --------------------
     def _wigner(self, equilibrium, vibrations, n, tag, temperature=None) -> list[Atoms]:
-        return self.stage.wigner(equilibrium, vibrations, n, tag, temperature)
+        points = StartingPoints.single(equilibrium, vibrations)
+        return self.stage.wigner(points, n, tag, temperature)
 
     def _initial_conditions(self, equilibrium, vibrations, n) -> list[Atoms]:
-        return self.stage.initial_conditions(equilibrium, vibrations, n)
+        return self.stage.initial_conditions(StartingPoints.single(equilibrium, vibrations), n)
 
     def _check_initial_data(self) -> None:
         source = self.initial_data.structures
@@ -300,12 +321,12 @@ class ActiveLearner:
         if log.getEffectiveLevel() > logging.INFO:
             log.setLevel(logging.INFO)
         try:
-            equilibrium, vibrations = self._equilibrium()
+            points = self._starting_points()
             state = self._state()
             state["settings"] = self._settings()
             self._save_state(state)
-            self._initial_data(equilibrium, vibrations, state)
-            yield from self._iterate(equilibrium, vibrations, state)
+            self._initial_data(points, state)
+            yield from self._iterate(points, state)
         finally:
             log.setLevel(level)
             log.removeHandler(handler)
@@ -333,30 +354,29 @@ class ActiveLearner:
             },
         }
 
-    def _equilibrium(self) -> tuple[Atoms, HarmonicAnalysis]:
+    def _starting_points(self) -> StartingPoints:
         calc = self.equilibrium.method or self.reference
         calc = methods(calc) if isinstance(calc, str) else calc
-        equilibrium, vibrations = equilibrium_and_modes(
-            self.molecule,
+        points = build_starting_points(
+            self.molecules,
             calc,
             self.workdir,
             self.equilibrium.optimize,
             self.equilibrium.vibrations,
         )
-        log.info("harmonic frequencies / cm-1: %s", np.round(vibrations.frequencies, 1).tolist())
         # models with a reference geometry (KREG's RE descriptor; for a multistate model, every
         # state's model) use the optimised one, as MLatom does, not their default (the
         # lowest-energy training structure, which may change from one iteration to the next)
         if self.recipe.model_type.uses_equilibrium and "equilibrium" not in self.recipe.kwargs:
-            reference_geometry = equilibrium.copy()
+            reference_geometry = points.reference.copy()
             reference_geometry.calc = None
             self.recipe.kwargs["equilibrium"] = reference_geometry
-        return equilibrium, vibrations
+        return points
 
-    def _initial_data(self, equilibrium, vibrations, state) -> None:
-        initial.make(self, equilibrium, vibrations, state)
+    def _initial_data(self, points, state) -> None:
+        initial.make(self, points, state)
 
-    def _iterate(self, equilibrium, vibrations, state) -> Iterator[dict]:
+    def _iterate(self, points, state) -> Iterator[dict]:
         history = state["iterations"]
         plan = self._plan()
         finished = state.get("converged") or len(history) >= self.selection.max_iterations
@@ -394,7 +414,7 @@ class ActiveLearner:
                 sampled = json.loads(summary_path.read_text())
             else:
                 selected, sampled = self.stage.iteration(
-                    pair, threshold, equilibrium, vibrations, folder, self.labelled
+                    pair, threshold, points, folder, self.labelled
                 )
                 for index, atoms in enumerate(selected):
                     atoms.info["uid"] = f"it{k:03d}-{index:06d}"

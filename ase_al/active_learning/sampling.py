@@ -103,18 +103,20 @@ class SamplingStage:
                 extras[key] = None
         return extras
 
-    def wigner(self, equilibrium, vibrations, n, tag, temperature=None):
+    def wigner(self, points, n, tag, temperature=None):
+        """``n`` structures with momenta from the starting points (Wigner at minima,
+        transition-state sampling at saddle points), uids ``<tag>-<index>``."""
         temperature = self.sampling.temperature if temperature is None else temperature
-        samples = wigner(equilibrium, vibrations, n, temperature, seed=self.rng.integers(2**32))
+        samples = points.sample(n, temperature, self.rng)
         for index, atoms in enumerate(samples):
             atoms.info["uid"] = f"{tag}-{index:06d}"
         return samples
 
-    def initial_conditions(self, equilibrium, vibrations, n) -> list[Atoms]:
+    def initial_conditions(self, points, n) -> list[Atoms]:
         """Where this batch of sampling trajectories starts (positions and momenta)."""
         given = self.sampling.initial_conditions
         if given is None:
-            return self.wigner(equilibrium, vibrations, n, "ic")
+            return self.wigner(points, n, "ic")
         if callable(given):
             conditions = list(given(n, int(self.rng.integers(2**32))))
             check_same_atoms(
@@ -126,7 +128,7 @@ class SamplingStage:
             atoms.info["uid"] = f"ic-{index:06d}"
         return conditions
 
-    def iteration(self, pair, threshold, equilibrium, vibrations, folder, labelled):
+    def iteration(self, pair, threshold, points, folder, labelled):
         """The structures to label this iteration and a summary of the sampling.
 
         The first batch decides convergence (``n_uncertain`` < ``min_new_points``). With
@@ -135,7 +137,7 @@ class SamplingStage:
         of the pool are chosen; otherwise the first ``new_points`` of the one batch.
         """
         options = self.selection
-        first = self.batch(pair, threshold, equilibrium, vibrations, folder / "trajectories")
+        first = self.batch(pair, threshold, points, folder / "trajectories")
         for atoms in first:
             atoms.info["sampling_batch"] = 1
         pool = list(first)
@@ -144,13 +146,7 @@ class SamplingStage:
             target = int(np.ceil(options.pool_factor * options.new_points))
             while len(pool) < target and batches < self.sampling.max_batches:
                 batches += 1
-                more = self.batch(
-                    pair,
-                    threshold,
-                    equilibrium,
-                    vibrations,
-                    folder / f"trajectories_batch{batches}",
-                )
+                more = self.batch(pair, threshold, points, folder / f"trajectories_batch{batches}")
                 for atoms in more:
                     atoms.info["sampling_batch"] = batches
                 pool += list(more)
@@ -162,7 +158,9 @@ class SamplingStage:
                     options.new_points,
                 )
             labelled = labelled() if options.method == "farthest" else []
-            pool = choose(pool, options.new_points, options.method, self.rng, labelled, equilibrium)
+            pool = choose(
+                pool, options.new_points, options.method, self.rng, labelled, points.reference
+            )
         summary = {
             "n_trajectories": first.n_trajectories,
             "n_certain": first.n_certain,
@@ -171,11 +169,11 @@ class SamplingStage:
         }
         return pool[: options.new_points], summary
 
-    def batch(self, pair, threshold, equilibrium, vibrations, trajectory_dir) -> SamplingResult:
+    def batch(self, pair, threshold, points, trajectory_dir) -> SamplingResult:
         kwargs = dict(self.sampler_options)
         n = self.sampling.n_trajectories
         if self.samples_wigner():
-            samples = self.wigner(equilibrium, vibrations, n, "screen")
+            samples = self.wigner(points, n, "screen")
             key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
             u = pair.predict(samples, forces=False)[key]
             uncertain = UncertaintyStop(threshold, self.n_states).exceeded(u)
@@ -186,7 +184,7 @@ class SamplingStage:
             )
         if isinstance(self.sampling.initial_conditions, (list, tuple)):
             n = len(self.sampling.initial_conditions)
-        conditions = self.initial_conditions(equilibrium, vibrations, n)
+        conditions = self.initial_conditions(points, n)
         extras = self.extras()
         if "trajectory_dir" in extras:
             kwargs["trajectory_dir"] = trajectory_dir
