@@ -11,6 +11,18 @@ from conftest import directional_forces, numerical_forces
 from ase_al.calculators import available, methods
 
 
+def pyscf_rhf(atoms, basis):
+    """PySCF's RHF of ``atoms``, converged tightly: the direct reference for the checks."""
+    from pyscf import gto, scf
+
+    mol = gto.M(
+        atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=True)),
+        basis=basis,
+        verbose=0,
+    )
+    return scf.RHF(mol).run(conv_tol=1e-10)
+
+
 def distorted(name="H2O", seed=1):
     atoms = molecule(name)
     atoms.positions += np.random.default_rng(seed).normal(0, 0.05, atoms.positions.shape)
@@ -55,17 +67,12 @@ def test_sparrow_equals_sparrow_called_directly_and_forces_are_gradients(name):
 
 
 def test_ccsd_t_equals_pyscf_and_ccsd_forces_are_gradients():
-    from pyscf import cc, gto, scf
+    from pyscf import cc
 
     atoms = distorted()
     atoms.calc = methods("CCSD(T)/cc-pVDZ")
     energy = atoms.get_potential_energy()
-    mol = gto.M(
-        atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=False)),
-        basis="cc-pvdz",
-        verbose=0,
-    )
-    mf = scf.RHF(mol).run(conv_tol=1e-10)
+    mf = pyscf_rhf(atoms, "cc-pvdz")
     ccsd = cc.CCSD(mf)
     ccsd.conv_tol = 1e-9
     ccsd.run()
@@ -81,19 +88,14 @@ def test_ccsd_t_equals_pyscf_and_ccsd_forces_are_gradients():
 
 
 def test_adc2_excitations_equal_pyscf_and_feed_ml_nea(tmp_path):
-    from pyscf import adc, gto, scf
+    from pyscf import adc
 
     atoms = molecule("H2O")
     calc = methods("ADC(2)/def2-SVP", n_states=4)
     atoms.calc = calc
     energies = calc.get_property("excitation_energies", atoms)
     strengths = calc.get_property("oscillator_strengths", atoms)
-    mol = gto.M(
-        atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(), strict=False)),
-        basis="def2-svp",
-        verbose=0,
-    )
-    mf = scf.RHF(mol).run(conv_tol=1e-10)
+    mf = pyscf_rhf(atoms, "def2-svp")
     solver = adc.ADC(mf)
     solver.method, solver.method_type, solver.verbose = "adc(2)", "ee", 0
     e, _, f, _ = solver.kernel(nroots=3)[:4]
