@@ -69,6 +69,29 @@ def _rdkit_molecule(molecule):
     )
 
 
+def _torsions(mol) -> list[tuple[int, int, int, int]]:
+    """One dihedral (a, b, c, d) per rotatable bond: single, not in a ring, both ends bonded
+    to something else (terminal rotors such as O-H and N-H2 count: they make conformers too)."""
+    torsions = []
+    for bond in mol.GetBonds():
+        if bond.GetBondTypeAsDouble() != 1.0 or bond.IsInRing():
+            continue
+        b, c = bond.GetBeginAtom(), bond.GetEndAtom()
+        if b.GetAtomicNum() == 1 or c.GetAtomicNum() == 1:
+            continue
+
+        def other(atom, exclude):
+            # a heavy neighbour if there is one: its dihedral moves the larger part
+            choices = [n for n in atom.GetNeighbors() if n.GetIdx() != exclude.GetIdx()]
+            choices.sort(key=lambda n: n.GetAtomicNum() == 1)
+            return choices[0].GetIdx() if choices else None
+
+        a, d = other(b, c), other(c, b)
+        if a is not None and d is not None:
+            torsions.append((a, b.GetIdx(), c.GetIdx(), d))
+    return torsions
+
+
 def _heavy_rmsd(a: Atoms, b: Atoms, template) -> float:
     """Symmetry-aware heavy-atom RMSD (Å) after optimal alignment (RDKit's GetBestRMS)."""
     from rdkit import Chem
@@ -110,7 +133,8 @@ def conformers(
     calc : Calculator
         The potential every embedding is optimised with (a method name works too).
     n_embed : int
-        ETKDG embeddings to start from (seeded by ``seed``).
+        ETKDG embeddings to start from (seeded by ``seed``); all but the first get random
+        angles about every rotatable bond (terminal O–H, N–H rotors included).
     fmax : float
         Optimisation threshold, eV/Å.
     energy_window : float, optional
@@ -148,6 +172,17 @@ def conformers(
     ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=int(n_embed), params=params))
     if not ids:
         raise ValueError("RDKit could not embed this molecule in 3D")
+    # ETKDG's torsion preferences make small molecules' embeddings nearly alike (glycine: one
+    # conformer from 40 of them); every embedding but the first gets its rotatable bonds set to
+    # random angles, so the optimisations start in different basins
+    from rdkit.Chem import rdMolTransforms
+
+    rng = np.random.default_rng(seed)
+    torsions = _torsions(mol)
+    for conf_id in ids[1:]:
+        conformer = mol.GetConformer(conf_id)
+        for a, b, c, d in torsions:
+            rdMolTransforms.SetDihedralDeg(conformer, a, b, c, d, float(rng.uniform(0, 360)))
     if preoptimize:
         if AllChem.MMFFHasAllMoleculeParams(mol):
             AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)

@@ -114,3 +114,15 @@ def test_aiqm2_reaction_example(tmp_path):
     assert -13 < reaction < -6 and 50 < barrier < 70
     path = read(tmp_path / "rx" / "path.traj", ":")
     assert len(path) == 7 and (tmp_path / "rx" / "profile.png").stat().st_size > 1000
+
+
+@pytest.mark.slow  # the default suite runs examples/mlatom_style_h2.py (test_dropin)
+def test_glycine_conformers_example(tmp_path):
+    pytest.importorskip("rdkit")
+    out = run_example("glycine_conformers.py", str(tmp_path / "gly"), "40", cwd=tmp_path)
+    count = int(out.split(" conformers from")[0].split()[-1])
+    # glycine has 8 conformers (counting mirror images once); with its mirror pairs GFN2-xTB
+    # gives 9 here, the global minimum (Ip) carrying most of the population
+    assert 6 <= count <= 14
+    frames = read(tmp_path / "gly" / "conformers.traj", ":")
+    assert len(frames) == count and frames[0].info["weight"] > 0.5
