@@ -23,7 +23,7 @@ from pathlib import Path
 from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Hartree
 
-from ase_al.errors import check_atoms, spin_and_charge
+from ase_al.errors import check_atoms, require, spin_and_charge
 from ase_al.options import StrictParameters
 
 #: D4 damping of ωB97X as pinned by MLatom 3.25.5 for AIQM2 (s6, s8, a1, a2)
@@ -91,6 +91,10 @@ class AIQM2(StrictParameters, Calculator):
         self.networks = list(range(N_NETWORKS)) if networks is None else [int(n) for n in networks]
         if not self.networks or any(n < 0 or n >= N_NETWORKS for n in self.networks):
             raise ValueError(f"networks must be indices 0..{N_NETWORKS - 1}, got {networks!r}")
+        # missing backends and parameter files are named now, before any work is queued
+        require("torch", "ani")
+        if self.parameters.dispersion:
+            require("dftd4.ase", "d4")
         self.model_dir = find_model_dir(self.parameters.model_dir)
         self._ensemble = None
         self._parts = None

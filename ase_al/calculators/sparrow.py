@@ -72,6 +72,7 @@ class Sparrow(StrictParameters, Calculator):
                 f"{', '.join(SPARROW_METHODS)}"
             )
         self.parameters.method = SPARROW_METHODS[method]
+        sparrow_modules()  # a missing Sparrow is named now, before any work is queued
         self._calculator = None
 
     def __getstate__(self):
