@@ -123,9 +123,11 @@ def descend_from_saddle(
     return ends[0], ends[1]
 
 
-def connectivity(atoms: Atoms, scale: float = 1.2) -> np.ndarray:
+def connectivity(atoms: Atoms, scale: float = 1.3) -> np.ndarray:
     """Bond matrix (N, N) of booleans: atoms closer than ``scale`` × the sum of their
-    covalent radii (ASE's ``natural_cutoffs``, i.e. ``ase.data.covalent_radii``)."""
+    covalent radii (ASE's ``natural_cutoffs``, i.e. ``ase.data.covalent_radii``). The default
+    1.3 keeps a C–H bond bonded through zero-point-level stretches (1.39 Å) and a C–C bond up
+    to 1.98 Å, while a C···C distance of 2.3 Å (a Diels–Alder transition state) is no bond."""
     from ase.neighborlist import NeighborList, natural_cutoffs
 
     cutoffs = natural_cutoffs(atoms, mult=scale)  # bonded: d < scale (r_i + r_j)
@@ -138,7 +140,7 @@ def connectivity(atoms: Atoms, scale: float = 1.2) -> np.ndarray:
     return bonds
 
 
-def species(atoms: Atoms, scale: float = 1.2) -> list[str]:
+def species(atoms: Atoms, scale: float = 1.3) -> list[str]:
     """Chemical formulas of the connected fragments (sorted), e.g. ``['CH4', 'H2O']``."""
     from scipy.sparse.csgraph import connected_components
 
@@ -147,7 +149,7 @@ def species(atoms: Atoms, scale: float = 1.2) -> list[str]:
     return sorted(atoms[labels == k].get_chemical_formula() for k in range(n))
 
 
-def bonds_formed_and_broken(start: Atoms, end: Atoms, scale: float = 1.2):
+def bonds_formed_and_broken(start: Atoms, end: Atoms, scale: float = 1.3):
     """Pairs (i, j), i < j, bonded in ``end`` but not in ``start`` (formed) and the reverse
     (broken)."""
     a, b = connectivity(start, scale), connectivity(end, scale)
@@ -203,7 +205,7 @@ def classify(
     reactant: Atoms,
     product: Atoms,
     time_step_fs: float | None = None,
-    scale: float = 1.2,
+    scale: float = 1.3,
 ) -> Outcomes:
     """Sort trajectories by what their last frame holds: the reactant's bond pattern, the
     product's, or another. ``trajectories`` are lists of Atoms (frames in order, e.g.

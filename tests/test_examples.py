@@ -126,3 +126,19 @@ def test_glycine_conformers_example(tmp_path):
     assert 6 <= count <= 14
     frames = read(tmp_path / "gly" / "conformers.traj", ":")
     assert len(frames) == count and frames[0].info["weight"] > 0.5
+
+
+@pytest.mark.slow  # the default suite runs examples/mlatom_style_h2.py (test_dropin)
+def test_diels_alder_example(tmp_path):
+    pytest.importorskip("rdkit")
+    pytest.importorskip("sella")
+    import json
+
+    run_example("diels_alder.py", str(tmp_path / "da"), "10", "100", cwd=tmp_path)
+    summary = json.loads((tmp_path / "da" / "summary.json").read_text())
+    # a concerted, synchronous GFN2-xTB saddle point; most trajectories from the barrier top
+    # join reactants and cyclohexene directly (MLatom's AIQM/ANI study: 100 %)
+    assert -700 < summary["imaginary_frequency_cm1"] < -200
+    assert summary["reaction_energy_kcal_mol"] < -30
+    assert summary["direct_fraction"] >= 0.6
+    assert len(read(tmp_path / "da" / "outcomes" / "product.traj", ":")) >= 5

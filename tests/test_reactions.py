@@ -82,9 +82,9 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert outcomes.labels.count("product") == 6
     assert outcomes.fractions == {"reactant": 0.3, "product": 0.6, "other": 0.1}
     assert outcomes.errors["product"] == pytest.approx(np.sqrt(0.6 * 0.4 / 10))
-    # the N-H bond forms when H comes within 1.2 (0.31 + 0.71) = 1.22 Å of N
+    # the N-H bond forms when H comes within 1.3 (0.31 + 0.71) = 1.33 Å of N
     z = np.linspace(-1.07, 2.16, 11)
-    first = int(np.argmax(np.hypot(0.3, z - 1.16) < 1.2 * (0.31 + 0.71)))
+    first = int(np.argmax(np.hypot(0.3, z - 1.16) < 1.3 * (0.31 + 0.71)))
     assert outcomes.bond_times[0][(0, 2)] == pytest.approx(first * 0.5)
     assert outcomes.bond_times[6][(0, 2)] is None
     assert outcomes.asynchronicity() == []  # one bond formed: nothing to compare
