@@ -65,7 +65,11 @@ def test_species_and_bond_changes_from_covalent_radii():
     start = hcn()
     end = Atoms("HCN", [(0.0, 0.0, 2.16), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
     formed, broken = bonds_formed_and_broken(start, end)
-    assert formed == [(0, 2)] and broken == [(0, 1)]
+    assert formed == [(0, 2)] and broken == [(0, 1)]  # both: H moves from C to N
+    apart = Atoms("HCN", [(0.0, 0.0, -4.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.16)])
+    assert bonds_formed_and_broken(start, apart) == ([], [(0, 1)])  # breaking only
+    assert bonds_formed_and_broken(apart, start) == ([(0, 1)], [])  # forming only
+    assert species(apart) == ["CN", "H"]
 
 
 def test_classification_fractions_errors_and_bond_times(tmp_path):
