@@ -326,8 +326,21 @@ def read_molecule(value: str):
     is_file = "\n" not in value and path.is_file()
     if not is_file and "\n" not in value.strip():
         raise InputFileError(f"xyzfile {value!r}: no such file")
+    text = path.read_text() if is_file else value.strip("\n") + "\n"
+    where = str(path) if is_file else "the inline XYZ"
+    lines = text.splitlines()
     try:
-        source = str(path) if is_file else io.StringIO(value.strip("\n") + "\n")
+        count = int(lines[0].split()[0])
+    except (IndexError, ValueError):
+        raise InputFileError(f"{where}: the first line must be the number of atoms") from None
+    atom_lines = [line for line in lines[2:] if line.strip()]
+    if len(atom_lines) < count or len(lines) < 2:
+        raise InputFileError(
+            f"{where} says {count} atoms but has {len(atom_lines)} atom line(s) after its "
+            "comment line"
+        )
+    try:
+        source = str(path) if is_file else io.StringIO(text)
         atoms = read(source, format="xyz")
     except Exception as err:
         where = str(path) if is_file else "the inline XYZ"
@@ -608,7 +621,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(f"{task.name.lower()}.log")
     log.info("ase-al %s: %s", task.name, {k: v for k, v in options.items() if k != "xyzfile"})
-    RUNNERS[task.name.lower()](atoms, options)
+    try:
+        RUNNERS[task.name.lower()](atoms, options)
+    except (ValueError, TypeError) as err:
+        # bad settings that the task's objects refuse (checked before their work starts): one
+        # line for the user, the traceback in the task's log file
+        import traceback
+
+        with open(f"{task.name.lower()}.log", "a") as handle:
+            handle.write(traceback.format_exc())
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"ase-al: {path}: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

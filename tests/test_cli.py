@@ -259,3 +259,20 @@ def test_namd_task(tmp_path):
     last = [read(folder / f"traj_{k}.traj", -1).info["state"] for k in range(2)]
     np.testing.assert_allclose(pops[-1, 1:], np.bincount(last, minlength=3) / 2)
     assert len(read(tmp_path / "surface_hopping" / "trajectories" / "traj_0.traj", ":")) == 5
+
+
+def test_a_wrong_atom_count_and_an_unknown_model_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    from ase_al.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "short.inp").write_text("geomopt GFN2-xTB\nxyzfile='3\n\nH 0 0 0\nH 0 0 0.74\n'\n")
+    assert main(["short.inp"]) == 2
+    assert "says 3 atoms but has 2 atom line(s)" in capsys.readouterr().err
+    (tmp_path / "model.inp").write_text(
+        "AL GFN2-xTB ml_model=PhysNet\nxyzfile='2\n\nH 0 0 0\nH 0 0 0.74\n'\n"
+    )
+    assert main(["model.inp"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model type 'PhysNet'" in err
+    assert "Traceback" in (tmp_path / "al.log").read_text()  # kept for a bug report
+    assert not (tmp_path / "al" / "labelled.db").exists()  # refused before any label
