@@ -292,6 +292,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
         qc_excitation_energies=energies,
         qc_oscillator_strengths=strengths,
         delta=job.delta,
+        step=len(labelled),  # all of them at once: the same training set as the run's
         workdir=tmp_path / "user",
     ).run(result["energies"])
     assert user["n_qc"] == len(labelled) and user["spc_cross_section"] is None
@@ -300,6 +301,24 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
         user["cross_section"], result["cross_section"], atol=1e-9 * result["cross_section"].max()
     )
     assert not (tmp_path / "user" / "cross-section" / "cross-section_spc.dat").exists()
+    # step by step over the user's points, as MLatom's rRMSE iteration does: 25, 50, ...
+    stepwise = MLNEA(
+        eq,
+        reference=None,
+        n_excitations=2,
+        ensemble=str(tmp_path / "ensemble.traj"),
+        qc_excitation_energies=energies,
+        qc_oscillator_strengths=strengths,
+        delta=job.delta,
+        step=25,
+        workdir=tmp_path / "stepwise",
+    ).run(result["energies"])
+    counts = [n for n, _ in stepwise["history"]]
+    assert counts[:2] == [25, 50] and counts == sorted(counts) and len(counts) >= 2
+    if stepwise["converged"]:
+        assert stepwise["stop_reason"].startswith("converged") and counts[-1] <= len(labelled)
+    else:
+        assert counts[-1] == len(labelled) and "used up" in stepwise["stop_reason"]
     with pytest.raises(ValueError, match="ensemble"):
         MLNEA(
             eq,

@@ -287,7 +287,8 @@ class MLNEA:
 
         Returns a dict with ``energies`` (eV), ``wavelengths`` (nm), ``cross_section`` (ML-NEA,
         Å²), ``qc_cross_section`` (QC-NEA over the labelled points), ``spc_cross_section``,
-        ``n_qc``, ``history`` [(N, RMSE_geom)], ``converged`` and ``timings`` (wall seconds in
+        ``n_qc``, ``history`` [(N, RMSE_geom)], ``converged``, ``stop_reason`` (why the
+        iteration ended: converged, or the points ran out) and ``timings`` (wall seconds in
         QC calculations of this call, model training, and prediction of the ensemble).
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -302,7 +303,10 @@ class MLNEA:
         else:
             order = np.random.default_rng(self.seed).permutation(len(positions))
         qc = {**self._load_qc(), **self.user_qc}
-        n_requested = max(self.step, len(qc))
+        # the rRMSE iteration runs over the user's points too (step by step, as MLatom does);
+        # a resumed run starts where its computed points left off
+        computed = len(set(qc) - set(self.user_qc))
+        n_requested = max(self.step, len(self.user_qc) + computed) if computed else self.step
         if self.reference is None:  # nothing can be labelled: the user's points are all
             limit = len(self.user_qc)
             n_requested = min(n_requested, limit)
@@ -335,11 +339,20 @@ class MLNEA:
             )
             if rrmse is not None and abs(rrmse) < self.rrmse_threshold:
                 converged = True
+                stop = (
+                    f"converged: rRMSE {rrmse:.3f} below {self.rrmse_threshold} at {n_done} points"
+                )
                 break
             if n_requested >= limit:
+                stop = (
+                    f"not converged: the {limit} QC points "
+                    + ("given" if self.reference is None else "allowed (max_points)")
+                    + " are used up"
+                )
                 break
             previous = rmse_geom
             n_requested = min(n_requested + self.step, limit)
+        log.info("ML-NEA %s", stop)
         ensemble = [Atoms(eq.numbers, positions=p) for p in positions]
         started = time.perf_counter()
         predictions = np.array([m.predict(ensemble, forces=False)["energy"] for m in models])
@@ -365,6 +378,7 @@ class MLNEA:
             "timings": timings,
             "history": self.history,
             "converged": converged,
+            "stop_reason": stop,
         }
         self._write(result)
         return result
