@@ -307,9 +307,18 @@ def parse(text: str) -> tuple[Task, dict]:
             raise InputFileError(f"unknown keyword {key!r} for task {task.name}{hint}")
         option_name = lowered[name]
         values[option_name] = _convert(key, raw, known[option_name])
-    if task.needs_method and not values.get("method"):
+    precomputed = task.name == "crossSection" and mlatom_nea_files(Path.cwd()) is not None
+    if precomputed and not values.get("xyzfile"):
+        values["xyzfile"] = "eq.xyz"  # MLatom's layout: the equilibrium beside the data
+    if task.needs_method and not values.get("method") and not precomputed:
         raise InputFileError(
             f"task {task.name} needs a method (e.g. a line GFN2-xTB or B3LYP/6-31G*, or method=...)"
+            + (
+                ", or MLatom's pre-computed files in this folder (eq.xyz, xyz.dat, E1.dat ..., "
+                "f1.dat ...)"
+                if task.name == "crossSection"
+                else ""
+            )
         )
     if not values.get("xyzfile"):
         raise InputFileError(f"task {task.name} needs the molecule: xyzfile=FILE or xyzfile='...'")
@@ -517,12 +526,75 @@ def run_al(atoms, o):
     ).run()
 
 
+def mlatom_nea_files(folder: Path):
+    """MLatom's ML-NEA layout in ``folder``, if it is there: ``eq.xyz`` (equilibrium),
+    ``xyz.dat`` (the ensemble, multi-XYZ) and ``E1.dat``, ``f1.dat``, ... (excitation energies
+    in eV and oscillator strengths of the first points, one per line, in the order of
+    ``xyz.dat``). Returns {"eq", "ensemble", "energies": [paths], "strengths": [paths]} or None."""
+    eq, ensemble = folder / "eq.xyz", folder / "xyz.dat"
+    energies = sorted(folder.glob("E[0-9]*.dat"), key=lambda p: int(p.stem[1:]))
+    strengths = sorted(folder.glob("f[0-9]*.dat"), key=lambda p: int(p.stem[1:]))
+    if not (eq.is_file() and ensemble.is_file() and energies):
+        return None
+    return {"eq": eq, "ensemble": ensemble, "energies": energies, "strengths": strengths}
+
+
+def _read_precomputed(files: dict, n_excitations: int):
+    """The ensemble (list of Atoms) and the QC arrays (N_qc, n_excitations) of MLatom's layout;
+    one-line errors for what does not fit."""
+    from ase.io import read
+
+    if len(files["energies"]) < n_excitations or len(files["strengths"]) < n_excitations:
+        raise InputFileError(
+            f"Nexcitations={n_excitations} needs E1.dat ... E{n_excitations}.dat and "
+            f"f1.dat ... f{n_excitations}.dat; found {len(files['energies'])} E and "
+            f"{len(files['strengths'])} f files"
+        )
+    columns = []
+    for kind in ("energies", "strengths"):
+        for path in files[kind][:n_excitations]:
+            try:
+                columns.append(np.atleast_1d(np.loadtxt(path, dtype=float)))
+            except ValueError as err:
+                raise InputFileError(f"{path.name}: {err}") from None
+    lengths = {len(c) for c in columns}
+    if len(lengths) != 1:
+        raise InputFileError(
+            "E*.dat and f*.dat must list the same points (one value per line); lengths "
+            f"{sorted(lengths)}"
+        )
+    energies = np.array(columns[:n_excitations]).T
+    strengths = np.array(columns[n_excitations:]).T
+    try:
+        ensemble = read(files["ensemble"], ":", format="xyz")
+    except Exception as err:
+        raise InputFileError(f"xyz.dat: {err}") from None
+    if len(ensemble) < len(energies):
+        raise InputFileError(
+            f"xyz.dat has {len(ensemble)} geometries, fewer than the {len(energies)} QC points"
+        )
+    return ensemble, energies, strengths
+
+
 def run_cross_section(atoms, o):
     from ase_al.spectra import MLNEA
 
+    files = mlatom_nea_files(Path.cwd())
+    data = {}
+    if files is not None and not o.get("method"):
+        ensemble, energies, strengths = _read_precomputed(files, o["nexcitations"])
+        log.info(
+            "pre-computed data: %d geometries in xyz.dat, %d QC points",
+            len(ensemble),
+            len(energies),
+        )
+        data = dict(
+            ensemble=ensemble, qc_excitation_energies=energies, qc_oscillator_strengths=strengths
+        )
     result = MLNEA(
         atoms,
-        reference=o["method"],
+        reference=o["method"] or None,
+        **data,
         n_excitations=o["nexcitations"],
         ensemble_size=o["mlpoints"],
         max_points=o["nqmpoints"],
@@ -534,7 +606,7 @@ def run_cross_section(atoms, o):
         plot_qcnea=o["plotqcnea"],
         plot_spc=o["plotqcspc"],
     ).run()
-    log.info("ML-NEA: %d QC points, converged %s", result["n_qc"], result["converged"])
+    log.info("ML-NEA: %d QC points; %s", result["n_qc"], result["stop_reason"])
 
 
 def run_namd(atoms, o):

@@ -276,3 +276,37 @@ def test_a_wrong_atom_count_and_an_unknown_model_are_one_line_errors(tmp_path, m
     assert err.count("\n") == 1 and "unknown model type 'PhysNet'" in err
     assert "Traceback" in (tmp_path / "al.log").read_text()  # kept for a bug report
     assert not (tmp_path / "al" / "labelled.db").exists()  # refused before any label
+
+
+def test_cross_section_on_precomputed_data_in_mlatom_layout(tmp_path, monkeypatch, capsys):
+    """MLatom's tutorial folder: eq.xyz, xyz.dat (ensemble), E1.dat/E2.dat and f1.dat/f2.dat of
+    the first points, and a five-line input without a method or xyzfile."""
+    import ase_al
+    from ase_al.cli import main
+    from ase_al.spectra.mlnea import reference_excitations
+
+    calc = ase_al.methods("HF/STO-3G")
+    from ase.build import molecule
+
+    eq = ase_al.optimize_geometry(molecule("H2O"), calc)
+    samples = ase_al.samplers.wigner(eq, ase_al.freq(eq, calc), 120, seed=0)
+    data = [reference_excitations("CIS/STO-3G", 2, atoms) for atoms in samples[:100]]
+    monkeypatch.chdir(tmp_path)
+    eq.write(tmp_path / "eq.xyz")
+    from ase.io import write
+
+    write(tmp_path / "xyz.dat", samples, format="xyz")
+    for k in range(2):
+        np.savetxt(tmp_path / f"E{k + 1}.dat", [de[k] for de, _ in data])
+        np.savetxt(tmp_path / f"f{k + 1}.dat", [f[k] for _, f in data])
+    (tmp_path / "nea.inp").write_text("cross-section\nNexcitations=2\ndeltaQCNEA=0.2\n")
+    assert main(["nea.inp"]) == 0
+    log_text = (tmp_path / "crosssection.log").read_text()
+    assert "pre-computed data: 120 geometries in xyz.dat, 100 QC points" in log_text
+    assert "converged" in log_text.split("ML-NEA:")[-1] or "used up" in log_text
+    table = np.loadtxt(tmp_path / "mlnea" / "cross-section" / "cross-section_ml-nea.dat")
+    assert table[:, 2].max() > 0
+    # a missing f2.dat is a one-line error naming the files
+    (tmp_path / "f2.dat").unlink()
+    assert main(["nea.inp"]) == 2
+    assert "f1.dat ... f2.dat" in capsys.readouterr().err
