@@ -157,9 +157,14 @@ TASKS = {
             "UV/vis cross section by ML-NEA: workdir/cross-section/*.dat and plot.png",
             {
                 "nexcitations": Option(3, "excited states", int),
-                "nqmpoints": Option(1000, "upper bound on QC calculations", int),
+                "nqmpoints": Option(
+                    0, "exactly this many QC points, no iteration (0: iterate, MLatom's)", int
+                ),
+                "nmaxpoints": Option(10000, "upper bound on QC points of the iteration", int),
                 "mlpoints": Option(50000, "ensemble size predicted by ML", int),
-                "deltaqcnea": Option(0.05, "NEA broadening, eV", float),
+                "deltaqcnea": Option(0.05, "QC-NEA broadening, eV", float),
+                "deltamlnea": Option(0.01, "ML-NEA broadening, eV (MLatom's fixed 0.01)", float),
+                "gridstep": Option(0.002, "eV between spectrum points", float),
                 "deltaspc": Option(0.3, "single-point convolution broadening, eV", float),
                 "plotqcnea": Option(False, "overlay the QC-NEA spectrum", bool),
                 "plotqcspc": Option(False, "overlay the SPC spectrum", bool),
@@ -597,8 +602,12 @@ def run_cross_section(atoms, o):
         **data,
         n_excitations=o["nexcitations"],
         ensemble_size=o["mlpoints"],
-        max_points=o["nqmpoints"],
-        delta=o["deltaqcnea"],
+        # MLatom: nQMpoints > 0 is an exact count of QC points (no rRMSE iteration)
+        max_points=o["nqmpoints"] or o["nmaxpoints"],
+        **({"step": o["nqmpoints"]} if o["nqmpoints"] else {}),
+        delta=o["deltamlnea"],
+        qc_delta=o["deltaqcnea"],
+        grid_step=o["gridstep"],
         spc_delta=o["deltaspc"],
         temperature=o["temperature"],
         workdir=o["working_directory"],

@@ -243,7 +243,13 @@ def test_cross_section_example_input(tmp_path):
         # lambda/nm = hc/E: 1239.84 eV nm
         np.testing.assert_allclose(table[:, 0] * table[:, 1], 1239.84, rtol=1e-4)
     assert (out / "plot.png").stat().st_size > 1000
-    assert "ML-NEA iteration 1" in (tmp_path / "crosssection.log").read_text()
+    log_text = (tmp_path / "crosssection.log").read_text()
+    # MLatom's nQMpoints: exactly that many QC points, no rRMSE iteration
+    assert "ML-NEA iteration 1" in log_text and "ML-NEA iteration 2" not in log_text
+    assert "ML-NEA: 50 QC points" in log_text
+    # MLatom's grid: 0.002 eV between points
+    grid = np.loadtxt(out / "cross-section_ml-nea.dat")[:, 0]
+    np.testing.assert_allclose(np.diff(grid), 0.002, atol=1e-9)
 
 
 def test_namd_task(tmp_path):

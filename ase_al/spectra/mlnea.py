@@ -78,9 +78,14 @@ class MLNEA:
     temperature : float
         Wigner sampling temperature in K (0: vibrational ground state).
     delta : float
-        NEA broadening in eV.
+        NEA broadening in eV (of ML-NEA, and of QC-NEA unless ``qc_delta`` is given).
     spc_delta : float
         Broadening in eV of the single-point convolution at the equilibrium geometry.
+    qc_delta : float, optional
+        Broadening in eV of the QC-NEA spectrum (MLatom's ``deltaQCNEA``; its ML-NEA uses
+        0.01 eV).
+    grid_step : float, optional
+        eV between spectrum points (MLatom: 0.002); default 1000 points over the band.
     executor : concurrent.futures.Executor, optional
         Where the QC calculations run: default, as for active-learning labels, the shared
         local pool (:func:`ase_al.executors.default_executor`, one worker per core; no
@@ -111,6 +116,8 @@ class MLNEA:
         temperature: float = 0.0,
         delta: float = 0.05,
         spc_delta: float = 0.3,
+        qc_delta: float | None = None,
+        grid_step: float | None = None,
         workdir: str | Path = "mlnea",
         executor=None,
         seed: int = 0,
@@ -143,6 +150,10 @@ class MLNEA:
         self.temperature = temperature
         self.delta = delta
         self.spc_delta = spc_delta
+        self.qc_delta = delta if qc_delta is None else float(qc_delta)
+        if self.qc_delta <= 0 or delta <= 0 or (grid_step is not None and grid_step <= 0):
+            raise ValueError("delta, qc_delta and grid_step must be positive (eV)")
+        self.grid_step = grid_step
         self.workdir = Path(workdir)
         self.executor = executor
         self.seed = seed
@@ -360,7 +371,11 @@ class MLNEA:
         de_ml = predictions[: self.n_excitations].T
         f_ml = np.clip(predictions[self.n_excitations :].T, 0.0, None)  # f ≥ 0 physically
         if energies_grid is None:
-            energies_grid = np.linspace(max(de_ml.min() - 1.0, 0.1), de_ml.max() + 1.0, 1000)
+            low, high = max(de_ml.min() - 1.0, 0.1), de_ml.max() + 1.0
+            if self.grid_step is None:
+                energies_grid = np.linspace(low, high, 1000)
+            else:
+                energies_grid = np.arange(low, high + 0.5 * self.grid_step, self.grid_step)
         done = sorted(i for i, v in subset.items() if v is not None)
         de_qc = np.array([qc[i][0] for i in done])
         f_qc = np.array([qc[i][1] for i in done])
@@ -373,7 +388,7 @@ class MLNEA:
             "energies": np.asarray(energies_grid),
             "wavelengths": wavelengths(energies_grid),
             "cross_section": cross_section(de_ml, f_ml, energies_grid, self.delta),
-            "qc_cross_section": cross_section(de_qc, f_qc, energies_grid, self.delta),
+            "qc_cross_section": cross_section(de_qc, f_qc, energies_grid, self.qc_delta),
             "n_qc": len(done),
             "timings": timings,
             "history": self.history,
