@@ -176,13 +176,19 @@ TASKS = {
         ),
         Task(
             "NAMD",
-            "surface hopping (LZBL) ensemble: populations.dat, populations.png, trajectories/",
+            "surface hopping (LZBL or FSSH) ensemble: populations.dat, populations.png, "
+            "trajectories/; method may be a trained MultiState folder",
             {
                 "nstates": Option(3, "electronic states including the ground state", int),
                 "initial_state": Option(None, "state to start in (default: the highest)", int),
                 "ntraj": Option(10, "trajectories", int),
+                "number_of_trajectories": Option(None, "MLatom's name of ntraj", int),
                 "time_step": Option(0.25, "fs", float),
                 "trun": Option(50.0, "fs", float),
+                "maximum_propagation_time": Option(None, "MLatom's name of trun, fs", float),
+                "hopping_algorithm": Option(
+                    "LZBL", "LZBL, or FSSH (needs nonadiabatic couplings)", str
+                ),
                 "temperature": Option(0.0, "K, Wigner initial conditions", float),
                 "prevent_back_hop": Option(False, "forbid upward hops", bool),
                 "parallel": Option(True, "run trajectories in parallel worker processes", bool),
@@ -196,6 +202,7 @@ TASKS = {
 ALIASES = {alias.lower(): key for key, task in TASKS.items() for alias in task.aliases}
 KEY_ALIASES = {
     "reference_method": "method",
+    "mlmodelin": "method",
     "ml_model_type": "ml_model",
     "workdir": "working_directory",
 }
@@ -367,9 +374,18 @@ def read_molecule(value: str):
 # -- running ----------------------------------------------------------------------------
 
 
+def is_model_path(method) -> bool:
+    """A method given as the path of a saved model (MLatom's ``MLmodelIn=``)."""
+    return isinstance(method, str) and "\n" not in method and Path(method).exists()
+
+
 def _calculator(options, **kwargs):
     from ase_al.calculators import methods
 
+    if is_model_path(options["method"]):
+        from ase_al.calculators.base import load_saved_model
+
+        return load_saved_model(options["method"])
     if options.get("nthreads") and "/" in options["method"]:
         kwargs.setdefault("threads", options["nthreads"])
     return methods(options["method"], **kwargs)
@@ -623,11 +639,18 @@ def run_namd(atoms, o):
     from ase_al.labelling import SerialExecutor
     from ase_al.samplers import wigner
 
+    algorithm = o["hopping_algorithm"].upper()
+    if algorithm not in ("LZBL", "FSSH"):
+        raise ValueError(f"hopping_algorithm must be LZBL or FSSH, got {o['hopping_algorithm']!r}")
+    ntraj = o["number_of_trajectories"] or o["ntraj"]
+    trun = o["maximum_propagation_time"] or o["trun"]
     ground = _calculator(o)
     if "nstates" in ground.parameters:  # the excited-state method's own ground state
         ground.set(nstates=0)
+    elif "current_state" in ground.parameters:  # a trained multistate model: its ground state
+        ground.set(current_state=0)
     eq, vib = _frequencies(atoms, ground, True)
-    starts = wigner(eq, vib, o["ntraj"], o["temperature"], seed=o["seed"])
+    starts = wigner(eq, vib, ntraj, o["temperature"], seed=o["seed"])
     initial = o["initial_state"] if o["initial_state"] is not None else o["nstates"] - 1
     result = run_ensemble(
         starts,
@@ -635,9 +658,10 @@ def run_namd(atoms, o):
         n_states=o["nstates"],
         initial_state=initial,
         time_step_fs=o["time_step"],
-        max_time_fs=o["trun"],
+        max_time_fs=trun,
         workdir=o["working_directory"],
         prevent_back_hop=o["prevent_back_hop"],
+        algorithm=algorithm,
         seed=o["seed"],
         executor=None if o["parallel"] else SerialExecutor(),
     )
@@ -694,7 +718,12 @@ def main(argv: list[str] | None = None) -> int:
             from ase_al.calculators import methods
 
             try:
-                methods(options["method"])
+                if is_model_path(options["method"]):
+                    from ase_al.calculators.base import load_saved_model
+
+                    load_saved_model(options["method"])  # a model that does not load fails now
+                else:
+                    methods(options["method"])
             except (ValueError, FileNotFoundError) as err:
                 raise InputFileError(str(err).splitlines()[0]) from None
     except InputFileError as err:

@@ -1,5 +1,6 @@
 """The ``ase-al INPUT`` command line: input parsing, tasks, bad input, and IR spectra."""
 
+import io
 import json
 import subprocess
 import sys
@@ -316,3 +317,48 @@ def test_cross_section_on_precomputed_data_in_mlatom_layout(tmp_path, monkeypatc
     (tmp_path / "f2.dat").unlink()
     assert main(["nea.inp"]) == 2
     assert "f1.dat ... f2.dat" in capsys.readouterr().err
+
+
+WATER_XYZ = "xyzfile='3\n\nO 0.0 0.0 0.119\nH 0.0 0.763 -0.477\nH 0.0 -0.763 -0.477'"
+
+
+def test_trained_models_as_the_method_and_mlatom_namd_keywords(tmp_path, monkeypatch, capsys):
+    """A KREG trained here (a file) drives geomopt; a trained MultiState (a folder) drives
+    NAMD with MLatom's keyword names; FSSH without couplings is a one-line error."""
+    import ase_al
+    from ase_al.calculators import KREG
+    from ase_al.calculators.multistate import MultiState, label_multistate
+    from ase_al.cli import main
+    from ase_al.labelling import SerialExecutor, label
+
+    monkeypatch.chdir(tmp_path)
+    calc = ase_al.methods("GFN2-xTB")
+    eq = ase_al.optimize_geometry(read(io.StringIO(WATER), format="xyz"), calc)
+    samples = ase_al.samplers.wigner(eq, ase_al.freq(eq, calc), 40, temperature=300, seed=1)
+    labelled = label(samples, "GFN2-xTB", executor=SerialExecutor(), progress=False).labelled
+    KREG(equilibrium=eq).train(labelled, forces=True, progress=False).save(tmp_path / "w.npz")
+    (tmp_path / "opt.inp").write_text(f"geomopt MLmodelIn=w.npz\n{WATER_XYZ}\n")
+    assert main(["opt.inp"]) == 0
+    optimized = read(tmp_path / "optimized.xyz")
+    assert optimized.get_distance(0, 1) == pytest.approx(eq.get_distance(0, 1), abs=0.01)
+
+    cis = ase_al.methods("CIS/STO-3G", n_states=4)
+    states = [label_multistate(a, cis, n_states=3) for a in samples[:25]]
+    MultiState(model="KREG", n_states=3).train(states).save(tmp_path / "ms")
+    text = (
+        "NAMD method=ms nstates=3 number_of_trajectories=2 maximum_propagation_time=2 "
+        f"time_step=0.5 parallel=false\n{WATER_XYZ}\n"
+    )
+    (tmp_path / "namd.inp").write_text(text)
+    assert main(["namd.inp"]) == 0
+    summary = json.loads((tmp_path / "surface_hopping" / "summary.json").read_text())
+    assert summary["n_trajectories"] == 2 and summary["max_time_fs"] == 2.0
+    assert summary["algorithm"] == "LZBL"
+    (tmp_path / "fssh.inp").write_text(text.replace("NAMD", "NAMD hopping_algorithm=FSSH"))
+    (tmp_path / "fssh.inp").write_text(
+        (tmp_path / "fssh.inp")
+        .read_text()
+        .replace("parallel=false", "parallel=false working_directory=fssh")
+    )
+    assert main(["fssh.inp"]) == 2
+    assert "FSSH needs nonadiabatic coupling vectors" in capsys.readouterr().err

@@ -107,3 +107,45 @@ def is_trainable(model) -> bool:
 
 
 __all__ = ["TrainableModel", "is_trainable"]
+
+
+def load_saved_model(path):
+    """A trained model from what :meth:`TrainableModel.save` (or an active-learning iteration)
+    wrote at ``path``, its type told by the files: a folder with ``multistate.json``,
+    ``committee.json``, ``composite.json`` or ``models.json`` (an AL iteration: its
+    uncertainty-aware committee), a KREG ``.npz``, an ANI ``.pt``, a MACE ``.model``.
+    ``ValueError`` when ``path`` is none of these."""
+    from pathlib import Path
+
+    path = Path(path)
+    folders = {
+        "multistate.json": "ase_al.calculators.multistate:MultiState",
+        "committee.json": "ase_al.calculators.committee:Committee",
+        "composite.json": "ase_al.calculators.composite:Composite",
+    }
+    if path.is_dir():
+        for marker, target in folders.items():
+            if (path / marker).is_file():
+                import importlib
+
+                module, name = target.split(":")
+                return getattr(importlib.import_module(module), name).load(path)
+        if (path / "models.json").is_file():
+            from ase_al.active_learning.training import load_models
+
+            return load_models(path)
+    elif path.is_file():
+        suffixes = {
+            ".npz": "ase_al.calculators.kreg:KREG",
+            ".pt": "ase_al.calculators.ani:ANI",
+            ".model": "ase_al.calculators.mace:MACE",
+        }
+        if path.suffix in suffixes:
+            import importlib
+
+            module, name = suffixes[path.suffix].split(":")
+            return getattr(importlib.import_module(module), name).load(path)
+    raise ValueError(
+        f"{path} is not a saved model (a KREG .npz, ANI .pt, MACE .model, or a folder with "
+        "multistate.json, committee.json, composite.json or an AL iteration's models.json)"
+    )

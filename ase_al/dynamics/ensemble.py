@@ -80,6 +80,7 @@ def run_trajectory(
     workdir: str,
     seed: int,
     prevent_back_hop: bool = False,
+    algorithm: str = "LZBL",
 ) -> dict:
     """One trajectory (run in a worker): writes ``traj_<index>.traj`` and ``traj_<index>.json``
     (times, states, hops) in ``workdir``. Times in fs."""
@@ -93,6 +94,7 @@ def run_trajectory(
         n_states=n_states,
         prevent_back_hop=prevent_back_hop,
         seed=seed,
+        algorithm=algorithm,
     )
     with atomic_write(workdir / f"traj_{index}.traj") as partial:
         with Trajectory(str(partial), "w", work) as trajectory:
@@ -143,8 +145,10 @@ def run_ensemble(
     prevent_back_hop: bool = False,
     seed: int = 0,
     progress: bool | None = None,
+    algorithm: str = "LZBL",
 ) -> dict:
-    """An ensemble of LZBL surface-hopping trajectories and its state populations.
+    """An ensemble of surface-hopping trajectories (LZBL, or FSSH with ``algorithm="FSSH"``:
+    the calculator must give nonadiabatic couplings) and its state populations.
 
     Parameters
     ----------
@@ -195,6 +199,9 @@ def run_ensemble(
     ]
     if not jobs:
         raise ValueError("no initial condition has a state to start in")
+    algorithm = str(algorithm).upper()
+    if algorithm not in ("LZBL", "FSSH"):
+        raise ValueError(f"algorithm must be 'LZBL' or 'FSSH', got {algorithm!r}")
 
     records, pending = {}, []
     for k, atoms, state in jobs:
@@ -224,6 +231,7 @@ def run_ensemble(
                     str(trajectory_dir),
                     seed + k,
                     prevent_back_hop,
+                    algorithm,
                 )
                 for k, atoms, state in pending
             ]
@@ -251,6 +259,7 @@ def run_ensemble(
         "n_states": n_states,
         "time_step_fs": time_step_fs,
         "max_time_fs": max_time_fs,
+        "algorithm": algorithm,
         "hops": len(hops),
         "frustrated_hops": sum(h["frustrated"] for r in ordered for h in r["hops"]),
         "hops_by_pair": _count_pairs(hops),
