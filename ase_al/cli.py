@@ -138,6 +138,11 @@ TASKS = {
                 "temperature": Option(300.0, "K", float),
                 "init_batch": Option(50, "initial-data batch size", int),
                 "max_init_points": Option(1000, "upper bound on the initial data", int),
+                "initial_data": Option(
+                    None,
+                    "initial data file: ASE db, extxyz, traj or MLatom JSON "
+                    "(init_cond_db.json in the AL folder is read automatically)",
+                ),
                 "new_points": Option(100, "at most this many labels per iteration", int),
                 "min_new_points": Option(5, "converged below this many uncertain points", int),
                 "fill_new_points": Option(
@@ -529,7 +534,11 @@ def run_al(atoms, o):
         o["method"],
         model=o["ml_model"],
         workdir=o["working_directory"],
-        initial_data=InitialData(batch=o["init_batch"], max_points=o["max_init_points"]),
+        initial_data=InitialData(
+            batch=o["init_batch"],
+            max_points=o["max_init_points"],
+            structures=o["initial_data"],
+        ),
         sampling=Sampling(
             sampler=o["sampler"],
             n_trajectories=o["number_of_trajectories"],

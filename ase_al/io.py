@@ -136,3 +136,47 @@ __all__ = [
     "storable",
     "write_row",
 ]
+
+
+def read_mlatom_json(path) -> list[Atoms]:
+    """Structures of an MLatom molecular-database JSON file (``molDB.dump(..., format="json")``,
+    e.g. an AL folder's ``init_cond_db.json``), read with the standard library: per molecule
+    ``atoms`` [{``atomic_number``, ``xyz_coordinates`` (Å), optional ``energy_gradients``
+    (Hartree/Å), ``xyz_velocities`` (Å/fs)}], ``charge``, ``multiplicity`` and an optional
+    ``energy`` (Hartree). Energies become eV and gradients forces (eV/Å) on a
+    ``SinglePointCalculator``; structures without an energy come back unlabelled."""
+    import json
+    from pathlib import Path
+
+    from ase import units
+    from ase.units import Hartree
+
+    try:
+        data = json.loads(Path(path).read_text())
+        molecules = data["molecules"] if isinstance(data, dict) else data
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not an MLatom molecular database (JSON): {err}") from None
+    images = []
+    for index, molecule in enumerate(molecules):
+        try:
+            atoms_data = molecule["atoms"]
+            numbers = [int(a["atomic_number"]) for a in atoms_data]
+            positions = [a["xyz_coordinates"] for a in atoms_data]
+        except (KeyError, TypeError) as err:
+            raise ValueError(
+                f"{path}: molecule {index} has no atoms with coordinates ({err})"
+            ) from None
+        atoms = Atoms(numbers=numbers, positions=positions)
+        atoms.info["charge"] = int(molecule.get("charge", 0))
+        atoms.info["multiplicity"] = int(molecule.get("multiplicity", 1))
+        if all("xyz_velocities" in a for a in atoms_data):
+            velocities = np.array([a["xyz_velocities"] for a in atoms_data])  # Å/fs
+            atoms.set_velocities(velocities / units.fs)
+        energy = molecule.get("energy")
+        if energy is not None:
+            forces = None
+            if all("energy_gradients" in a for a in atoms_data):
+                forces = -np.array([a["energy_gradients"] for a in atoms_data]) * Hartree
+            atoms.calc = SinglePointCalculator(atoms, energy=float(energy) * Hartree, forces=forces)
+        images.append(atoms)
+    return images

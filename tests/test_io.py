@@ -1,6 +1,8 @@
 """Every result survives ASE's I/O (extxyz, traj, ase.db), and HarmonicAnalysis survives
 VibrationsData's (todict/fromdict, ase.io.jsonio, write/read)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -161,3 +163,35 @@ def test_docs_show_the_result_names_the_code_uses():
 
     readme = Path(__file__).resolve().parents[1] / "docs" / "results.md"
     assert results_table() in readme.read_text()
+
+
+def test_mlatom_json_written_by_mlatom_reads_with_ase_units(tmp_path):
+    """tests/data/h2_init_cond_db.json was written by MLatom 3.25.5 with its own GFN2-xTB:
+    energies (Hartree) and gradients (Hartree/Å) come back as eV and forces, equal to
+    ase-al's GFN2-xTB at the same geometries; as an AL folder's init_cond_db.json it is the
+    learner's initial data."""
+    import shutil
+
+    from ase_al import ActiveLearner
+    from ase_al.calculators import methods
+    from ase_al.io import read_mlatom_json
+
+    source = Path(__file__).parent / "data" / "h2_init_cond_db.json"
+    images = read_mlatom_json(source)
+    assert len(images) == 6 and images[0].info["multiplicity"] == 1
+    calc = methods("GFN2-xTB")
+    for atoms in images:
+        probe = atoms.copy()
+        probe.calc = calc
+        assert atoms.get_potential_energy() == pytest.approx(probe.get_potential_energy(), abs=1e-4)
+        np.testing.assert_allclose(atoms.get_forces(), probe.get_forces(), atol=1e-3)
+    # compressed (0.70 Å, below GFN2-xTB's 0.777 Å) H2 pushes its atoms apart
+    assert images[0].get_forces()[0, 2] < 0 < images[0].get_forces()[1, 2]
+    workdir = tmp_path / "al"
+    workdir.mkdir()
+    shutil.copy(source, workdir / "init_cond_db.json")
+    learner = ActiveLearner(images[2], "GFN2-xTB", workdir=workdir)
+    assert learner.initial_data.structures == str(workdir / "init_cond_db.json")
+    with pytest.raises(ValueError, match="not an MLatom molecular database"):
+        (tmp_path / "bad.json").write_text("[1, 2")
+        read_mlatom_json(tmp_path / "bad.json")

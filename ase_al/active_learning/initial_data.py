@@ -37,9 +37,24 @@ def enough(curve: list, n_points: int, batch: int, max_points: int, rmse: float 
 
 
 def read_structures(source) -> list[Atoms]:
-    """The user's initial data as a list: a database path read, a function called."""
+    """The user's initial data as a list: a file read (an ASE database, an MLatom
+    molecular-database ``.json`` such as ``init_cond_db.json``, or anything ``ase.io.read``
+    reads: ``.extxyz``, ``.xyz``, ``.traj``), a function called."""
     if isinstance(source, (str, os.PathLike)):
+        from pathlib import Path
+
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"initial data file {source} does not exist")
         try:
+            if path.suffix == ".json":
+                from ase_al.io import read_mlatom_json
+
+                return read_mlatom_json(path)
+            if path.suffix in (".extxyz", ".xyz", ".traj"):
+                from ase.io import read
+
+                return list(read(path, ":"))
             return [read_row(row, False) for row in connect(source).select()]
         except Exception as err:
             raise ValueError(f"cannot read initial data from {source}: {err}") from None

@@ -11,8 +11,10 @@ class docstring that documents every option.)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -226,6 +228,13 @@ class ActiveLearner:
 
     def _check_initial_data(self) -> None:
         source = self.initial_data.structures
+        mlatom_file = self.workdir / "init_cond_db.json"
+        if source is None and mlatom_file.is_file():  # MLatom users keep it in the AL folder
+            log.info("initial data: %s (MLatom's molecular database)", mlatom_file)
+            self.initial_data = dataclasses.replace(self.initial_data, structures=str(mlatom_file))
+            source = self.initial_data.structures
+        if isinstance(source, (str, os.PathLike)):  # read now: a bad file fails before work
+            source = initial.read_structures(source)
         if isinstance(source, (list, tuple)):
             initial.check_structures(source, self.molecule.numbers, self.n_states)
 
