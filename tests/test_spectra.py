@@ -284,17 +284,16 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
     rest = np.setdiff1d(np.arange(len(positions)), labelled)
     frames = [Atoms(eq.numbers, positions=positions[i]) for i in np.concatenate([labelled, rest])]
     write(tmp_path / "ensemble.traj", frames)
-    user = MLNEA(
-        eq,
+    given = dict(
         reference=None,
         n_excitations=2,
         ensemble=str(tmp_path / "ensemble.traj"),
         qc_excitation_energies=energies,
         qc_oscillator_strengths=strengths,
         delta=job.delta,
-        step=len(labelled),  # all of them at once: the same training set as the run's
-        workdir=tmp_path / "user",
-    ).run(result["energies"])
+    )
+    # all of them at once: the same training set as the run's
+    user = MLNEA(eq, **given, step=len(labelled), workdir=tmp_path / "user").run(result["energies"])
     assert user["n_qc"] == len(labelled) and user["spc_cross_section"] is None
     np.testing.assert_allclose(user["qc_cross_section"], result["qc_cross_section"], rtol=1e-8)
     np.testing.assert_allclose(
@@ -302,17 +301,7 @@ def test_mlnea_from_user_ensemble_and_qc_data(mlnea_run, tmp_path):
     )
     assert not (tmp_path / "user" / "cross-section" / "cross-section_spc.dat").exists()
     # step by step over the user's points, as MLatom's rRMSE iteration does: 25, 50, ...
-    stepwise = MLNEA(
-        eq,
-        reference=None,
-        n_excitations=2,
-        ensemble=str(tmp_path / "ensemble.traj"),
-        qc_excitation_energies=energies,
-        qc_oscillator_strengths=strengths,
-        delta=job.delta,
-        step=25,
-        workdir=tmp_path / "stepwise",
-    ).run(result["energies"])
+    stepwise = MLNEA(eq, **given, step=25, workdir=tmp_path / "stepwise").run(result["energies"])
     counts = [n for n, _ in stepwise["history"]]
     assert counts[:2] == [25, 50] and counts == sorted(counts) and len(counts) >= 2
     if stepwise["converged"]:
