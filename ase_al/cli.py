@@ -134,6 +134,13 @@ TASKS = {
             "active learning of an ML potential (ActiveLearner): workdir/labelled.db, models",
             {
                 "ml_model": Option("KREG", "KREG, ANI or MACE"),
+                "max_epochs": Option(None, "training epochs of ANI/MACE models", int),
+                "device": Option(None, "cpu, cuda or auto, for ANI/MACE models", str),
+                "uq": Option("physics-informed", "uncertainty: physics-informed or committee"),
+                "selection": Option("random", "which uncertain points to label: random, farthest"),
+                "optfreq": Option(
+                    None, "method for the equilibrium and its frequencies (default: the reference)"
+                ),
                 "working_directory": Option("al", "where everything is written"),
                 "temperature": Option(300.0, "K", float),
                 "init_batch": Option(50, "initial-data batch size", int),
@@ -523,16 +530,21 @@ def run_md(atoms, o):
 def run_al(atoms, o):
     from ase_al.active_learning import (
         ActiveLearner,
+        Equilibrium,
         InitialData,
         Sampling,
         Selection,
         Uncertainty,
     )
+    from ase_al.calculators import model_class
 
+    settings = {k: o[k] for k in ("max_epochs", "device") if o[k] is not None}
+    model = model_class(o["ml_model"])(**settings) if settings else o["ml_model"]
     ActiveLearner(
         atoms,
         o["method"],
-        model=o["ml_model"],
+        model=model,
+        equilibrium=Equilibrium(method=o["optfreq"]),
         workdir=o["working_directory"],
         initial_data=InitialData(
             batch=o["init_batch"],
@@ -550,8 +562,9 @@ def run_al(atoms, o):
             min_new_points=o["min_new_points"],
             fill=o["fill_new_points"],
             max_iterations=o["max_iterations"],
+            method=o["selection"],
         ),
-        uncertainty=Uncertainty(threshold=o["uq_threshold"]),
+        uncertainty=Uncertainty(kind=o["uq"], threshold=o["uq_threshold"]),
         seed=o["seed"],
     ).run()
 

@@ -362,3 +362,30 @@ def test_trained_models_as_the_method_and_mlatom_namd_keywords(tmp_path, monkeyp
     )
     assert main(["fssh.inp"]) == 2
     assert "FSSH needs nonadiabatic coupling vectors" in capsys.readouterr().err
+
+
+def test_al_task_takes_model_uncertainty_selection_and_optfreq_settings(
+    tmp_path, monkeypatch, capsys
+):
+    from ase_al import ActiveLearner
+    from ase_al.calculators.ani import ANI
+    from ase_al.cli import main
+
+    built = []
+    monkeypatch.setattr(ActiveLearner, "run", lambda self: built.append(self))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "al.inp").write_text(
+        "AL GFN2-xTB ml_model=ANI max_epochs=7 device=cpu uq=committee selection=farthest "
+        "fill_new_points=true optfreq=GFN1-xTB\nxyzfile='2\n\nH 0 0 0\nH 0 0 0.74\n'\n"
+    )
+    assert main(["al.inp"]) == 0
+    learner = built[0]
+    model = learner.recipe.build(0)
+    assert isinstance(model, ANI) and model.training["max_epochs"] == 7
+    assert learner.uncertainty.kind == "committee" and learner.selection.method == "farthest"
+    assert learner.equilibrium.method == "GFN1-xTB"
+    (tmp_path / "bad.inp").write_text(
+        "AL GFN2-xTB uq=dropout\nxyzfile='2\n\nH 0 0 0\nH 0 0 0.74\n'\n"
+    )
+    assert main(["bad.inp"]) == 2
+    assert "uncertainty must be 'physics-informed' or 'committee'" in capsys.readouterr().err
