@@ -222,14 +222,17 @@ def classify(
         frames = list(frames)
         if not frames:
             raise ValueError("an empty trajectory cannot be classified")
-        end = connectivity(frames[-1], scale)
+        # every frame's bonds when the bond times are asked for, else the last frame's only
+        history = [
+            connectivity(f, scale) for f in (frames if time_step_fs is not None else frames[-1:])
+        ]
         label = next(
-            (name for name, bonds in reference.items() if np.array_equal(end, bonds)), "other"
+            (name for name, bonds in reference.items() if np.array_equal(history[-1], bonds)),
+            "other",
         )
         labels.append(label)
         if time_step_fs is not None:
             per_bond = {}
-            history = [connectivity(f, scale) for f in frames]
             for i, j in target_bonds:
                 formed = None
                 for k in range(len(history) - 1, -1, -1):

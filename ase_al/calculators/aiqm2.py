@@ -150,11 +150,11 @@ class AIQM2(StrictParameters, Calculator):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         check_atoms(atoms)
-        self.ensemble.species_index(atoms.get_chemical_symbols())  # names uncovered elements
         charge, multiplicity = spin_and_charge(
             atoms, self.parameters.charge, self.parameters.multiplicity
         )
         want_forces = "forces" in properties
+        # first, before the baseline's SCF: it names any element the networks do not cover
         nn, nn_forces = self.network_energies(atoms, forces=want_forces)
         energy = float(nn.mean())
         forces = nn_forces.copy() if want_forces else None

@@ -85,24 +85,35 @@ def wigner(
             "Wigner sampling needs a minimum; imaginary or zero modes at "
             f"{analysis.frequencies[omega <= 0].round(1)} cm⁻¹"
         )
+    rng = np.random.default_rng(seed)
+    q, p = _wigner_draws(omega, temperature, n, rng)
+    return _structures(atoms, analysis, q, p, dict(atoms.info), temperature)
+
+
+def _wigner_draws(omega, temperature: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Normal-mode coordinates and momenta (n, modes) from the harmonic Wigner distribution
+    of modes with angular frequencies ``omega`` at ``temperature`` (K; 0: ground state)."""
     occupation = np.ones_like(omega)
     if temperature > 0:
         occupation = 1.0 / np.tanh(HBAR * omega / (2 * units.kB * temperature))
-    q_width = np.sqrt(HBAR / (2 * omega) * occupation)
-    p_width = np.sqrt(HBAR * omega / 2 * occupation)
-    rng = np.random.default_rng(seed)
-    q = rng.standard_normal((n, omega.size)) * q_width
-    p = rng.standard_normal((n, omega.size)) * p_width
+    q = rng.standard_normal((n, omega.size)) * np.sqrt(HBAR / (2 * omega) * occupation)
+    p = rng.standard_normal((n, omega.size)) * np.sqrt(HBAR * omega / 2 * occupation)
+    return q, p
+
+
+def _structures(atoms, analysis, q, p, info: dict, temperature: float) -> list[Atoms]:
+    """Structures displaced from ``atoms`` by normal-mode coordinates ``q`` with momenta from
+    ``p`` (mass-weighted, (n, modes)), rigid-body motion removed, ``info`` copied in."""
     masses = np.repeat(atoms.get_masses(), 3)
     displacements = (q @ analysis.mass_weighted_modes) / np.sqrt(masses)
     momenta = (p @ analysis.mass_weighted_modes) * np.sqrt(masses)
     samples = []
-    for dx, mom in zip(displacements, momenta, strict=False):
+    for dx, mom in zip(displacements, momenta, strict=True):
         sample = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions + dx.reshape(-1, 3))
         sample.set_masses(atoms.get_masses())
         sample.set_momenta(mom.reshape(-1, 3))
         remove_rigid_motion(sample)
-        sample.info.update(atoms.info)
+        sample.info.update(info)
         sample.info["sampling_temperature_K"] = float(temperature)
         samples.append(sample)
     return samples
@@ -170,35 +181,18 @@ def transition_state_sampling(
     real = np.setdiff1d(np.arange(omega.size), imaginary)
     if np.any(omega[real] <= 0):
         raise ValueError(f"modes at {analysis.frequencies[real][omega[real] <= 0]} cm⁻¹ are soft")
-    kt = units.kB * temperature
-    occupation = 1.0 / np.tanh(HBAR * omega[real] / (2 * kt))
     rng = np.random.default_rng(seed)
     q = np.zeros((n, omega.size))
     p = np.zeros((n, omega.size))
-    q[:, real] = rng.standard_normal((n, real.size)) * np.sqrt(
-        HBAR / (2 * omega[real]) * occupation
-    )
-    p[:, real] = rng.standard_normal((n, real.size)) * np.sqrt(HBAR * omega[real] / 2 * occupation)
+    q[:, real], p[:, real] = _wigner_draws(omega[real], temperature, n, rng)
+    kt = units.kB * temperature
     flux = np.sqrt(-2.0 * kt * np.log(1.0 - rng.random(n)))  # Rayleigh, ⟨p²⟩ = 2kT
     sign = {"forward": np.ones(n), "backward": -np.ones(n)}.get(direction)
     if sign is None:
         sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     p[:, imaginary[0]] = sign * flux
-    masses = np.repeat(saddle.get_masses(), 3)
-    displacements = (q @ analysis.mass_weighted_modes) / np.sqrt(masses)
-    momenta = (p @ analysis.mass_weighted_modes) * np.sqrt(masses)
-    samples = []
-    for k, (dx, mom) in enumerate(zip(displacements, momenta, strict=True)):
-        sample = Atoms(
-            saddle.get_chemical_symbols(), positions=saddle.positions + dx.reshape(-1, 3)
-        )
-        sample.set_masses(saddle.get_masses())
-        sample.set_momenta(mom.reshape(-1, 3))
-        remove_rigid_motion(sample)
-        sample.info.update(
-            {key: value for key, value in saddle.info.items() if key != "transition_state"}
-        )
-        sample.info["sampling_temperature_K"] = float(temperature)
-        sample.info["reaction_coordinate_momentum"] = float(p[k, imaginary[0]])
-        samples.append(sample)
+    info = {key: value for key, value in saddle.info.items() if key != "transition_state"}
+    samples = _structures(saddle, analysis, q, p, info, temperature)
+    for sample, momentum in zip(samples, p[:, imaginary[0]], strict=True):
+        sample.info["reaction_coordinate_momentum"] = float(momentum)
     return samples
