@@ -8,6 +8,7 @@ The default executor is the shared local pool of :func:`ase_al.executors.default
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import BrokenExecutor, Executor, as_completed
 from dataclasses import dataclass, field
 
@@ -74,7 +75,7 @@ def label(
     executor : Executor, optional
         Where to run; default: the shared local pool
         (:func:`ase_al.executors.default_executor`).
-    db : ase.db connection, optional
+    db : ase.db connection or path, optional
         Each label is written the moment it exists, with ``key_value_pairs``.
     progress : bool, optional
         Progress bar (default: when interactive).
@@ -90,6 +91,12 @@ def label(
     result = LabellingResult()
     if not images:
         return result
+    if isinstance(db, (str, os.PathLike)):
+        from ase.db import connect
+
+        db = connect(db)
+    elif db is not None and not callable(getattr(db, "write", None)):
+        raise TypeError(f"db must be an ase.db connection or a path, got {type(db).__name__}")
     if not isinstance(reference, str):
         check_shippable(reference, "reference calculator", executor)
     executor = default_executor() if executor is None else executor

@@ -195,3 +195,20 @@ def test_mlatom_json_written_by_mlatom_reads_with_ase_units(tmp_path):
     with pytest.raises(ValueError, match="not an MLatom molecular database"):
         (tmp_path / "bad.json").write_text("[1, 2")
         read_mlatom_json(tmp_path / "bad.json")
+
+
+def test_label_writes_to_a_database_given_by_path(tmp_path):
+    from ase_al.labelling import SerialExecutor, label
+
+    images = [molecule("H2"), molecule("H2")]
+    images[1].positions[1, 2] += 0.05
+    result = label(
+        images, "GFN2-xTB", executor=SerialExecutor(), db=tmp_path / "l.db", progress=False
+    )
+    rows = list(connect(tmp_path / "l.db").select())
+    assert len(rows) == 2 and len(result.labelled) == 2
+    assert sorted(r.energy for r in rows) == pytest.approx(
+        sorted(a.get_potential_energy() for a in result.labelled)
+    )
+    with pytest.raises(TypeError, match="db must be an ase.db connection or a path"):
+        label(images, "GFN2-xTB", executor=SerialExecutor(), db=42, progress=False)
