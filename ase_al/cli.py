@@ -145,6 +145,12 @@ TASKS = {
                 "temperature": Option(300.0, "K", float),
                 "init_batch": Option(50, "initial-data batch size", int),
                 "max_init_points": Option(1000, "upper bound on the initial data", int),
+                "init_rmse": Option(
+                    None, "eV; initial data stop at this CV RMSE (default: target_error)", float
+                ),
+                "target_error": Option(
+                    None, "eV; the energy error that matters (default 0.1 kcal/mol)", float
+                ),
                 "initial_data": Option(
                     None,
                     "initial data file: ASE db, extxyz, traj or MLatom JSON "
@@ -549,6 +555,7 @@ def run_al(atoms, o):
         initial_data=InitialData(
             batch=o["init_batch"],
             max_points=o["max_init_points"],
+            rmse=o["init_rmse"],
             structures=o["initial_data"],
         ),
         sampling=Sampling(
@@ -564,7 +571,9 @@ def run_al(atoms, o):
             max_iterations=o["max_iterations"],
             method=o["selection"],
         ),
-        uncertainty=Uncertainty(kind=o["uq"], threshold=o["uq_threshold"]),
+        uncertainty=Uncertainty(
+            kind=o["uq"], threshold=o["uq_threshold"], target_error=o["target_error"]
+        ),
         seed=o["seed"],
     ).run()
 

@@ -191,7 +191,7 @@ def test_al_example_input_writes_what_the_python_api_writes(tmp_path):
 
     from ase_al import ActiveLearner
 
-    quick = dict(init_batch=30, max_init_points=60, max_iterations=1)
+    quick = dict(init_batch=30, max_init_points=60, init_rmse=1e-9, max_iterations=1)
     sampling = dict(number_of_trajectories=10, maximum_propagation_time=50)
     (tmp_path / "cli").mkdir()
     overrides = [f"{k}={v}" for k, v in {**quick, **sampling}.items()]

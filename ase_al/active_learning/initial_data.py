@@ -7,7 +7,7 @@ import logging
 import os
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
@@ -20,20 +20,43 @@ from ase_al.io import read_row, write_row
 log = logging.getLogger("ase_al")
 
 
-def enough(curve: list, n_points: int, batch: int, max_points: int, rmse: float | None) -> bool:
-    """Whether the initial data is complete: ``max_points`` reached, the last
-    cross-validation RMSE below ``rmse`` (eV), or a power law rmse = a·N^b fitted to the
-    learning curve (five points at least) promising less than 10 % gain from another batch."""
+#: eV: 0.1 kcal/mol, below which an energy error does not matter for the dynamics the
+#: learner samples; the default target of the initial data and the lowest automatic
+#: uncertainty threshold (see :class:`~ase_al.active_learning.settings.Uncertainty`)
+NOISE_FLOOR = 0.1 * units.kcal / units.mol
+
+
+def stop_reason(
+    curve: list, n_points: int, batch: int, max_points: int, target: float | None
+) -> str | None:
+    """Why the initial data is complete, or None while it is not.
+
+    ``curve``: [[N, cross-validation RMSE (eV)], ...]. In order: ``max_points`` reached; the
+    last RMSE at or below ``target`` (eV; default :data:`NOISE_FLOOR`, 0.1 kcal/mol); with
+    four points or more, a power law rmse = a·N^b fitted to the curve promising a gain from
+    another ``batch`` smaller than the scatter of the curve about the fit (its residual
+    standard deviation in log RMSE: the change would be noise); with five points or more, a
+    gain below 10 %.
+    """
     if n_points >= max_points:
-        return True
-    if rmse is not None and curve and curve[-1][1] <= rmse:
-        return True
-    if len(curve) < 5:
-        return False
-    n, errors = np.log(np.array(curve)).T
-    slope = np.polyfit(n, errors, 1)[0]
-    change = 1.0 - ((n_points + batch) / n_points) ** slope
-    return abs(change) < 0.1
+        return f"{n_points} points reached max_points = {max_points}"
+    target = NOISE_FLOOR if target is None else target
+    if curve and curve[-1][1] <= target:
+        return f"the cross-validation RMSE {curve[-1][1]:.5f} eV is below {target:.5f} eV"
+    if len(curve) < 4:
+        return None
+    n, errors = np.log(np.array(curve, float)).T
+    slope, intercept = np.polyfit(n, errors, 1)
+    gain = -slope * np.log((n_points + batch) / n_points)  # expected drop of log RMSE
+    noise = float(np.sqrt(np.sum((errors - slope * n - intercept) ** 2) / (len(n) - 2)))
+    if gain < noise:
+        return (
+            f"another {batch} points promise {100 * (1 - np.exp(-gain)):.1f} % lower RMSE, "
+            f"within the learning curve's scatter ({100 * (np.exp(noise) - 1):.1f} %)"
+        )
+    if len(curve) >= 5 and abs(1.0 - np.exp(-gain)) < 0.1:
+        return f"another {batch} points promise less than 10 % lower RMSE"
+    return None
 
 
 def read_structures(source) -> list[Atoms]:
@@ -109,7 +132,7 @@ def keep_states(atoms: Atoms, n_states: int) -> Atoms:
 
 def make(learner, points, state) -> None:
     """The initial data of ``learner``'s run (resumably): the user's structures, or Wigner
-    batches until :func:`enough`; the learning curve goes into ``state``."""
+    batches until :func:`stop_reason` gives one; the learning curve goes into ``state``."""
     if state.get("initial_data_done"):
         return
     init_dir = learner.workdir / "init"
@@ -137,7 +160,11 @@ def make(learner, points, state) -> None:
             log.info("initial data: %d points, CV RMSE %.4f eV", *curve[-1])
             state["failed"] = failures
             learner._save_state(state)
-        if enough(curve, len(images), options.batch, options.max_points, options.rmse):
+        target = options.rmse if options.rmse is not None else learner.uncertainty.target_error
+        reason = stop_reason(curve, len(images), options.batch, options.max_points, target)
+        if reason:
+            log.info("initial data complete with %d points: %s", len(images), reason)
+            state["initial_data_stop"] = reason
             break
         queue = learner.stage.wigner(points, options.batch, f"init{batch:03d}", options.temperature)
         write_traj(init_dir / f"batch_{batch}.traj", queue)
@@ -178,7 +205,8 @@ def import_structures(learner) -> None:
 
 __all__ = [
     "check_structures",
-    "enough",
+    "NOISE_FLOOR",
+    "stop_reason",
     "import_structures",
     "keep_states",
     "make",

@@ -406,15 +406,20 @@ class ActiveLearner:
             pair, validation_rmse = train_models(plan, images, folder)
             threshold = state.get("uq_threshold", self.uncertainty.threshold)
             if threshold is None:
-                threshold, held = validation_threshold(
+                threshold, held, measured = validation_threshold(
                     plan,
                     images,
                     folder,
                     self.uncertainty.multiplier,
                     self.uncertainty.validation_fraction,
                     self.seed,
+                    self.uncertainty.target_error or initial.NOISE_FLOOR,
                 )
-                state.update(uq_threshold=threshold, threshold_validation_uids=held)
+                state.update(
+                    uq_threshold=threshold,
+                    uq_threshold_measured=measured,
+                    threshold_validation_uids=held,
+                )
                 self._save_state(state)
             selected_path = folder / "selected.traj"
             summary_path = folder / "sampling.json"

@@ -33,9 +33,12 @@ class InitialData:
     max_points : int
         Upper bound on the initial data set.
     rmse : float, optional
-        eV: stop growing the initial data when the cross-validation RMSE is below it. Without
-        it, batches are added until a power law fitted to the learning curve promises less
-        than 10 % gain from another batch.
+        eV: stop growing the initial data when the cross-validation RMSE is at or below it;
+        default :attr:`Uncertainty.target_error`, or 0.1 kcal/mol (0.00434 eV) without one.
+        Batches also stop when a power law fitted to the learning curve (four batches or
+        more) promises a gain from another batch within the curve's own scatter about the
+        fit, or (five or more) less than 10 %; ``al.log`` and ``state.json``
+        (``initial_data_stop``) say which rule stopped it.
     temperature : float, optional
         K of the Wigner sampling of initial data; default: the sampling temperature.
     structures : path, list of Atoms or callable, optional
@@ -169,9 +172,14 @@ class Uncertainty:
     threshold : float or list of float, optional
         eV (per state for a multistate model). Default: set on the first iteration as median
         + ``multiplier``·MAD of the uncertainties on a held-out ``validation_fraction`` of the
-        labelled data, then kept (MLatom's m+3mad).
+        labelled data (MLatom's m+3mad), but not below ``target_error`` (or 0.1 kcal/mol
+        without one: an uncertainty smaller than what matters is no reason to label), then
+        kept.
     multiplier : float
     validation_fraction : float
+    target_error : float, optional
+        eV: the energy error that matters. It is the initial data's target RMSE (unless
+        :attr:`InitialData.rmse` is given) and the lowest automatic threshold.
     """
 
     kind: str = "physics-informed"
@@ -179,6 +187,7 @@ class Uncertainty:
     threshold: float | list | None = None
     multiplier: float = 3.0
     validation_fraction: float = 0.1
+    target_error: float | None = None
 
     def __post_init__(self):
         if self.kind not in ("physics-informed", "committee"):
@@ -190,6 +199,9 @@ class Uncertainty:
             raise ValueError("a committee needs committee_size >= 2")
         check_threshold(self.threshold)
         check_number("Uncertainty.multiplier", self.multiplier, minimum=0.0)
+        check_number("Uncertainty.target_error", self.target_error, minimum=0.0, optional=True)
+        if self.target_error == 0.0:
+            raise ValueError("Uncertainty.target_error must be positive, got 0")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"

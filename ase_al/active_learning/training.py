@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,9 +241,9 @@ def cross_validation_rmse(plan: Plan, images, seed: int) -> float:
     return float(np.sqrt(np.mean((predicted - reference) ** 2)))
 
 
-def validation_threshold(plan: Plan, images, folder: Path, multiplier, fraction, seed):
-    """median + multiplier·MAD of the uncertainties on a validation set (MLatom's m+3mad)
-    and the uids of that set.
+def validation_threshold(plan: Plan, images, folder: Path, multiplier, fraction, seed, floor):
+    """median + multiplier·MAD of the uncertainties on a validation set (MLatom's m+3mad),
+    raised to ``floor`` (eV) where it is lower; the uids of that set; the measured value.
 
     The validation set is a seeded random ``fraction`` of the labelled data; the
     uncertainty-aware model is trained once more on the rest (saved in
@@ -262,22 +261,26 @@ def validation_threshold(plan: Plan, images, folder: Path, multiplier, fraction,
     subtrain = [images[i] for i in np.sort(order[n_validation:])]
     pair, _ = train_models(plan, subtrain, Path(folder) / "threshold_models")
     key = "energy_uncertainty" if plan.n_states is None else "state_uncertainties"
-    threshold = threshold_from(pair.predict(held, forces=False)[key], multiplier)
-    if np.min(threshold) < 1e-3:
-        message = (
-            f"the automatic uncertainty threshold is {format_threshold(threshold)} eV: the "
-            "models agree to a fraction of a meV on the validation structures, so nearly every "
-            "sampled structure will count as uncertain; consider giving a threshold"
-        )
-        log.warning(message)
-        warnings.warn(message, stacklevel=5)
+    measured = threshold_from(pair.predict(held, forces=False)[key], multiplier)
     log.info(
         "uncertainty threshold set to %s eV (median + %g MAD over %d validation structures)",
-        format_threshold(threshold),
+        format_threshold(measured),
         multiplier,
         n_validation,
     )
-    return threshold, [a.info.get("key_value_pairs", {}).get("uid", "") for a in held]
+    threshold = np.maximum(measured, floor)
+    threshold = float(threshold) if np.ndim(threshold) == 0 else [float(t) for t in threshold]
+    if np.any(np.asarray(measured) < floor):
+        # the models agree better than what matters: with the measured value nearly every
+        # sampled structure would count as uncertain and be labelled for nothing
+        log.info(
+            "uncertainty threshold raised to %s eV: uncertainties below %.5f eV (the target "
+            "error, or 0.1 kcal/mol) do not matter",
+            format_threshold(threshold),
+            floor,
+        )
+    uids = [a.info.get("key_value_pairs", {}).get("uid", "") for a in held]
+    return threshold, uids, measured
 
 
 __all__ = [
