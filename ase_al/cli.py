@@ -136,7 +136,10 @@ TASKS = {
                 "ml_model": Option("KREG", "KREG, ANI or MACE"),
                 "max_epochs": Option(None, "training epochs of ANI/MACE models", int),
                 "device": Option(None, "cpu, cuda or auto, for ANI/MACE models", str),
-                "uq": Option("physics-informed", "uncertainty: physics-informed or committee"),
+                "uq": Option(
+                    "physics-informed",
+                    "uncertainty: physics-informed, committee, variance, distance",
+                ),
                 "selection": Option("random", "which uncertain points to label: random, farthest"),
                 "optfreq": Option(
                     None, "method for the equilibrium and its frequencies (default: the reference)"

@@ -30,7 +30,9 @@ RESULTS: dict[str, tuple[str, str, str]] = {
     "energy_uncertainty": (
         "()",
         "eV",
-        "committee spread (standard deviation, or |E_main − E_aux| of the physics-informed pair)",
+        "committee spread (standard deviation, or |E_main − E_aux| of the physics-informed "
+        "pair); for an `UncertainModel` its estimator's value (GP posterior standard "
+        "deviation, scaled nearest distance, or your function)",
     ),
     "forces_uncertainty": ("(N, 3)", "eV/Å", "committee spread of each force component"),
     "state_energies": ("(S,)", "eV", "total energy of each electronic state, ground first"),

@@ -111,7 +111,7 @@ def test_outputs_are_ase_data(h2_run):
     db = connect(learner.workdir / "labelled.db")
     rows = list(db.select())
     assert len(rows) == len(learner.labelled()) > 50
-    assert {row.source for row in rows} == {"initial wigner", "sampler"}
+    assert {row.source for row in rows} == {"initial wigner", "sampler", "check"}
     assert all(np.isfinite(row.energy) and row.forces.shape == (2, 3) for row in rows)
     uids = [row.uid for row in rows]
     assert len(set(uids)) == len(uids)
@@ -503,7 +503,10 @@ def test_committee_uncertainty_mode(tmp_path):
     stretched.set_distance(0, 1, 1.3)  # far outside 300 K sampling
     u = committee.predict([eq, stretched], forces=False)["energy_uncertainty"]
     assert u[1] > 10 * u[0]
-    with pytest.raises(ValueError, match="must be 'physics-informed' or 'committee'"):
+    with pytest.raises(
+        ValueError,
+        match="must be 'physics-informed', 'committee', 'variance', 'distance' or a function",
+    ):
         ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path, uq="dropout")
 
 
@@ -538,7 +541,10 @@ def test_user_committee_recipe(tmp_path):
     stretched = eq.copy()
     stretched.set_distance(0, 1, 1.2)
     u = pair.predict([eq, stretched], forces=False)["energy_uncertainty"]
-    assert u[1] > 10 * u[0]
+    # the spread is the recipe's: |E_main - E_aux| of the two members
+    e = [m.predict([eq, stretched], forces=False)["energy"] for m in pair.members]
+    np.testing.assert_allclose(u, np.abs(e[0] - e[1]), rtol=1e-12)
+    assert u[0] < ase_al.ALRun(tmp_path).history[-1]["threshold"]
     again = ActiveLearner(molecule("H2"), "GFN2-xTB", **settings).run()
     np.testing.assert_array_equal(
         again.predict([stretched])["energy"], pair.predict([stretched])["energy"]

@@ -388,4 +388,6 @@ def test_al_task_takes_model_uncertainty_selection_and_optfreq_settings(
         "AL GFN2-xTB uq=dropout\nxyzfile='2\n\nH 0 0 0\nH 0 0 0.74\n'\n"
     )
     assert main(["bad.inp"]) == 2
-    assert "uncertainty must be 'physics-informed' or 'committee'" in capsys.readouterr().err
+    assert (
+        "uncertainty must be 'physics-informed', 'committee', 'variance'" in capsys.readouterr().err
+    )

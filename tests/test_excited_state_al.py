@@ -11,6 +11,7 @@ from ase.build import molecule
 from ase.db import connect
 from conftest import numerical_forces
 
+import ase_al
 from ase_al import ActiveLearner, InitialData, Sampling, Selection, Uncertainty
 from ase_al.calculators import MultiState, MultiStateCommittee
 from ase_al.calculators.multistate import label_multistate
@@ -228,6 +229,18 @@ def test_excited_state_run_files_and_resume(es_run_short):
     assert sampled
     k = len(learner._state()["iterations"])
     assert (learner.workdir / f"iteration_{k}" / "main" / "multistate.json").exists()
+    # overconfidence checks per state: the model's |error| of each state on its checks
+    run = ase_al.ALRun(learner.workdir)
+    for entry in run.history:
+        checked = run.labelled(iteration=entry["iteration"], source="check")
+        assert entry["n_checks"] == len(checked) >= 5
+        assert len(entry["check_rmse"]) == len(entry["spearman"]) == 2
+        data = run.calibration(entry["iteration"])
+        model = run.model(entry["iteration"])
+        exact = np.array([a.calc.results["state_energies"][:2] for a in checked])
+        predicted = model.predict(checked, forces=False)["state_energies"]
+        np.testing.assert_allclose(data["error"][data["certain"]], np.abs(predicted - exact))
+        assert np.all(data["uncertainty"][data["certain"]] <= 0.1)
     again = _es_learner(learner.workdir, 10, 2).run()  # a finished run: loaded, not redone
     probe = [row.toatoms() for row in rows[:5]]
     np.testing.assert_allclose(

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from ase_al.active_learning import checks
 from ase_al.active_learning import initial_data as initial
 from ase_al.active_learning.plots import plot_progress
 from ase_al.active_learning.run import ALRun
 from ase_al.active_learning.sampling import SamplingStage
+from ase_al.active_learning.selection import format_threshold
 from ase_al.active_learning.settings import (
     LEGACY,
     Equilibrium,
@@ -211,6 +213,7 @@ class ActiveLearner:
         self.rng = np.random.default_rng(seed)
         self.progress = progress
         self._observers: list[tuple[Callable, int, tuple, dict]] = []
+        self._reference_geometry = None  # set with the starting points
         self.recipe = ModelRecipe(model, model_kwargs, self.uncertainty.kind, self.seed)
         self.n_states = self.recipe.n_states
         self.stage = SamplingStage(
@@ -244,6 +247,11 @@ class ActiveLearner:
         :meth:`ModelRecipe.build`)."""
         return self.recipe.build(_member, **changes)
 
+    @property
+    def _uq_function(self):
+        kind = self.uncertainty.kind
+        return kind if callable(kind) else None
+
     def _plan(self) -> Plan:
         return Plan(
             factory=self.model_factory,
@@ -252,6 +260,7 @@ class ActiveLearner:
             seed=self.seed,
             n_states=self.n_states,
             recipe=self.recipe.committee,
+            equilibrium=self._reference_geometry,
         )
 
     # -- files -------------------------------------------------------------------------
@@ -298,6 +307,57 @@ class ActiveLearner:
                 result.failed[0][0],
             )
         return len(result.failed)
+
+    def _check_and_label(self, k, pair, threshold, sampled, selected, check_queue):
+        """Label the iteration's overconfidence checks, decide convergence, label the
+        selected structures unless converged; (converged, failures, check summary)."""
+        target = self.uncertainty.target_error
+        failures = 0
+        if check_queue:
+            failures += self._label_queue(check_queue, iteration=k, source="check")
+        u_check, e_check = checks.errors(
+            pair, self.labelled(iteration=k, source="check"), self.n_states
+        )
+        few = sampled["n_uncertain"] < self.selection.min_new_points
+        summary = checks.summarise(
+            u_check,
+            e_check,
+            u_check[:0],
+            e_check[:0],
+            target,
+            threshold,
+            self.uncertainty.confidence,
+        )
+        converged = few and (target is None or summary["meets_target"])
+        if not converged:
+            failures += self._label_queue(selected, iteration=k, source="sampler")
+            u_sel, e_sel = checks.errors(
+                pair, self.labelled(iteration=k, source="sampler"), self.n_states
+            )
+            summary = checks.summarise(
+                u_check, e_check, u_sel, e_sel, target, threshold, self.uncertainty.confidence
+            )
+        if few and not converged:
+            log.info(
+                "fewer than %d uncertain structures, but the checked certain structures do not "
+                "meet the target error %.3g eV (RMSE upper bound %s eV): going on",
+                self.selection.min_new_points,
+                target,
+                format_threshold(summary["check_rmse_upper"]),
+            )
+        if summary["n_checks"]:
+            log.info(
+                "checks: %d certain structures, energy RMSE %s eV (uncertain: %s eV), "
+                "%s above the %s, Spearman(uncertainty, error) %s",
+                summary["n_checks"],
+                _fmt(summary["check_rmse"], ".5f"),
+                _fmt(summary["uncertain_rmse"], ".5f"),
+                _fmt(summary["over_target"], ".0%"),
+                "threshold" if target is None else "target error",
+                _fmt(summary["spearman"], ".2f"),
+            )
+        summary["target_error"] = target
+        return converged, failures, summary
 
     # -- the workflow --------------------------------------------------------------------
     def attach(self, function: Callable, interval: int = 1, *args, **kwargs) -> None:
@@ -373,6 +433,8 @@ class ActiveLearner:
             self.equilibrium.optimize,
             self.equilibrium.vibrations,
         )
+        self._reference_geometry = points.reference.copy()
+        self._reference_geometry.calc = None
         # models with a reference geometry (KREG's RE descriptor; for a multistate model, every
         # state's model) use the optimised one, as MLatom does, not their default (the
         # lowest-energy training structure, which may change from one iteration to the next)
@@ -394,7 +456,7 @@ class ActiveLearner:
             k = len(history)
             log.info("run already finished after %d iterations: returning its models", k)
             folder = self.run_dir.iteration_dir(k)
-            pair = load_models(folder)
+            pair = load_models(folder, self._uq_function)
             if pair is None:  # a run written before models were saved with a manifest
                 pair, _ = train_models(plan, self.labelled(), folder)
             yield {**history[-1], "model": pair, "converged": bool(state.get("converged"))}
@@ -423,15 +485,24 @@ class ActiveLearner:
                 self._save_state(state)
             selected_path = folder / "selected.traj"
             summary_path = folder / "sampling.json"
+            checks_path = folder / "checks.traj"
             if selected_path.exists() and summary_path.exists():
                 selected = read_traj(selected_path)
                 sampled = json.loads(summary_path.read_text())
+                check_queue = read_traj(checks_path) if checks_path.exists() else []
             else:
-                selected, sampled = self.stage.iteration(
+                selected, sampled, certain = self.stage.iteration(
                     pair, threshold, points, folder, self.labelled
                 )
                 for index, atoms in enumerate(selected):
                     atoms.info["uid"] = f"it{k:03d}-{index:06d}"
+                n = checks.n_checks(
+                    sampled["n_trajectories"],
+                    self.uncertainty.check_fraction,
+                    self.uncertainty.min_checks,
+                )
+                check_queue = checks.draw(certain, n, self.seed, k)
+                write_traj(checks_path, check_queue)
                 write_traj(selected_path, selected)
                 summary_path.write_text(json.dumps(sampled))
             log.info(
@@ -442,9 +513,8 @@ class ActiveLearner:
                 sampled["n_trajectories"],
                 len(selected),
             )
-            converged = sampled["n_uncertain"] < self.selection.min_new_points
-            failures = (
-                0 if converged else self._label_queue(selected, iteration=k, source="sampler")
+            converged, failures, checked = self._check_and_label(
+                k, pair, threshold, sampled, selected, check_queue
             )
             state["failed"] = state.get("failed", 0) + failures
             history.append(
@@ -455,11 +525,24 @@ class ActiveLearner:
                     "validation_rmse": validation_rmse,
                     "failed": failures,
                     **sampled,
+                    **checked,
                 }
             )
+            lowered = checks.lowered_threshold(threshold, checked, self.uncertainty.target_error)
+            if lowered is not None:
+                log.warning(
+                    "%.0f %% of the checked certain structures exceed the target error: "
+                    "threshold lowered from %s to %s eV",
+                    100 * np.max(checked["over_target"]),
+                    format_threshold(threshold),
+                    format_threshold(lowered),
+                )
+                state["uq_threshold"] = lowered
             state["converged"] = converged
             self._save_state(state)
             plot_progress(history, self.workdir / "progress.png")
+            checks.plot_calibration(history, folder / "calibration.png")
+            checks.plot_calibration(history, self.workdir / "calibration.png")
             for function, interval, args, kwargs in self._observers:
                 if k % interval == 0:
                     function(*args, **kwargs)
@@ -469,6 +552,13 @@ class ActiveLearner:
             yield {**history[-1], "model": pair, "converged": converged}
             if done:
                 return
+
+
+def _fmt(value, spec: str) -> str:
+    """A statistic (a number, None, or one per state) as text."""
+    if isinstance(value, list):
+        return "[" + " ".join(_fmt(v, spec) for v in value) + "]"
+    return "n/a" if value is None else format(value, spec)
 
 
 __all__ = ["ActiveLearner", "SAMPLING_KEYS"]

@@ -12,8 +12,11 @@
       iteration_K/           main.npz, aux.npz (or member_i, committee/, main/ and aux/ for
                              multistate models), selected.traj, sampling.json,
                              trajectories/traj_*.traj
+      iteration_K/checks.traj   the iteration's overconfidence checks (labelled with
+                             source="check"); iteration_K/calibration.png
       iteration_1/threshold_models/  the models that set the automatic threshold
       progress.png           errors, threshold, fraction of certain trajectories per iteration
+      calibration.png        uncertainty vs true error of the checked and labelled structures
 
 Every file is written atomically, so a killed run leaves the old version or the new one.
 """
@@ -51,8 +54,30 @@ class ALRun:
     def history(self) -> list[dict]:
         """One summary per finished iteration: ``iteration``, ``n_train``, ``threshold``
         (eV), ``validation_rmse`` (eV), ``n_trajectories``, ``n_certain``, ``n_uncertain``,
-        ``sampling_batches``, ``failed``."""
+        ``sampling_batches``, ``failed``, and the overconfidence checks (eV; per state lists
+        for a multistate run): ``n_checks``, ``check_rmse``, ``uncertain_rmse``,
+        ``over_target``, ``spearman``, ``target_error`` (with it ``check_rmse_upper`` and
+        ``meets_target``) and ``calibration`` (see :meth:`calibration`)."""
         return self.state["iterations"]
+
+    def calibration(self, iteration: int | None = None) -> dict:
+        """The overconfidence checks of ``iteration`` (default: the last): arrays
+        ``uncertainty`` and ``error`` (|E_model − E_reference|, eV; (P,) or (P, n_states)) and
+        ``certain`` (True: a checked certain structure, False: a labelled uncertain one),
+        with the iteration's ``threshold`` and ``target_error`` (eV)."""
+        import numpy as np
+
+        if not self.history:
+            raise ValueError(f"{self.workdir} has no finished iteration")
+        entry = self.history[-1 if iteration is None else int(iteration) - 1]
+        data = entry.get("calibration", {"uncertainty": [], "error": [], "certain": []})
+        return {
+            "uncertainty": np.asarray(data["uncertainty"], float),
+            "error": np.asarray(data["error"], float),
+            "certain": np.asarray(data["certain"], bool),
+            "threshold": entry["threshold"],
+            "target_error": entry.get("target_error"),
+        }
 
     @property
     def converged(self) -> bool:
@@ -79,17 +104,19 @@ class ALRun:
         rows = sorted(db.select(**selection), key=lambda row: (row.get("uid", ""), row.id))
         return [read_row(row) for row in rows]
 
-    def model(self, iteration: int | None = None):
+    def model(self, iteration: int | None = None, uncertainty=None):
         """The uncertainty-aware model of ``iteration`` (default: the last one), loaded from
         its files: a :class:`~ase_al.calculators.Committee` (or a
-        :class:`~ase_al.calculators.MultiStateCommittee`)."""
+        :class:`~ase_al.calculators.MultiStateCommittee`, or for the variance, distance and
+        function kinds an :class:`~ase_al.calculators.uncertain.UncertainModel`;
+        ``uncertainty``: the function of a run with a function as its uncertainty)."""
         from ase_al.active_learning.training import load_models
 
         k = len(self.history) if iteration is None else int(iteration)
         folder = self.workdir / f"iteration_{k}"
         if k < 1 or not folder.is_dir():
             raise FileNotFoundError(f"{self.workdir} has no models of iteration {k}")
-        models = load_models(folder)
+        models = load_models(folder, uncertainty)
         if models is None:
             raise FileNotFoundError(f"{folder} holds no saved models")
         return models

@@ -21,7 +21,7 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.stop import UncertaintyStop
+from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
 
@@ -129,7 +129,8 @@ class SamplingStage:
         return conditions
 
     def iteration(self, pair, threshold, points, folder, labelled):
-        """The structures to label this iteration and a summary of the sampling.
+        """The structures to label this iteration, a summary of the sampling, and the first
+        batch's certain structures (:class:`~ase_al.samplers.stop.CertainFrames` or None).
 
         The first batch decides convergence (``n_uncertain`` < ``min_new_points``). With
         ``Selection.fill`` further batches follow until ``pool_factor·new_points`` uncertain
@@ -167,7 +168,7 @@ class SamplingStage:
             "n_uncertain": len(first),
             "sampling_batches": batches,
         }
-        return pool[: options.new_points], summary
+        return pool[: options.new_points], summary, first.certain
 
     def batch(self, pair, threshold, points, trajectory_dir) -> SamplingResult:
         kwargs = dict(self.sampler_options)
@@ -177,10 +178,14 @@ class SamplingStage:
             key = "energy_uncertainty" if self.n_states is None else "state_uncertainties"
             u = pair.predict(samples, forces=False)[key]
             uncertain = UncertaintyStop(threshold, self.n_states).exceeded(u)
+            certain = CertainFrames(samples[0])
+            for index in np.flatnonzero(~uncertain):
+                certain.add(samples[index].positions, index, 0.0, np.max(u[index]))
             return SamplingResult(
                 [s for s, x in zip(samples, uncertain, strict=True) if x],
                 n_trajectories=n,
                 n_certain=int(np.sum(~uncertain)),
+                certain=certain,
             )
         if isinstance(self.sampling.initial_conditions, (list, tuple)):
             n = len(self.sampling.initial_conditions)

@@ -158,41 +158,72 @@ class Selection:
             )
 
 
+#: the uncertainty kinds by name (a callable is the fifth)
+UQ_KINDS = ("physics-informed", "committee", "variance", "distance")
+
+
 @dataclass(frozen=True)
 class Uncertainty:
-    """How the uncertainty is measured and where its threshold lies.
+    """How the uncertainty is measured, where its threshold lies, and how it is checked.
 
     Parameters
     ----------
-    kind : {"physics-informed", "committee"}
-        |E_main − E_aux| of a main (energies + forces) and an auxiliary (energies only)
-        model (MLatom's), or the standard deviation of ``committee_size`` models trained on
-        different random 80 % subsets.
+    kind : str or callable
+        Every kind reports in eV and goes through the same threshold and stop rules.
+
+        - ``"physics-informed"`` (default): |E_main − E_aux| of a main (energies + forces) and
+          an auxiliary (energies only) model, MLatom's pair;
+        - ``"committee"``: the standard deviation of ``committee_size`` models trained on
+          different random 80 % subsets;
+        - ``"variance"``: the posterior standard deviation of a Gaussian process (a KREG
+          fitted to the energies; for a KREG model, its energies-only twin), beside the main
+          model;
+        - ``"distance"``: the RE-descriptor distance to the nearest labelled structure,
+          scaled to eV by the main model's held-out error
+          (:class:`~ase_al.calculators.uncertain.NearestDistance`);
+        - a function ``uq(model, images) -> array`` (eV, one per structure), given the
+          trained main model.
     committee_size : int
     threshold : float or list of float, optional
         eV (per state for a multistate model). Default: set on the first iteration as median
         + ``multiplier``·MAD of the uncertainties on a held-out ``validation_fraction`` of the
         labelled data (MLatom's m+3mad), but not below ``target_error`` (or 0.1 kcal/mol
         without one: an uncertainty smaller than what matters is no reason to label), then
-        kept.
+        kept (see ``target_error`` for the one exception).
     multiplier : float
     validation_fraction : float
     target_error : float, optional
         eV: the energy error that matters. It is the initial data's target RMSE (unless
-        :attr:`InitialData.rmse` is given) and the lowest automatic threshold.
+        :attr:`InitialData.rmse` is given) and the lowest automatic threshold; with it, a run
+        converges only when the checked certain structures meet it (their RMSE's upper
+        ``confidence`` bound at most ``target_error``), and the threshold is lowered by 0.7
+        when more than a quarter of them exceed it (:mod:`ase_al.active_learning.checks`).
+    check_fraction : float
+        Overconfidence checks: this fraction of the trajectories of an iteration's first
+        sampling batch, as a random sample of the structures the sampler passed as certain,
+        is labelled too (``source="check"``); 0 turns the checks off.
+    min_checks : int
+        At least this many checks per iteration (when ``check_fraction`` > 0).
+    confidence : float
+        Of the ``target_error`` rule.
     """
 
-    kind: str = "physics-informed"
+    kind: str | Callable = "physics-informed"
     committee_size: int = 4
     threshold: float | list | None = None
     multiplier: float = 3.0
     validation_fraction: float = 0.1
     target_error: float | None = None
+    check_fraction: float = 0.03
+    min_checks: int = 5
+    confidence: float = 0.9
 
     def __post_init__(self):
-        if self.kind not in ("physics-informed", "committee"):
+        if not callable(self.kind) and self.kind not in UQ_KINDS:
             raise ValueError(
-                f"uncertainty must be 'physics-informed' or 'committee', got {self.kind!r}"
+                "uncertainty must be "
+                + ", ".join(repr(k) for k in UQ_KINDS)
+                + f" or a function uq(model, images), got {self.kind!r}"
             )
         check_int("Uncertainty.committee_size", self.committee_size, minimum=1)
         if self.kind == "committee" and self.committee_size < 2:
@@ -206,6 +237,23 @@ class Uncertainty:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction}"
             )
+        check_number("Uncertainty.check_fraction", self.check_fraction, minimum=0.0)
+        if self.check_fraction > 1.0:
+            raise ValueError(f"check_fraction must be in [0, 1], got {self.check_fraction}")
+        check_int("Uncertainty.min_checks", self.min_checks, minimum=1)
+        if not 0.5 <= check_number("Uncertainty.confidence", self.confidence) < 1.0:
+            raise ValueError(f"confidence must be in [0.5, 1), got {self.confidence}")
+        if self.target_error is not None and self.check_fraction == 0:
+            raise ValueError(
+                "target_error is judged on the overconfidence checks; give check_fraction > 0"
+            )
+
+    @property
+    def name(self) -> str:
+        """The kind as text (a function's name for a callable)."""
+        if callable(self.kind):
+            return "callable " + getattr(self.kind, "__qualname__", type(self.kind).__name__)
+        return self.kind
 
 
 @dataclass(frozen=True)
@@ -286,7 +334,7 @@ def from_keywords(options: dict, legacy: dict, warn: bool = True) -> dict:
         elif kind == "selection" and isinstance(value, str):  # shorthand: the method
             objects[kind] = None
             fields["selection"]["method"] = value
-        elif kind == "uncertainty" and isinstance(value, str):  # shorthand: the kind
+        elif kind == "uncertainty" and (isinstance(value, str) or callable(value)):  # the kind
             objects[kind] = Uncertainty(kind=value)
         else:
             raise TypeError(f"{kind} must be a {cls.__name__}, got {type(value).__name__}")
@@ -319,4 +367,12 @@ def from_keywords(options: dict, legacy: dict, warn: bool = True) -> dict:
     return objects
 
 
-__all__ = ["Equilibrium", "InitialData", "Sampling", "Selection", "Uncertainty", "from_keywords"]
+__all__ = [
+    "UQ_KINDS",
+    "Equilibrium",
+    "InitialData",
+    "Sampling",
+    "Selection",
+    "Uncertainty",
+    "from_keywords",
+]

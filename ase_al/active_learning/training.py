@@ -38,6 +38,13 @@ class Plan:
     seed: int
     n_states: int | None = None
     recipe: Committee | None = None
+    #: the reference geometry of RE descriptors (the distance and variance kinds)
+    equilibrium: object = None
+
+    @property
+    def single(self) -> bool:
+        """One main model with an uncertainty estimator beside it."""
+        return self.kind in ("variance", "distance") or callable(self.kind)
 
 
 class ModelRecipe:
@@ -65,10 +72,18 @@ class ModelRecipe:
             model = model_class(model)
         if isinstance(model, MultiState):
             if kind != "physics-informed":
-                raise ValueError("excited-state active learning uses the physics-informed pair")
+                raise ValueError(
+                    "excited-state active learning uses the physics-informed pair, not "
+                    f"uncertainty {getattr(kind, '__name__', kind)!r}"
+                )
             kwargs = {**model.model_kwargs, **kwargs}
             model = model.model_type
         elif isinstance(model, Committee):
+            if kind != "physics-informed":
+                raise ValueError(
+                    "an untrained Committee as the model is its own uncertainty (its spread); "
+                    "leave the uncertainty kind at its default"
+                )
             if any(m.is_trained for m in model.members if is_trainable(m)):
                 raise ValueError("model: give an untrained Committee (a recipe)")
             model = type(model.members[0])
@@ -138,13 +153,18 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
         partial.write_text(json.dumps(manifest, indent=1))
 
 
-def load_models(folder: Path):
-    """The uncertainty-aware model saved in ``folder`` (None if it was not saved)."""
+def load_models(folder: Path, function=None):
+    """The uncertainty-aware model saved in ``folder`` (None if it was not saved);
+    ``function``: the uncertainty function of a run with a callable kind."""
     path = Path(folder) / "models.json"
     if not path.exists():
         return None
     manifest = json.loads(path.read_text())
     kind = manifest["kind"]
+    if kind == "uncertain":
+        from ase_al.calculators.uncertain import UncertainModel
+
+        return UncertainModel.load(folder / manifest["files"][0], function=function)
     if kind == "recipe":
         return Committee.load(folder / manifest["files"][0])
     if kind == "multistate":
@@ -160,7 +180,7 @@ def load_models(folder: Path):
 def train_models(plan: Plan, images, folder: Path):
     """The uncertainty-aware model of this iteration and its held-out energy RMSE (eV)."""
     folder = Path(folder)
-    loaded = load_models(folder)
+    loaded = load_models(folder, plan.kind if callable(plan.kind) else None)
     rmse_path = folder / "validation_rmse.json"
     if loaded is not None:
         rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None
@@ -183,6 +203,13 @@ def train_models(plan: Plan, images, folder: Path):
         rmse_path.write_text(json.dumps(rmse))
         _write_manifest(folder, {"kind": "multistate", "files": ["main", "aux"]})
         return MultiStateCommittee.physics_informed(main, aux), rmse
+    if plan.single:
+        model = train_single(plan, images)
+        model.save(folder / "uncertain")
+        rmse = model.validation_rmse
+        rmse_path.write_text(json.dumps(rmse))
+        _write_manifest(folder, {"kind": "uncertain", "files": ["uncertain"]})
+        return model, rmse
     if plan.kind == "physics-informed":
         # a fit to forces chooses its own hyperparameters (KREG: cross-validated over
         # structures); the energies-only ones are too narrow for it (fitted to 255 labels of
@@ -218,6 +245,28 @@ def train_models(plan: Plan, images, folder: Path):
     if plan.kind == "physics-informed":
         return Committee.physics_informed(*models), rmse
     return Committee(models, spread="std"), rmse
+
+
+def train_single(plan: Plan, images):
+    """The main model (energies + forces) with the estimator of ``plan.kind`` beside it."""
+    from ase_al.calculators.kreg import KREG
+    from ase_al.calculators.uncertain import (
+        FunctionUncertainty,
+        NearestDistance,
+        PosteriorStd,
+        UncertainModel,
+    )
+
+    main = plan.factory().train(images, forces=True)
+    if plan.kind == "variance":
+        # a KREG model's energies-only twin (MLatom's auxiliary model), else a KREG beside it
+        gp = plan.factory() if isinstance(main, KREG) else KREG(equilibrium=plan.equilibrium)
+        estimator = PosteriorStd(gp.train(images, forces=False))
+    elif plan.kind == "distance":
+        estimator = NearestDistance.fit(main, images, plan.equilibrium)
+    else:
+        estimator = FunctionUncertainty(plan.kind)
+    return UncertainModel(main, estimator)
 
 
 def cross_validation_rmse(plan: Plan, images, seed: int) -> float:
@@ -289,5 +338,6 @@ __all__ = [
     "cross_validation_rmse",
     "load_models",
     "train_models",
+    "train_single",
     "validation_threshold",
 ]

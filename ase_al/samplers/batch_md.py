@@ -15,7 +15,7 @@ from ase.io import write
 from tqdm.auto import tqdm
 
 from ase_al.options import renames
-from ase_al.samplers.stop import UncertaintyStop
+from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 
 class SamplingResult(list):
@@ -26,12 +26,16 @@ class SamplingResult(list):
     n_trajectories : int
     n_certain : int
         Trajectories that stayed below the uncertainty threshold for the whole time.
+    certain : CertainFrames, optional
+        Structures the sampler passed as certain (every ``dump_interval`` steps), from which
+        the learner draws its overconfidence checks; None where a sampler does not keep them.
     """
 
-    def __init__(self, structures=(), n_trajectories: int = 0, n_certain: int = 0):
+    def __init__(self, structures=(), n_trajectories: int = 0, n_certain: int = 0, certain=None):
         super().__init__(structures)
         self.n_trajectories = n_trajectories
         self.n_certain = n_certain
+        self.certain = certain
 
     @property
     def fraction_certain(self) -> float:
@@ -64,6 +68,9 @@ def batch_md(
         fs.
     trajectory_dir : path, optional
         Write ``traj_K.traj`` per trajectory (every ``dump_interval`` steps, and the last frame).
+    dump_interval : int
+        Steps between written frames and between the certain structures kept in the
+        result's ``certain`` (the learner's overconfidence checks draw from them).
     """
     stop = UncertaintyStop(uq_threshold)
     n_traj = len(initial_conditions)
@@ -77,6 +84,7 @@ def batch_md(
     running = np.arange(n_traj)
     frames: list[list[Atoms]] = [[] for _ in range(n_traj)]
     selected: list[Atoms] = []
+    certain = CertainFrames(template)
 
     def evaluate(indices):
         images = [Atoms(template.numbers, positions=positions[i]) for i in indices]
@@ -100,6 +108,9 @@ def batch_md(
     while True:
         record(running, step, energies, uncertainty)
         uncertain = stop.exceeded(uncertainty)
+        if step % dump_interval == 0 and not uncertain.all():
+            kept = running[~uncertain]
+            certain.add(positions[kept], kept, step * time_step_fs, uncertainty[~uncertain])
         for k in np.flatnonzero(uncertain):
             i = running[k]
             atoms = template.copy()  # keeps info such as charge and multiplicity
@@ -123,4 +134,6 @@ def batch_md(
         for i, trajectory in enumerate(frames):
             if trajectory:
                 write(directory / f"traj_{i}.traj", trajectory)
-    return SamplingResult(selected, n_trajectories=n_traj, n_certain=int(running.size))
+    return SamplingResult(
+        selected, n_trajectories=n_traj, n_certain=int(running.size), certain=certain
+    )

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ase_al.io import storable
 from ase_al.options import renames
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.stop import Uncertain, UncertaintyStop, run_until_uncertain
+from ase_al.samplers.stop import CertainFrames, Uncertain, UncertaintyStop, run_until_uncertain
 
 
 @renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
@@ -41,6 +41,7 @@ def md(
     n_steps = int(round(max_time_fs / time_step_fs))
     stop = UncertaintyStop(uq_threshold)
     selected, n_certain = [], 0
+    certain = CertainFrames(initial_conditions[0])
     if trajectory_dir is not None:
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
     bar = tqdm(initial_conditions, desc="MD", disable=None if progress is None else not progress)
@@ -58,8 +59,12 @@ def md(
             if stop.exceeded(uncertainty):
                 selected.append(stop.record(atoms, index, dyn.nsteps * time_step_fs, uncertainty))
                 raise Uncertain
+            if dyn.nsteps % dump_interval == 0:
+                certain.add(atoms.positions, index, dyn.nsteps * time_step_fs, uncertainty)
 
         dyn.attach(check, interval=1)
         if not run_until_uncertain(dyn, n_steps, traj):
             n_certain += 1
-    return SamplingResult(selected, n_trajectories=len(initial_conditions), n_certain=n_certain)
+    return SamplingResult(
+        selected, n_trajectories=len(initial_conditions), n_certain=n_certain, certain=certain
+    )

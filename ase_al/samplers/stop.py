@@ -53,6 +53,54 @@ class UncertaintyStop:
         return found
 
 
+class CertainFrames:
+    """Structures a sampler passed as certain, kept as arrays (positions, Å) with where
+    they were seen, for the learner's overconfidence checks; :meth:`take` builds ``Atoms``
+    (copies of ``template`` with the positions) only for the ones drawn."""
+
+    def __init__(self, template: Atoms):
+        self.template = template.copy()
+        self.template.calc = None
+        self._positions, self._trajectory, self._time, self._uncertainty = [], [], [], []
+
+    def add(self, positions, trajectory, time_fs, uncertainty) -> None:
+        """Frames (F, N, 3) (or one (N, 3)) with their trajectory indices, times (fs) and
+        uncertainties (eV; the largest over states for a multistate model)."""
+        positions = np.asarray(positions, float)
+        if positions.ndim == 2:
+            positions = positions[None]
+        f = len(positions)
+        self._positions.append(positions.copy())
+        self._trajectory.append(np.broadcast_to(np.asarray(trajectory, int), (f,)).copy())
+        self._time.append(np.broadcast_to(np.asarray(time_fs, float), (f,)).copy())
+        self._uncertainty.append(np.broadcast_to(np.asarray(uncertainty, float), (f,)).copy())
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._positions)
+
+    def take(self, indices) -> list[Atoms]:
+        """The frames at ``indices`` as Atoms, with ``trajectory``, ``time_fs`` and
+        ``uncertainty`` in ``info``."""
+        if not self._positions:
+            return []
+        positions = np.concatenate(self._positions)
+        trajectory, time_fs, uncertainty = (
+            np.concatenate(a) for a in (self._trajectory, self._time, self._uncertainty)
+        )
+        frames = []
+        for i in np.asarray(indices, int):
+            atoms = self.template.copy()
+            atoms.positions = positions[i]
+            atoms.info.update(
+                trajectory=int(trajectory[i]),
+                time_fs=float(time_fs[i]),
+                uncertainty=float(uncertainty[i]),
+                certain=True,
+            )
+            frames.append(atoms)
+        return frames
+
+
 def run_until_uncertain(dyn, steps: int, writer=None) -> bool:
     """Run ``dyn`` for ``steps``; True if an observer stopped it by raising
     :class:`Uncertain`. Closes ``writer`` (a trajectory file) either way."""
@@ -66,4 +114,4 @@ def run_until_uncertain(dyn, steps: int, writer=None) -> bool:
     return False
 
 
-__all__ = ["Uncertain", "UncertaintyStop", "run_until_uncertain"]
+__all__ = ["CertainFrames", "Uncertain", "UncertaintyStop", "run_until_uncertain"]

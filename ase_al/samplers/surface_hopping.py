@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ase_al.io import storable
 from ase_al.options import renames
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.stop import Uncertain, UncertaintyStop, run_until_uncertain
+from ase_al.samplers.stop import CertainFrames, Uncertain, UncertaintyStop, run_until_uncertain
 
 
 @renames(time_step="time_step_fs", maximum_propagation_time="max_time_fs")
@@ -86,6 +86,7 @@ def surface_hopping(
     stop = UncertaintyStop(uq_threshold, n_states)
     steps = int(round(max_time_fs / time_step_fs))
     selected, n_certain = [], 0
+    certain = CertainFrames(initial_conditions[0])
     if trajectory_dir is not None:
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
     bar = tqdm(
@@ -108,7 +109,7 @@ def surface_hopping(
         )
         found, seen, previous = [], [0], [atoms.copy()]
 
-        def check(dyn=dyn, atoms=atoms, found=found, seen=seen, previous=previous):
+        def check(dyn=dyn, atoms=atoms, found=found, seen=seen, previous=previous, index=index):
             for record in dyn.hops[seen[0] :]:
                 p = record.get("member_probabilities")
                 if p is not None and max(p) - min(p) > hop_threshold:
@@ -125,6 +126,8 @@ def surface_hopping(
                 at.info.update(reason="energy", time_fs=dyn.nsteps * time_step_fs)
                 found.append(at)
                 raise Uncertain
+            if dyn.nsteps % 10 == 0:  # kept for the learner's overconfidence checks
+                certain.add(atoms.positions, index, dyn.nsteps * time_step_fs, u[watched].max())
             previous[0] = atoms.copy()
 
         writer = None
@@ -146,4 +149,6 @@ def surface_hopping(
             n_certain += 1
         bar.update()
     bar.close()
-    return SamplingResult(selected, n_trajectories=len(initial_conditions), n_certain=n_certain)
+    return SamplingResult(
+        selected, n_trajectories=len(initial_conditions), n_certain=n_certain, certain=certain
+    )

@@ -1,0 +1,228 @@
+"""Overconfidence checks: is the uncertainty right where the model says it is certain?
+
+Each iteration a small, seeded random sample of the structures the sampler passed as certain
+(``Uncertainty.check_fraction`` of the trajectories, at least ``Uncertainty.min_checks``) is
+labelled as well, stored with ``source="check"``. The iteration's model did not see them (it
+was trained before they were drawn); later iterations train on them like any label. With the
+structures selected as uncertain (when they are labelled) they measure:
+
+- the true energy error of certain and of uncertain structures (RMSE, eV);
+- the fraction of certain structures whose error exceeds the target (``target_error``, or
+  the threshold without one);
+- the Spearman rank correlation of uncertainty with true error (1: the uncertainty orders
+  the structures as their errors do);
+- with ``target_error``: whether the certain structures meet it, at ``confidence``: the
+  one-sided upper confidence bound on their RMSE, √(n·RMSE²/χ²₁₋c(n)), is at most the
+  target (errors taken as normal with mean 0).
+
+The per-structure (uncertainty, error) pairs are kept in the iteration's summary
+(``calibration``), so :meth:`~ase_al.ALRun.calibration` and ``calibration.png`` can be
+redrawn from ``state.json``. Multistate models: everything per state.
+
+Threshold rule (with ``target_error`` only): when more than a quarter of the checked
+certain structures have an error above the target, the threshold (per state) is multiplied
+by ``LOWER`` for the iterations that follow, and the log says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+log = logging.getLogger("ase_al")
+
+#: factor applied to the threshold when certain structures are too often wrong
+LOWER = 0.7
+#: "too often": the fraction of checked certain structures above the target
+TOO_OFTEN = 0.25
+
+
+def n_checks(n_trajectories: int, fraction: float, minimum: int) -> int:
+    """How many certain structures to check: ``fraction`` of the trajectories, at least
+    ``minimum`` (0 when ``fraction`` is 0)."""
+    if fraction <= 0:
+        return 0
+    return max(int(minimum), int(np.ceil(fraction * n_trajectories)))
+
+
+def draw(certain, n: int, seed: int, iteration: int) -> list[Atoms]:
+    """``n`` of the ``certain`` frames (a :class:`~ase_al.samplers.stop.CertainFrames`),
+    chosen with a generator seeded by (``seed``, ``iteration``) alone, uids
+    ``check<k>-<index>``."""
+    if n <= 0 or certain is None or len(certain) == 0:
+        return []
+    rng = np.random.default_rng([int(seed), int(iteration), 4242])
+    keep = np.sort(rng.choice(len(certain), min(n, len(certain)), replace=False))
+    chosen = certain.take(keep)
+    for index, atoms in enumerate(chosen):
+        atoms.info["uid"] = f"check{iteration:03d}-{index:06d}"
+    return chosen
+
+
+def errors(model, images: list[Atoms], n_states: int | None):
+    """(uncertainty, |E_model − E_reference|) of labelled ``images``, eV: (P,) each, or
+    (P, n_states) for a multistate model."""
+    if not images:
+        shape = (0,) if n_states is None else (0, n_states)
+        return np.zeros(shape), np.zeros(shape)
+    result = model.predict(images, forces=False)
+    if n_states is None:
+        reference = np.array([a.get_potential_energy() for a in images])
+        return np.asarray(result["energy_uncertainty"]), np.abs(result["energy"] - reference)
+    reference = np.array([a.calc.results["state_energies"][:n_states] for a in images])
+    return (
+        np.asarray(result["state_uncertainties"]),
+        np.abs(result["state_energies"] - reference),
+    )
+
+
+def spearman(u: np.ndarray, e: np.ndarray) -> float | None:
+    """Spearman rank correlation of uncertainty with error (None when undefined)."""
+    from scipy.stats import spearmanr
+
+    if len(u) < 3 or np.ptp(u) == 0 or np.ptp(e) == 0:
+        return None
+    return float(spearmanr(u, e).statistic)
+
+
+def upper_rmse(e: np.ndarray, confidence: float) -> float:
+    """One-sided upper ``confidence`` bound on the RMSE of errors ``e`` (mean 0, normal)."""
+    from scipy.stats import chi2
+
+    n = len(e)
+    return float(np.sqrt(np.sum(np.square(e)) / chi2.ppf(1.0 - confidence, n)))
+
+
+def summarise(u_check, e_check, u_sel, e_sel, target, threshold, confidence) -> dict:
+    """The iteration's check statistics (per state as lists for a multistate model) and the
+    calibration data. ``target``: ``target_error`` (eV) or None (then the threshold)."""
+    bar = np.broadcast_to(
+        np.asarray(threshold if target is None else target, float), u_check.shape[1:]
+    )
+    u_all = np.concatenate([u_check, u_sel])
+    e_all = np.concatenate([e_check, e_sel])
+    columns = 1 if u_check.ndim == 1 else u_check.shape[1]
+
+    def per_state(function):
+        values = [function(s) for s in range(columns)]
+        return values[0] if u_check.ndim == 1 else values
+
+    def column(a, s):
+        return a if a.ndim == 1 else a[:, s]
+
+    def rmse(a, s):
+        return float(np.sqrt(np.mean(column(a, s) ** 2))) if len(a) else None
+
+    summary = {
+        "n_checks": len(u_check),
+        "check_rmse": per_state(lambda s: rmse(e_check, s)),
+        "uncertain_rmse": per_state(lambda s: rmse(e_sel, s)),
+        "over_target": per_state(
+            lambda s: (
+                float(np.mean(column(e_check, s) > np.atleast_1d(bar)[s])) if len(e_check) else None
+            )
+        ),
+        "spearman": per_state(lambda s: spearman(column(u_all, s), column(e_all, s))),
+        "calibration": {
+            "uncertainty": u_all.tolist(),
+            "error": e_all.tolist(),
+            "certain": [True] * len(u_check) + [False] * len(u_sel),
+        },
+    }
+    if target is not None:
+        bounds = (
+            [upper_rmse(column(e_check, s), confidence) for s in range(columns)]
+            if len(e_check)
+            else [np.inf] * columns
+        )
+        summary["check_rmse_upper"] = bounds[0] if u_check.ndim == 1 else bounds
+        summary["meets_target"] = bool(len(e_check) and max(bounds) <= target)
+    return summary
+
+
+def lowered_threshold(threshold, summary: dict, target):
+    """The threshold for the next iterations: lowered by :data:`LOWER` in the states whose
+    checked certain structures exceed ``target`` more often than :data:`TOO_OFTEN` (only
+    with a ``target_error``); None when it stays."""
+    if target is None or not summary["n_checks"]:
+        return None
+    over = np.atleast_1d(np.asarray(summary["over_target"], float))
+    if not np.any(over > TOO_OFTEN):
+        return None
+    values = np.broadcast_to(np.asarray(threshold, float), over.shape).copy()
+    values[over > TOO_OFTEN] *= LOWER
+    return float(values[0]) if np.ndim(threshold) == 0 else [float(v) for v in values]
+
+
+def plot_calibration(history: list[dict], path: str | Path) -> None:
+    """Uncertainty vs true error (log-log) of the checked (certain) and labelled (uncertain)
+    structures, the last iteration in colour, earlier ones grey; threshold and target lines."""
+    from matplotlib.figure import Figure
+
+    entries = [it for it in history if it.get("calibration", {}).get("uncertainty")]
+    if not entries:
+        return
+    columns = np.asarray(entries[-1]["calibration"]["uncertainty"]).shape[1:] or (1,)
+    fig = Figure(figsize=(4.2 * columns[0], 3.6))
+    axes = np.atleast_1d(fig.subplots(1, columns[0]))
+    for s, ax in enumerate(axes):
+        for it in entries:
+            data = it["calibration"]
+            u = np.asarray(data["uncertainty"], float)
+            e = np.asarray(data["error"], float)
+            if u.ndim == 2:
+                u, e = u[:, s], e[:, s]
+            certain = np.asarray(data["certain"], bool)
+            last = it is entries[-1]
+            floor = 1e-6
+            u, e = np.maximum(u, floor), np.maximum(e, floor)
+            ax.loglog(
+                u[certain],
+                e[certain],
+                "o",
+                ms=4,
+                alpha=0.9 if last else 0.3,
+                color="tab:blue" if last else "0.7",
+                label=f"checked certain (it. {it['iteration']})" if last else None,
+            )
+            ax.loglog(
+                u[~certain],
+                e[~certain],
+                "^",
+                ms=4,
+                alpha=0.9 if last else 0.3,
+                color="tab:orange" if last else "0.7",
+                label=f"labelled uncertain (it. {it['iteration']})" if last else None,
+            )
+        threshold = np.atleast_1d(entries[-1]["threshold"])
+        ax.axvline(
+            threshold[min(s, len(threshold) - 1)], color="k", ls="--", lw=1, label="threshold"
+        )
+        if entries[-1].get("target_error") is not None:
+            ax.axhline(entries[-1]["target_error"], color="tab:red", ls=":", lw=1, label="target")
+        title = "calibration" if len(axes) == 1 else f"state {s}"
+        rho = entries[-1].get("spearman")
+        rho = rho[s] if isinstance(rho, list) else rho
+        if rho is not None:
+            title += f" (Spearman {rho:.2f})"
+        ax.set(xlabel="uncertainty / eV", ylabel="|error| / eV", title=title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+__all__ = [
+    "LOWER",
+    "TOO_OFTEN",
+    "draw",
+    "errors",
+    "lowered_threshold",
+    "n_checks",
+    "plot_calibration",
+    "spearman",
+    "summarise",
+    "upper_rmse",
+]

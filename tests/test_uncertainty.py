@@ -1,0 +1,190 @@
+"""The learner's kinds of uncertainty, its overconfidence checks and the target-error rule."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from ase.calculators.morse import MorsePotential
+from ase.calculators.singlepoint import SinglePointCalculator
+
+import ase_al
+from ase_al import ActiveLearner, InitialData, Sampling, Selection, Uncertainty
+from ase_al.active_learning import checks
+from ase_al.active_learning.training import Plan, train_single
+from ase_al.calculators import KREG
+from ase_al.calculators.uncertain import UncertainModel
+from ase_al.samplers.stop import CertainFrames
+
+
+def h2(r):
+    return Atoms("H2", positions=[[0, 0, 0], [0, 0, r]])
+
+
+def morse_labelled(distances):
+    calc = MorsePotential(epsilon=4.7, r0=0.74, rho0=3.0)
+    images = []
+    for r in distances:
+        atoms = h2(r)
+        atoms.calc = calc
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        images.append(atoms)
+    return images
+
+
+@pytest.mark.parametrize("kind", ["variance", "distance"])
+def test_uncertainty_grows_away_from_the_data_on_a_1d_problem(kind, tmp_path):
+    """H2 on a Morse curve, trained on bond lengths 0.70-0.80 Å: the uncertainty is small
+    inside, grows monotonically outward on both sides, and survives a save/load."""
+    train = morse_labelled(np.linspace(0.70, 0.80, 11))
+    plan = Plan(
+        factory=lambda **kw: KREG(equilibrium=h2(0.74), **kw),
+        kind=kind,
+        committee_size=0,
+        seed=0,
+        equilibrium=h2(0.74),
+    )
+    model = train_single(plan, train)
+    inside = model.predict([h2(0.745)], forces=False)["energy_uncertainty"][0]
+    outward = [h2(r) for r in (0.82, 0.86, 0.92, 1.0, 1.1)]
+    inward = [h2(r) for r in (0.68, 0.66, 0.63, 0.60)]
+    for path in (outward, inward):
+        u = model.predict(path, forces=False)["energy_uncertainty"]
+        assert np.all(np.diff(u) > 0), u
+        assert u[0] > inside and u[-1] > 10 * inside
+    far = morse_labelled([1.1])
+    error = abs(model.predict(far, forces=False)["energy"][0] - far[0].get_potential_energy())
+    u_far = model.predict(far, forces=False)["energy_uncertainty"][0]
+    if kind == "variance":  # in eV: of the order of the model's actual error far out
+        assert 0.01 * error < u_far < 100 * error
+    else:  # scaled so that the leave-one-out nearest distances read as the held-out error:
+        # the error of interpolation, so far out it reads low (a ranking, less an eV value)
+        x = model.estimator.descriptors
+        loo = [np.delete(x, i, axis=0) for i in range(len(x))]
+        d = [np.min(np.linalg.norm(rest - x[i], axis=1)) for i, rest in enumerate(loo)]
+        typical = model.estimator.scale * np.sqrt(np.mean(np.square(d)))
+        assert typical == pytest.approx(model.validation_rmse, rel=1e-10)
+        assert u_far < error
+    model.save(tmp_path / "m")
+    again = UncertainModel.load(tmp_path / "m")
+    np.testing.assert_allclose(
+        again.predict(outward)["energy_uncertainty"], model.predict(outward)["energy_uncertainty"]
+    )
+    atoms = h2(0.9)
+    atoms.calc = again  # an ASE calculator
+    assert atoms.calc.get_property("energy_uncertainty", atoms) > inside
+
+
+def test_upper_rmse_bound_covers_the_true_rmse_at_its_confidence():
+    # four unit errors: the 90 % bound is sqrt(4 / chi2_0.1(4)) with chi2_0.1(4) = 1.0636
+    assert checks.upper_rmse(np.ones(4), 0.9) == pytest.approx(np.sqrt(4 / 1.063623), rel=1e-5)
+    rng = np.random.default_rng(0)
+    covered = [checks.upper_rmse(rng.normal(0, 1, 6), 0.9) >= 1.0 for _ in range(4000)]
+    assert np.mean(covered) == pytest.approx(0.9, abs=0.015)
+
+
+def test_check_sample_is_seeded_and_threshold_lowered_only_when_often_wrong():
+    frames = CertainFrames(h2(0.74))
+    for t in range(50):
+        frames.add(h2(0.7 + 0.002 * t).positions, t % 5, t * 5.0, 0.001)
+    a, b = checks.draw(frames, 6, 3, 2), checks.draw(frames, 6, 3, 2)
+    assert [x.info["time_fs"] for x in a] == [x.info["time_fs"] for x in b]
+    assert [x.info["time_fs"] for x in a] != [
+        x.info["time_fs"] for x in checks.draw(frames, 6, 4, 2)
+    ]
+    assert [x.info["uid"] for x in a] == [f"check002-{i:06d}" for i in range(6)]
+    assert checks.n_checks(100, 0.03, 5) == 5 and checks.n_checks(1000, 0.03, 5) == 30
+    assert checks.n_checks(100, 0.0, 5) == 0
+    often = {"n_checks": 8, "over_target": 3 / 8}
+    rarely = {"n_checks": 8, "over_target": 2 / 8}
+    assert checks.lowered_threshold(0.01, often, 0.005) == pytest.approx(0.007)
+    assert checks.lowered_threshold(0.01, rarely, 0.005) is None
+    assert checks.lowered_threshold(0.01, often, None) is None  # only with a target
+    per_state = {"n_checks": 8, "over_target": [0.5, 0.0]}
+    assert checks.lowered_threshold([0.1, 0.2], per_state, 0.05) == pytest.approx([0.07, 0.2])
+
+
+def _learner(workdir, **uncertainty):
+    return ActiveLearner(
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=workdir,
+        initial_data=InitialData(batch=20, max_points=20),
+        sampling=Sampling(n_trajectories=20, options={"max_time_fs": 60.0}),
+        selection=Selection(max_iterations=2, min_new_points=3),
+        uncertainty=Uncertainty(**uncertainty),
+        seed=2,
+        progress=False,
+    )
+
+
+def test_checks_are_labelled_not_trained_on_in_their_iteration_and_round_trip(tmp_path):
+    learner = _learner(tmp_path / "al", kind="distance", min_checks=4)
+    learner.run()
+    run = ase_al.ALRun(tmp_path / "al")
+    for entry in run.history:
+        k = entry["iteration"]
+        checked = run.labelled(iteration=k, source="check")
+        assert entry["n_checks"] == len(checked) == 4
+        # the iteration's model was trained on the data before it: not on its checks
+        model = run.model(k)
+        trained = model.members[0]._model["x_train"]
+        assert (
+            len(trained)
+            == entry["n_train"]
+            == len(run.labelled())
+            - sum(len(run.labelled(iteration=j)) for j in range(k, len(run.history) + 1))
+        )
+        x = model.members[0]._descriptors(np.array([a.positions for a in checked]))
+        assert np.min(np.abs(x[:, None] - trained[None]).max(axis=2)) > 1e-9
+        # the calibration data are the model's uncertainties and true errors, redrawable
+        data = run.calibration(k)
+        u, e = checks.errors(model, checked, None)
+        np.testing.assert_allclose(data["uncertainty"][data["certain"]], u, rtol=1e-10)
+        np.testing.assert_allclose(data["error"][data["certain"]], e, rtol=1e-10, atol=1e-12)
+        assert np.all(data["uncertainty"][data["certain"]] <= entry["threshold"])
+        assert entry["check_rmse"] == pytest.approx(np.sqrt(np.mean(e**2)))
+    assert (tmp_path / "al" / "calibration.png").stat().st_size > 0
+    assert type(learner.run()).__name__ == "UncertainModel"  # finished: loaded
+
+
+def test_target_error_holds_the_run_until_the_checks_meet_it(tmp_path):
+    # a target no model of 20-odd points meets: never converged, and the threshold is lowered
+    strict = _learner(tmp_path / "strict", target_error=1e-7)
+    strict.run()
+    run = ase_al.ALRun(tmp_path / "strict")
+    assert not run.converged and len(run.history) == 2
+    assert all(not it["meets_target"] for it in run.history)
+    assert run.history[0]["over_target"] > checks.TOO_OFTEN
+    assert run.history[1]["threshold"] == pytest.approx(checks.LOWER * run.history[0]["threshold"])
+    assert "threshold lowered" in (tmp_path / "strict" / "al.log").read_text()
+    # a reachable target: converged at once, and the checked error bound is below it
+    easy = _learner(tmp_path / "easy", target_error=0.02)
+    easy.run()
+    run = ase_al.ALRun(tmp_path / "easy")
+    assert run.converged and run.history[-1]["meets_target"]
+    assert run.history[-1]["check_rmse_upper"] <= 0.02
+
+
+def test_a_function_as_uncertainty_and_bad_kinds(tmp_path):
+    def spread(model, images):  # distance of the bond from 0.74 Å, as eV
+        return np.array([abs(a.get_distance(0, 1) - 0.74) for a in images])
+
+    learner = _learner(tmp_path / "fn", kind=spread, check_fraction=0.1)
+    model = learner.run()
+    assert model.predict([h2(0.84)])["energy_uncertainty"][0] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="give it again"):
+        ase_al.ALRun(tmp_path / "fn").model()
+    assert ase_al.ALRun(tmp_path / "fn").model(uncertainty=spread).estimator.function is spread
+    with pytest.raises(ValueError, match="'variance', 'distance' or a function"):
+        Uncertainty(kind="varience")
+    with pytest.raises(ValueError, match="check_fraction > 0"):
+        Uncertainty(target_error=0.01, check_fraction=0)
+    with pytest.raises(ValueError, match="physics-informed pair"):
+        ActiveLearner(
+            molecule("H2"),
+            "GFN2-xTB",
+            model=ase_al.calculators.MultiState(model="KREG", n_states=2),
+            uncertainty="variance",
+            workdir=tmp_path / "x",
+        )
