@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ase_al.active_learning.settings import InitialData, Sampling, Selection, Uncertainty
+
 log = logging.getLogger("ase_al")
 
 
@@ -53,6 +55,14 @@ def __getattr__(name):
 
 
 # -- the tasks and their options --------------------------------------------------------
+
+
+def _lib(owner, name: str):
+    """The default of the option object ``owner``'s field ``name``: the AL task's defaults are
+    read from the library, so the CLI and Python cannot drift."""
+    import dataclasses
+
+    return next(f.default for f in dataclasses.fields(owner) if f.name == name)
 
 
 @dataclass
@@ -135,39 +145,64 @@ TASKS = {
             {
                 "ml_model": Option("KREG", "KREG, ANI or MACE"),
                 "max_epochs": Option(None, "training epochs of ANI/MACE models", int),
+                "ml_model_kwargs": Option(
+                    None, "the model's settings as a dictionary, e.g. {'hidden': [64, 64]}", dict
+                ),
                 "device": Option(None, "cpu, cuda or auto, for ANI/MACE models", str),
                 "uq": Option(
-                    "physics-informed",
+                    _lib(Uncertainty, "kind"),
                     "uncertainty: physics-informed, committee, variance, distance",
                 ),
-                "selection": Option("random", "which uncertain points to label: random, farthest"),
+                "selection": Option(
+                    _lib(Selection, "method"), "which uncertain points to label: random, farthest"
+                ),
                 "optfreq": Option(
                     None, "method for the equilibrium and its frequencies (default: the reference)"
                 ),
                 "working_directory": Option("al", "where everything is written"),
-                "temperature": Option(300.0, "K", float),
-                "init_batch": Option(50, "initial-data batch size", int),
-                "max_init_points": Option(1000, "upper bound on the initial data", int),
+                "temperature": Option(_lib(Sampling, "temperature"), "K", float),
+                "init_batch": Option(_lib(InitialData, "batch"), "initial-data batch size", int),
+                "max_init_points": Option(
+                    _lib(InitialData, "max_points"), "upper bound on the initial data", int
+                ),
                 "init_rmse": Option(
-                    None, "eV; initial data stop at this CV RMSE (default: target_error)", float
+                    _lib(InitialData, "rmse"),
+                    "eV; initial data stop at this CV RMSE (default: target_error)",
+                    float,
                 ),
                 "target_error": Option(
-                    None, "eV; the energy error that matters (default 0.1 kcal/mol)", float
+                    _lib(Uncertainty, "target_error"),
+                    "eV; the energy error that matters (default 0.1 kcal/mol)",
+                    float,
                 ),
                 "initial_data": Option(
                     None,
                     "initial data file: ASE db, extxyz, traj or MLatom JSON "
                     "(init_cond_db.json in the AL folder is read automatically)",
                 ),
-                "new_points": Option(100, "at most this many labels per iteration", int),
-                "min_new_points": Option(5, "converged below this many uncertain points", int),
-                "fill_new_points": Option(
-                    False, "sample on until new_points uncertain points (MLatom's way)", bool
+                "new_points": Option(
+                    _lib(Selection, "new_points"), "at most this many labels per iteration", int
                 ),
-                "max_iterations": Option(20, "", int),
-                "uq_threshold": Option(None, "eV; default median + 3 MAD", float),
+                "min_new_points": Option(
+                    _lib(Selection, "min_new_points"),
+                    "converged below this many uncertain points",
+                    int,
+                ),
+                "fill_new_points": Option(
+                    _lib(Selection, "fill"),
+                    "sample on until new_points uncertain points (MLatom's way)",
+                    bool,
+                ),
+                "max_iterations": Option(_lib(Selection, "max_iterations"), "", int),
+                "uq_threshold": Option(
+                    _lib(Uncertainty, "threshold"), "eV; default median + 3 MAD", float
+                ),
                 "sampler": Option("batch_md", "batch_md, md or wigner"),
-                "number_of_trajectories": Option(100, "sampling trajectories", int),
+                "number_of_trajectories": Option(
+                    _lib(Sampling, "n_trajectories"), "sampling trajectories", int
+                ),
+                # batch_md's defaults (a test keeps them equal; importing it here would load
+                # the samplers for every CLI call)
                 "maximum_propagation_time": Option(1000.0, "fs", float),
                 "time_step": Option(0.5, "fs", float),
                 "seed": Option(0, "", int),
@@ -303,6 +338,18 @@ def _convert(key: str, raw, option: Option):
         raise InputFileError(f"{key}={raw}: expected true or false")
     if raw is None:
         raise InputFileError(f"{key} needs a value ({key}=...)")
+    if option.kind is dict:
+        import ast
+
+        try:
+            value = ast.literal_eval(str(raw))
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, dict):
+            raise InputFileError(
+                f"{key}={raw}: expected a dictionary such as {{'max_epochs': 100}}"
+            ) from None
+        return value
     try:
         return option.kind(raw)
     except ValueError:
@@ -547,8 +594,12 @@ def run_al(atoms, o):
     )
     from ase_al.calculators import model_class
 
-    settings = {k: o[k] for k in ("max_epochs", "device") if o[k] is not None}
-    model = model_class(o["ml_model"])(**settings) if settings else o["ml_model"]
+    settings = dict(o["ml_model_kwargs"] or {})
+    settings.update({k: o[k] for k in ("max_epochs", "device") if o[k] is not None})
+    try:
+        model = model_class(o["ml_model"])(**settings) if settings else o["ml_model"]
+    except TypeError as err:  # an unknown setting: one line naming it
+        raise InputFileError(f"ml_model_kwargs: {err}") from None
     ActiveLearner(
         atoms,
         o["method"],

@@ -391,3 +391,61 @@ def test_al_task_takes_model_uncertainty_selection_and_optfreq_settings(
     assert (
         "uncertainty must be 'physics-informed', 'committee', 'variance'" in capsys.readouterr().err
     )
+
+
+def test_al_task_defaults_are_the_librarys(tmp_path, monkeypatch):
+    """An AL input with nothing but the method and molecule builds the learner Python users get
+    with no options: the CLI's defaults are the library's (and batch_md's)."""
+    import inspect
+
+    from ase_al import ActiveLearner, InitialData, Selection, Uncertainty
+    from ase_al.cli import main
+    from ase_al.samplers import batch_md
+
+    built = []
+    monkeypatch.setattr(ActiveLearner, "run", lambda self: built.append(self))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "al.inp").write_text("AL GFN2-xTB\nxyzfile='2\n\nH 0 0 0\nH 0 0 0.74\n'\n")
+    assert main(["al.inp"]) == 0
+    learner = built[0]
+    assert learner.initial_data == InitialData()
+    assert learner.selection == Selection()
+    assert learner.uncertainty == Uncertainty()
+    defaults = inspect.signature(batch_md).parameters
+    assert learner.sampling.options == {
+        "max_time_fs": defaults["max_time_fs"].default,
+        "time_step_fs": defaults["time_step_fs"].default,
+    }
+    python = ActiveLearner(
+        read(io.StringIO("2\n\nH 0 0 0\nH 0 0 0.74\n"), format="xyz"), "GFN2-xTB"
+    )
+    assert learner.sampling.n_trajectories == python.sampling.n_trajectories
+    assert learner.sampling.temperature == python.sampling.temperature
+    assert learner.seed == python.seed
+
+
+def test_al_task_passes_model_settings_as_a_dictionary(tmp_path, monkeypatch, capsys):
+    from ase_al import ActiveLearner
+    from ase_al.calculators.ani import ANI
+    from ase_al.cli import main
+
+    built = []
+    monkeypatch.setattr(ActiveLearner, "run", lambda self: built.append(self))
+    monkeypatch.chdir(tmp_path)
+    molecule = "xyzfile='2\n\nH 0 0 0\nH 0 0 0.74\n'\n"
+    (tmp_path / "al.inp").write_text(
+        "AL GFN2-xTB ml_model=ANI ml_model_kwargs=\"{'max_epochs': 3, 'batch_size': 8}\"\n"
+        + molecule
+    )
+    assert main(["al.inp"]) == 0
+    model = built[0].recipe.build(0)
+    assert isinstance(model, ANI) and model.training["max_epochs"] == 3
+    assert model.training["batch_size"] == 8
+    for bad, message in (
+        ("ml_model_kwargs=\"{'epochz': 3}\"", "ml_model_kwargs: "),
+        ("ml_model_kwargs=[3]", "expected a dictionary"),
+    ):
+        (tmp_path / "bad.inp").write_text(f"AL GFN2-xTB ml_model=ANI {bad}\n" + molecule)
+        assert main(["bad.inp"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "epochz" in err if "epochz" in bad else message in err

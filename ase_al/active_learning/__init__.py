@@ -10,16 +10,30 @@
     plots.py         learning_curve.png, progress.png
 """
 
-from ase_al.active_learning.learner import SAMPLING_KEYS, ActiveLearner
-from ase_al.active_learning.run import ALRun
-from ase_al.active_learning.selection import farthest_points
-from ase_al.active_learning.settings import (
-    Equilibrium,
-    InitialData,
-    Sampling,
-    Selection,
-    Uncertainty,
-)
+import importlib
+
+#: public name -> the module that defines it (imported on first use: the CLI reads the
+#: option objects' defaults without importing the learner and its backends)
+_EXPORTS = {
+    "ActiveLearner": "learner",
+    "SAMPLING_KEYS": "learner",
+    "ALRun": "run",
+    "farthest_points": "selection",
+    "Equilibrium": "settings",
+    "InitialData": "settings",
+    "Sampling": "settings",
+    "Selection": "settings",
+    "Uncertainty": "settings",
+}
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ase_al.active_learning' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ase_al.active_learning.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ALRun",

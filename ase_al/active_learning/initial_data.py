@@ -35,8 +35,9 @@ def stop_reason(
     last RMSE at or below ``target`` (eV; default :data:`NOISE_FLOOR`, 0.1 kcal/mol); with
     four points or more, a power law rmse = a·N^b fitted to the curve promising a gain from
     another ``batch`` smaller than the scatter of the curve about the fit (its residual
-    standard deviation in log RMSE: the change would be noise); with five points or more, a
-    gain below 10 %.
+    standard deviation in log RMSE: the change would be noise), provided the last batch's
+    own gain was as small (a curve that still falls steeply is not noise, even where a
+    power law fits it badly); with five points or more, a gain below 10 %.
     """
     if n_points >= max_points:
         return f"{n_points} points reached max_points = {max_points}"
@@ -49,10 +50,12 @@ def stop_reason(
     slope, intercept = np.polyfit(n, errors, 1)
     gain = -slope * np.log((n_points + batch) / n_points)  # expected drop of log RMSE
     noise = float(np.sqrt(np.sum((errors - slope * n - intercept) ** 2) / (len(n) - 2)))
-    if gain < noise:
+    last = float(errors[-2] - errors[-1])  # the drop of log RMSE the last batch brought
+    if gain < noise and last < noise:
         return (
             f"another {batch} points promise {100 * (1 - np.exp(-gain)):.1f} % lower RMSE, "
-            f"within the learning curve's scatter ({100 * (np.exp(noise) - 1):.1f} %)"
+            f"and the last batch brought {100 * (1 - np.exp(-last)):.1f} %, both within the "
+            f"learning curve's scatter ({100 * (np.exp(noise) - 1):.1f} %)"
         )
     if len(curve) >= 5 and abs(1.0 - np.exp(-gain)) < 0.1:
         return f"another {batch} points promise less than 10 % lower RMSE"
