@@ -341,6 +341,20 @@ def test_trained_models_as_the_method_and_mlatom_namd_keywords(tmp_path, monkeyp
     assert main(["opt.inp"]) == 0
     optimized = read(tmp_path / "optimized.xyz")
     assert optimized.get_distance(0, 1) == pytest.approx(eq.get_distance(0, 1), abs=0.01)
+    # the same file in the freq and MD tasks: KREG's frequencies near GFN2-xTB's, and NVE MD
+    (tmp_path / "freq.inp").write_text(f"freq MLmodelIn=w.npz\n{WATER_XYZ}\n")
+    assert main(["freq.inp"]) == 0
+    nu_ref = ase_al.freq(eq, calc).frequencies
+    nu_ml = np.loadtxt(tmp_path / "freq.dat", usecols=0)
+    np.testing.assert_allclose(np.sort(nu_ml)[-3:], np.sort(nu_ref)[-3:], rtol=0.05)
+    (tmp_path / "md.inp").write_text(f"MD MLmodelIn=w.npz trun=5 time_step=0.5\n{WATER_XYZ}\n")
+    assert main(["md.inp"]) == 0
+    frames = read(tmp_path / "md.traj", ":")
+    assert len(frames) == 11
+    # IR needs dipoles, which an energy model has not: one line, no traceback
+    (tmp_path / "ir.inp").write_text(f"IR MLmodelIn=w.npz optimize=false\n{WATER_XYZ}\n")
+    assert main(["ir.inp"]) == 2
+    assert "no IR intensities (no dipoles from the method)" in capsys.readouterr().err
 
     cis = ase_al.methods("CIS/STO-3G", n_states=4)
     states = [label_multistate(a, cis, n_states=3) for a in samples[:25]]
