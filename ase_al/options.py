@@ -93,13 +93,58 @@ def check_defaults_kind(func: Callable, kwargs: dict, where: str) -> None:
             raise ValueError(f"{where}: {name} must be positive, got {value}")
 
 
+def _close(a, b, atol: float) -> bool:
+    """ASE's ``equal(a, b, atol=atol)`` (``np.allclose`` with rtol 0) without its overhead on
+    the small arrays of one molecule."""
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    same = a == b
+    if same.all():
+        return True
+    if a.dtype.kind in "bOSU" or b.dtype.kind in "bOSU":
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(same | (np.abs(a - b) <= atol)))
+
+
+def compare_atoms(atoms1, atoms2, tol: float = 1e-15, excluded_properties=()) -> list[str]:
+    """What :func:`ase.calculators.calculator.compare_atoms` returns (the system changes
+    since the last calculation, in the same order), several times faster: an MD step of a
+    cheap calculator spent most of its time in ``np.allclose`` on 2×3 arrays."""
+    from ase.calculators.calculator import all_changes
+
+    if atoms1 is None:
+        return all_changes[:]
+    check = set(all_changes) - set(excluded_properties or ())
+    changes = [
+        p
+        for p in ("cell", "pbc")
+        if p in check and not _close(getattr(atoms1, p), getattr(atoms2, p), tol)
+    ]
+    check -= {"cell", "pbc"}
+    arrays1, arrays2 = set(atoms1.arrays), set(atoms2.arrays)
+    changes += check & (arrays1 ^ arrays2)
+    for prop in check & arrays1 & arrays2:
+        if not _close(atoms1.arrays[prop], atoms2.arrays[prop], tol):
+            changes.append(prop)
+    return changes
+
+
 class StrictParameters:
-    """Calculator mixin: ``set()`` accepts only the names in ``default_parameters``.
+    """Calculator mixin: ``set()`` accepts only the names in ``default_parameters``; the
+    check for system changes is ASE's, done faster (:func:`compare_atoms`).
 
     Put it before :class:`~ase.calculators.calculator.Calculator` in the bases. The error
     lists what the class accepts: its constructor's named parameters and its
     ``default_parameters``.
     """
+
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's ``Calculator.check_state``, with :func:`compare_atoms`."""
+        return compare_atoms(self.atoms, atoms, tol, getattr(self, "ignored_changes", ()))
 
     @classmethod
     def extra_keywords(cls) -> Iterable[str]:

@@ -2,13 +2,14 @@
 
     python benchmarks/uq_kinds.py [--kinds physics-informed,committee,variance,distance]
         [--seeds 0,1,2,3,4] [--trajectories 100] [--time 25] [--max-iterations 10]
-        [--target-error EV] [--workdir DIR]
+        [--target-error EV] [--init-points N] [--workdir DIR]
 
 The task of ``al_vs_mlatom.py`` (ethanol from frame 0 of ../shared/data/ethanol_gfn2.extxyz,
-KREG, batch MD from 300 K Wigner conditions, the automatic threshold and the learner's own
-initial-data rule), run once per uncertainty kind and seed. Per run: reference labels (checks
-included), wall time, the final main model's energy RMSE (up to a constant) and force RMSE on
-the two MD test sets of ``al_vs_mlatom.py`` (25 fs: the region sampled; 200 fs: beyond it),
+KREG, batch MD from 300 K Wigner conditions, the automatic threshold; the learner's own
+initial-data rule, or with ``--init-points N`` N Wigner points in one batch, as
+``al_vs_mlatom.py`` takes them), run once per uncertainty kind and seed. Per run: reference
+labels (checks included), wall time, the final main model's energy RMSE (up to a constant)
+and force RMSE on the two MD test sets of ``al_vs_mlatom.py`` (25 fs: the region sampled; 200 fs: beyond it),
 the calibration on held-out MD snapshots (Spearman rank correlation of the final model's
 uncertainty with its true energy error on the 25 fs set), and the last iteration's
 overconfidence checks. Test sets are made once per work folder (``al_vs_mlatom.py``'s); every
@@ -29,7 +30,7 @@ from al_vs_mlatom import DATA, errors, test_sets
 from ase.io import read, write
 from scipy.stats import spearmanr
 
-from ase_al import ActiveLearner, ALRun, Sampling, Selection, Uncertainty
+from ase_al import ActiveLearner, ALRun, InitialData, Sampling, Selection, Uncertainty
 
 
 def run_one(args, work: Path, kind: str, seed: int, tests: dict) -> dict:
@@ -44,6 +45,11 @@ def run_one(args, work: Path, kind: str, seed: int, tests: dict) -> dict:
         "GFN2-xTB",
         model="KREG",
         workdir=folder,
+        initial_data=(
+            InitialData(batch=args.init_points, max_points=args.init_points)
+            if args.init_points
+            else None
+        ),
         sampling=Sampling(
             n_trajectories=args.trajectories,
             options={"max_time_fs": args.time, "time_step_fs": 0.5},
@@ -86,6 +92,7 @@ def main():
     parser.add_argument("--step", type=float, default=0.5, help="fs")
     parser.add_argument("--max-iterations", type=int, default=10)
     parser.add_argument("--target-error", type=float, default=None, help="eV")
+    parser.add_argument("--init-points", type=int, default=0, help="0: the learner's rule")
     parser.add_argument("--workdir", default="uq_kinds")
     args = parser.parse_args()
     work = Path(args.workdir)

@@ -249,3 +249,62 @@ def test_used_calculator_pickles_for_worker_processes(name):
     copy.calc = pickle.loads(pickle.dumps(calc))
     assert copy.get_potential_energy() == pytest.approx(energy, abs=1e-9)
     np.testing.assert_allclose(copy.get_forces(), forces, rtol=0, atol=1e-8)
+
+
+def _labelled_h2(r):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = molecule("H2")
+    atoms.set_distance(0, 1, r)
+    atoms.calc = SinglePointCalculator(atoms, energy=(r - 0.74) ** 2, forces=np.zeros((2, 3)))
+    return atoms
+
+
+@pytest.mark.parametrize("name", ["H2O", "CH3OH", "Cu"])
+def test_fast_state_check_agrees_with_ase(name):
+    """ase-al calculators check for system changes with their own compare_atoms (np.allclose
+    made an MD step of a cheap model several times slower); it must say what ASE's says."""
+    from ase.build import bulk
+    from ase.calculators.calculator import compare_atoms as ase_compare
+
+    from ase_al.options import compare_atoms
+
+    base = bulk("Cu", cubic=True) if name == "Cu" else molecule(name)
+    edits = [
+        lambda a, b: None,
+        lambda a, b: b.positions.__setitem__((0, 0), b.positions[0, 0] + 1e-14),
+        lambda a, b: b.positions.__setitem__((0, 0), b.positions[0, 0] + 1e-16),
+        lambda a, b: b.set_initial_charges(np.zeros(len(b))),
+        lambda a, b: (
+            a.set_initial_charges(np.zeros(len(a))),
+            b.set_initial_charges(np.ones(len(b))),
+        ),
+        lambda a, b: setattr(b, "pbc", [True, False, True]),
+        lambda a, b: setattr(b, "cell", b.cell * 1.01),
+        lambda a, b: b.numbers.__setitem__(0, 1),
+        lambda a, b: b.set_initial_magnetic_moments(np.ones(len(b))),
+        lambda a, b: (
+            a.positions.__setitem__((0, 0), np.inf),
+            b.positions.__setitem__((0, 0), np.inf),
+        ),
+        lambda a, b: b.positions.__setitem__((0, 0), np.nan),
+        lambda a, b: b.set_momenta(np.ones((len(b), 3))),
+    ]
+    for edit in edits:
+        a, b = base.copy(), base.copy()
+        edit(a, b)
+        assert compare_atoms(a, b) == ase_compare(a, b)
+        excluded = {"initial_charges", "cell"}
+        assert compare_atoms(a, b, 1e-15, excluded) == ase_compare(a, b, 1e-15, excluded)
+    assert compare_atoms(None, base) == ase_compare(None, base)
+    # and a calculator with it caches as ASE's do: a second energy is not recomputed
+    from ase_al.calculators import KREG
+
+    calc = KREG(equilibrium=molecule("H2"))
+    calc.train([_labelled_h2(r) for r in (0.7, 0.74, 0.8)], forces=False)
+    atoms = molecule("H2")
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert calc.check_state(atoms) == []
+    atoms.positions[0, 2] += 0.01
+    assert calc.check_state(atoms) == ["positions"]

@@ -17,10 +17,11 @@ from ase_al.calculators import methods
 from ase_al.calculators.multistate import MultiState, label_multistate
 from ase_al.dynamics import SurfaceHopping, lzbl_probability, run_ensemble
 from ase_al.labelling import SerialExecutor
+from ase_al.options import StrictParameters
 from ase_al.simulations import HBAR
 
 
-class AvoidedCrossing(Calculator):
+class AvoidedCrossing(StrictParameters, Calculator):
     """Two adiabatic states of a diatomic from linear diabats ±a(d − d0) coupled by V:
     E± = ±sqrt(a²(d − d0)² + V²) (eV, Å)."""
 
