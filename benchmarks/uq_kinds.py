@@ -9,11 +9,11 @@ KREG, batch MD from 300 K Wigner conditions, the automatic threshold; the learne
 initial-data rule, or with ``--init-points N`` N Wigner points in one batch, as
 ``al_vs_mlatom.py`` takes them), run once per uncertainty kind and seed. Per run: reference
 labels (checks included), wall time, the final main model's energy RMSE (up to a constant)
-and force RMSE on the two MD test sets of ``al_vs_mlatom.py`` (25 fs: the region sampled; 200 fs: beyond it),
-the calibration on held-out MD snapshots (Spearman rank correlation of the final model's
-uncertainty with its true energy error on the 25 fs set), and the last iteration's
-overconfidence checks. Test sets are made once per work folder (``al_vs_mlatom.py``'s); every
-run resumes when killed. Results: ``benchmarks/results/uq_kinds.json`` (mean and standard error
+and force RMSE on the two MD test sets of ``al_vs_mlatom.py`` (25 fs: the region sampled;
+200 fs: beyond it), the calibration on held-out MD snapshots (Spearman rank correlation of
+the final model's uncertainty with its true energy error on the 25 fs set), and the last
+iteration's overconfidence checks. Test sets are made once per work folder; every run
+resumes when killed. Results: ``benchmarks/results/uq_kinds.json`` (mean and standard error
 over seeds per kind).
 """
 
