@@ -697,6 +697,14 @@ def run_cross_section(atoms, o):
         data = dict(
             ensemble=ensemble, qc_excitation_energies=energies, qc_oscillator_strengths=strengths
         )
+        # the ensemble's first geometry is the equilibrium (as in MLatom's Newton-X
+        # ensembles): its QC data give the SPC spectrum
+        first = ensemble[0]
+        if len(first) == len(atoms) and np.allclose(first.positions, atoms.positions, atol=1e-4):
+            data["equilibrium_excitations"] = (energies[0], strengths[0])
+            log.info("SPC from the QC data of xyz.dat's first geometry, which is eq.xyz")
+        else:
+            log.info("no SPC: xyz.dat's first geometry is not eq.xyz, and no method is given")
     result = MLNEA(
         atoms,
         reference=o["method"] or None,

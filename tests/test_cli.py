@@ -297,6 +297,7 @@ def test_cross_section_on_precomputed_data_in_mlatom_layout(tmp_path, monkeypatc
 
     eq = ase_al.optimize_geometry(molecule("H2O"), calc)
     samples = ase_al.samplers.wigner(eq, ase_al.freq(eq, calc), 120, seed=0)
+    samples[0] = eq.copy()  # the ensemble starts with the equilibrium, as Newton-X's do
     data = [reference_excitations("CIS/STO-3G", 2, atoms) for atoms in samples[:100]]
     monkeypatch.chdir(tmp_path)
     eq.write(tmp_path / "eq.xyz")
@@ -313,6 +314,13 @@ def test_cross_section_on_precomputed_data_in_mlatom_layout(tmp_path, monkeypatc
     assert "converged" in log_text.split("ML-NEA:")[-1] or "used up" in log_text
     table = np.loadtxt(tmp_path / "mlnea" / "cross-section" / "cross-section_ml-nea.dat")
     assert table[:, 2].max() > 0
+    # the SPC spectrum from the equilibrium's own QC data (the first line of E*.dat, f*.dat)
+    from ase_al.spectra import cross_section
+
+    spc = np.loadtxt(tmp_path / "mlnea" / "cross-section" / "cross-section_spc.dat")
+    expected = cross_section(*data[0], spc[:, 0], 0.3)  # the file's grid is printed rounded
+    np.testing.assert_allclose(spc[:, 2], expected, rtol=1e-3, atol=1e-6 * expected.max())
+    assert "SPC from the QC data of xyz.dat's first geometry" in log_text
     # a missing f2.dat is a one-line error naming the files
     (tmp_path / "f2.dat").unlink()
     assert main(["nea.inp"]) == 2

@@ -97,7 +97,11 @@ class MLNEA:
     qc_excitation_energies, qc_oscillator_strengths : arrays (N_qc, n_excitations), optional
         Excitation energies (eV) and oscillator strengths already computed (e.g. by another
         program) for the first N_qc geometries of ``ensemble``. With ``reference=None`` no QC
-        calculation is run: the models learn from these points only (and no SPC is made).
+        calculation is run: the models learn from these points only.
+    equilibrium_excitations : (energies, strengths), optional
+        The equilibrium geometry's own excitation energies (eV) and oscillator strengths,
+        for the SPC spectrum when there is no reference to compute them (with a reference
+        they are computed).
     plot_qcnea, plot_spc : bool
         Overlay the QC-NEA and SPC spectra in ``cross-section/plot.png`` (MLatom's
         ``plotQCNEA``, ``plotQCSPC``).
@@ -124,6 +128,7 @@ class MLNEA:
         ensemble=None,
         qc_excitation_energies=None,
         qc_oscillator_strengths=None,
+        equilibrium_excitations=None,
         plot_qcnea: bool = True,
         plot_spc: bool = True,
     ):
@@ -142,6 +147,15 @@ class MLNEA:
             raise ValueError("QC data of your own need the ensemble they belong to (ensemble=)")
         self.plot_qcnea = plot_qcnea
         self.plot_spc = plot_spc
+        self.equilibrium_excitations = None
+        if equilibrium_excitations is not None:
+            de_eq, f_eq = (np.asarray(x, float).ravel() for x in equilibrium_excitations)
+            if len(de_eq) < n_excitations or len(f_eq) < n_excitations:
+                raise ValueError(
+                    f"equilibrium_excitations: {n_excitations} energies and strengths needed, "
+                    f"got {len(de_eq)} and {len(f_eq)}"
+                )
+            self.equilibrium_excitations = (de_eq[:n_excitations], f_eq[:n_excitations])
         self.n_excitations = n_excitations
         self.ensemble_size = ensemble_size
         self.step = step
@@ -383,6 +397,8 @@ class MLNEA:
         if self.reference is not None:
             de_eq, f_eq = reference_excitations(self.reference, self.n_excitations, eq)
             spc = cross_section(de_eq, f_eq, energies_grid, self.spc_delta)
+        elif self.equilibrium_excitations is not None:
+            spc = cross_section(*self.equilibrium_excitations, energies_grid, self.spc_delta)
         result = {
             "spc_cross_section": spc,
             "energies": np.asarray(energies_grid),
