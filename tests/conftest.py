@@ -43,6 +43,22 @@ def directional_forces(atoms, calc, n_directions=3, delta=1e-3, seed=0):
     return directions, np.array(projections)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def serial_labels():
+    """Labels of the test molecules cost milliseconds, less than shipping them to a worker:
+    in-process tests label in this process. The default pool is still what the tests of the
+    executor itself, the Dask test and every subprocess test (unguarded scripts, the
+    kill/resume test, the CLI runs) use."""
+    from ase_al import labelling
+    from ase_al.executors import SerialExecutor
+    from ase_al.spectra import mlnea
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (labelling, mlnea):
+            patch.setattr(module, "default_executor", lambda max_workers=None: SerialExecutor())
+        yield
+
+
 @pytest.fixture(scope="session")
 def ethanol_frames():
     """The ethanol GFN2-xTB data set (tests/data/README.md), 3001 frames."""

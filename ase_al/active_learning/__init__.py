@@ -7,6 +7,7 @@
     initial_data.py  Wigner batches and the learning-curve rule; the user's structures
     training.py      the iteration's uncertainty-aware model, through the model contract
     selection.py     the m+3MAD threshold; random or farthest-point selection
+    checks.py        overconfidence checks, the target-error rule, calibration.png
     plots.py         learning_curve.png, progress.png
 """
 

@@ -143,6 +143,63 @@ def summarise(u_check, e_check, u_sel, e_sel, target, threshold, confidence) -> 
     return summary
 
 
+def check_and_label(learner, k, pair, threshold, sampled, selected, check_queue):
+    """Label iteration ``k``'s overconfidence checks, decide convergence, label the
+    selected structures unless converged; returns (converged, failures, the summary)."""
+    target = learner.uncertainty.target_error
+    failures = 0
+    if check_queue:
+        failures += learner._label_queue(check_queue, iteration=k, source="check")
+    u_check, e_check = errors(pair, learner.labelled(iteration=k, source="check"), learner.n_states)
+    few = sampled["n_uncertain"] < learner.selection.min_new_points
+    summary = summarise(
+        u_check,
+        e_check,
+        u_check[:0],
+        e_check[:0],
+        target,
+        threshold,
+        learner.uncertainty.confidence,
+    )
+    converged = few and (target is None or summary["meets_target"])
+    if not converged:
+        failures += learner._label_queue(selected, iteration=k, source="sampler")
+        u_sel, e_sel = errors(
+            pair, learner.labelled(iteration=k, source="sampler"), learner.n_states
+        )
+        summary = summarise(
+            u_check, e_check, u_sel, e_sel, target, threshold, learner.uncertainty.confidence
+        )
+    if few and not converged:
+        log.info(
+            "fewer than %d uncertain structures, but the checked certain structures do not "
+            "meet the target error %.3g eV (RMSE upper bound %s eV): going on",
+            learner.selection.min_new_points,
+            target,
+            _fmt(summary["check_rmse_upper"], ".5f"),
+        )
+    if summary["n_checks"]:
+        log.info(
+            "checks: %d certain structures, energy RMSE %s eV (uncertain: %s eV), "
+            "%s above the %s, Spearman(uncertainty, error) %s",
+            summary["n_checks"],
+            _fmt(summary["check_rmse"], ".5f"),
+            _fmt(summary["uncertain_rmse"], ".5f"),
+            _fmt(summary["over_target"], ".0%"),
+            "threshold" if target is None else "target error",
+            _fmt(summary["spearman"], ".2f"),
+        )
+    summary["target_error"] = target
+    return converged, failures, summary
+
+
+def _fmt(value, spec: str) -> str:
+    """A statistic (a number, None, or one per state) as text."""
+    if isinstance(value, list):
+        return "[" + " ".join(_fmt(v, spec) for v in value) + "]"
+    return "n/a" if value is None else format(value, spec)
+
+
 def lowered_threshold(threshold, summary: dict, target):
     """The threshold for the next iterations: lowered by :data:`LOWER` in the states whose
     checked certain structures exceed ``target`` more often than :data:`TOO_OFTEN` (only
@@ -154,7 +211,15 @@ def lowered_threshold(threshold, summary: dict, target):
         return None
     values = np.broadcast_to(np.asarray(threshold, float), over.shape).copy()
     values[over > TOO_OFTEN] *= LOWER
-    return float(values[0]) if np.ndim(threshold) == 0 else [float(v) for v in values]
+    lowered = float(values[0]) if np.ndim(threshold) == 0 else [float(v) for v in values]
+    log.warning(
+        "%.0f %% of the checked certain structures exceed the target error: threshold lowered "
+        "from %s to %s eV",
+        100 * np.max(over),
+        " ".join(f"{t:.5f}" for t in np.atleast_1d(threshold)),
+        " ".join(f"{t:.5f}" for t in np.atleast_1d(lowered)),
+    )
+    return lowered
 
 
 def plot_calibration(history: list[dict], path: str | Path) -> None:
@@ -217,6 +282,7 @@ def plot_calibration(history: list[dict], path: str | Path) -> None:
 __all__ = [
     "LOWER",
     "TOO_OFTEN",
+    "check_and_label",
     "draw",
     "errors",
     "lowered_threshold",

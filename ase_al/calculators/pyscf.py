@@ -1,6 +1,8 @@
 """HF, MP2, CCSD, CCSD(T), ADC(2) and DFT reference methods through PySCF, as an ASE calculator.
 
 Units follow ASE (eV, Å, e·Å); Hartree and Bohr appear only at the PySCF boundary.
+(Over 400 lines: one calculator for every PySCF method family, whose name parsing, SCF
+retries, gradients and excited states share the same molecule and checkpoint handling.)
 """
 
 from __future__ import annotations

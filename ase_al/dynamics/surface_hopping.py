@@ -28,6 +28,8 @@ evaluated at the minimum from the three gaps around it (Belyaev & Lebedev, Phys.
 exp(−2πV² / (ħ v |ΔF|)). An accepted hop happens at the minimum: the step after it is undone,
 the state changes and the momenta are scaled to conserve the total energy; a hop for which the
 kinetic energy does not suffice is frustrated (rejected).
+(Over 400 lines: the two hopping schemes share the nuclear step, the state bookkeeping and
+the back-step to the gap minimum; split, each half would need the other's internals.)
 """
 
 from __future__ import annotations
