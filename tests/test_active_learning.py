@@ -428,7 +428,9 @@ def test_a_used_calculator_object_labels_in_worker_processes():
         atoms = atoms.copy()
         atoms.calc = calc
         direct.append(atoms.get_potential_energy())
-    result = label(structures, calc, progress=False)
+    from ase_al.executors import default_executor  # the pool itself, not the tests' serial one
+
+    result = label(structures, calc, executor=default_executor(), progress=False)
     assert not result.failed
     energies = {a.info["uid"]: a.get_potential_energy() for a in result.labelled}
     np.testing.assert_allclose([energies[f"s{i}"] for i in range(4)], direct, rtol=0, atol=1e-10)

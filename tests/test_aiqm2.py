@@ -299,7 +299,9 @@ def test_aiqm2_in_workflows_optimisation_frequencies_labels_and_delta_learning(t
     for reference in ("AIQM2", calc):
         learner = ase_al.ActiveLearner(eq, reference, workdir=tmp_path / "al")
         assert learner.reference is reference
-    labelled = label(samples, "AIQM2", progress=False).labelled  # the default worker pool
+    from ase_al.executors import default_executor
+
+    labelled = label(samples, "AIQM2", executor=default_executor(), progress=False).labelled
     for atoms in labelled[:3]:
         probe = atoms.copy()
         probe.calc = calc

@@ -406,7 +406,7 @@ def test_a_dead_worker_is_reported_as_such_not_blamed_on_the_reference(tmp_path)
     images = [molecule("H2")]
     images[0].info["uid"] = "a"
     with pytest.raises(RuntimeError, match="worker processes stopped"):
-        label(images, Dies(), progress=False)
+        label(images, Dies(), executor=default_executor(), progress=False)
     # the pool recovers for the next job
     assert default_executor().submit(lambda: Atoms("H").get_chemical_symbols()).result() == ["H"]
 
