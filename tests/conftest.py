@@ -47,15 +47,14 @@ def directional_forces(atoms, calc, n_directions=3, delta=1e-3, seed=0):
 def serial_labels():
     """Labels of the test molecules cost milliseconds, less than shipping them to a worker:
     in-process tests label in this process. The default pool is still what the tests of the
-    executor itself, the Dask test and every subprocess test (unguarded scripts, the
-    kill/resume test, the CLI runs) use."""
+    executor itself, the Dask test, every subprocess test (unguarded scripts, the
+    kill/resume test, the CLI runs) and ML-NEA's QC points (excited states, where two
+    workers pay) use."""
     from ase_al import labelling
     from ase_al.executors import SerialExecutor
-    from ase_al.spectra import mlnea
 
     with pytest.MonkeyPatch.context() as patch:
-        for module in (labelling, mlnea):
-            patch.setattr(module, "default_executor", lambda max_workers=None: SerialExecutor())
+        patch.setattr(labelling, "default_executor", lambda max_workers=None: SerialExecutor())
         yield
 
 

@@ -24,6 +24,13 @@ def model(split):
     return KREG().train(split[0][:400], progress=False)
 
 
+@pytest.fixture(scope="module")
+def fits_60(split):
+    """Energies-only and force fits (each with its own σ, λ search) to 60 structures."""
+    train = split[0][:60]
+    return KREG().train(train, progress=False), KREG().train(train, forces=True, progress=False)
+
+
 def rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -99,11 +106,9 @@ def test_learning_curve_decreases(split):
     assert errors[-1] < 0.06
 
 
-def test_training_on_forces_lowers_force_error(split):
-    train, test = split
-    energies, forces = reference(test)
-    plain = KREG().train(train[:60], progress=False).predict(test)
-    with_forces = KREG().train(train[:60], forces=True, progress=False).predict(test)
+def test_training_on_forces_lowers_force_error(split, fits_60):
+    energies, forces = reference(split[1])
+    plain, with_forces = (fit.predict(split[1]) for fit in fits_60)
     assert rmse(with_forces["forces"], forces) < 0.5 * rmse(plain["forces"], forces)
     assert rmse(with_forces["energy"], energies) < rmse(plain["energy"], energies)
 
@@ -145,14 +150,14 @@ def test_force_fit_hyperparameters_minimise_the_cross_validated_error(split):
     assert chosen.validation_force_rmse == pytest.approx(f_rmse, rel=1e-6)
 
 
-def test_force_fit_search_beats_the_energies_only_hyperparameters(split):
+def test_force_fit_search_beats_the_energies_only_hyperparameters(split, fits_60):
     """On ethanol, a fit to forces with its own cross-validated σ, λ predicts new structures
     better than the same fit with the σ, λ of the energies-only leave-one-out search."""
     train, test = split
     energies, forces = reference(test)
-    scout = KREG().train(train[:60], progress=False)
+    scout, own_fit = fits_60
     reused = KREG(**scout.hyperparameters).train(train[:60], forces=True).predict(test)
-    own = KREG().train(train[:60], forces=True, progress=False).predict(test)
+    own = own_fit.predict(test)
     assert rmse(own["energy"], energies) < rmse(reused["energy"], energies)
     assert rmse(own["forces"], forces) < rmse(reused["forces"], forces)
 
