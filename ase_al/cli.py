@@ -122,6 +122,9 @@ TASKS = {
             "IR spectrum: harmonic (ir.dat, ir.png) or from MD dipoles (ir_md=True: ir_md.dat)",
             {
                 "fwhm": Option(20.0, "band width of the harmonic spectrum, cm-1", float),
+                "dipole_model": Option(
+                    None, "a trained KREGDipole file: dipoles beside an energy model (method)"
+                ),
                 "optimize": Option(True, "optimise the geometry first", bool),
                 "ir_md": Option(False, "spectrum from the dipoles along NVE MD instead", bool),
                 "temperature": Option(300.0, "K, Wigner initial conditions of the MD", float),
@@ -536,7 +539,16 @@ def run_freq(atoms, o):
 def run_ir(atoms, o):
     from ase_al.spectra.ir import harmonic_ir, ir_from_dipoles, plot_spectrum, write_spectrum
 
-    eq, vib = _frequencies(atoms, _calculator(o), o["optimize"])
+    calc = _calculator(o)
+    if o["dipole_model"]:
+        from ase_al.calculators.base import load_saved_model
+        from ase_al.calculators.dipole import KREGDipole, WithDipole
+
+        dipoles = load_saved_model(o["dipole_model"])
+        if not isinstance(dipoles, KREGDipole):
+            raise InputFileError(f"dipole_model={o['dipole_model']} is not a KREGDipole file")
+        calc = WithDipole(calc, dipoles)
+    eq, vib = _frequencies(atoms, calc, o["optimize"])
     _write_freq(vib)
     if not o["ir_md"]:
         grid, spectrum = harmonic_ir(vib, fwhm=o["fwhm"])

@@ -359,10 +359,32 @@ def test_trained_models_as_the_method_and_mlatom_namd_keywords(tmp_path, monkeyp
     assert main(["md.inp"]) == 0
     frames = read(tmp_path / "md.traj", ":")
     assert len(frames) == 11
-    # IR needs dipoles, which an energy model has not: one line, no traceback
+    # IR needs dipoles, which an energy model has not: one line, no traceback ...
     (tmp_path / "ir.inp").write_text(f"IR MLmodelIn=w.npz optimize=false\n{WATER_XYZ}\n")
     assert main(["ir.inp"]) == 2
     assert "no IR intensities (no dipoles from the method)" in capsys.readouterr().err
+    # ... and with a dipole model trained on the same structures, GFN2-xTB's IR spectrum
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ase_al.calculators.dipole import KREGDipole
+
+    with_dipoles = []
+    for atoms in samples:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        e, f, mu = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_dipole_moment()
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f, dipole=mu)
+        with_dipoles.append(atoms)
+    KREGDipole().train(with_dipoles).save(tmp_path / "d.npz")
+    (tmp_path / "ir.inp").write_text(f"IR MLmodelIn=w.npz dipole_model=d.npz\n{WATER_XYZ}\n")
+    assert main(["ir.inp"]) == 0
+    reference = ase_al.freq(eq, calc)
+    nu_ml, intensity_ml = np.loadtxt(tmp_path / "freq.dat")[-3:].T
+    np.testing.assert_allclose(nu_ml, reference.frequencies[-3:], rtol=0.05)
+    # the bend carries most of the intensity (measured 128 vs 133 km/mol), the stretches less
+    assert intensity_ml[0] == pytest.approx(reference.ir_intensities[-3], rel=0.1)
+    assert np.argmax(intensity_ml) == np.argmax(reference.ir_intensities[-3:]) == 0
+    assert (tmp_path / "ir.dat").stat().st_size > 0
 
     cis = ase_al.methods("CIS/STO-3G", n_states=4)
     states = [label_multistate(a, cis, n_states=3) for a in samples[:25]]

@@ -109,11 +109,23 @@ def is_trainable(model) -> bool:
 __all__ = ["TrainableModel", "is_trainable"]
 
 
+def _is_dipole_file(path) -> bool:
+    """A KREGDipole ``.npz`` (its arrays, no KREG ``meta``)."""
+    import numpy as np
+
+    try:
+        with np.load(path) as data:
+            return "meta" not in data.files and "charge" in data.files
+    except (OSError, ValueError):
+        return False
+
+
 def load_saved_model(path):
     """A trained model from what :meth:`TrainableModel.save` (or an active-learning iteration)
     wrote at ``path``, its type told by the files: a folder with ``multistate.json``,
     ``committee.json``, ``composite.json`` or ``models.json`` (an AL iteration: its
-    uncertainty-aware committee), a KREG ``.npz``, an ANI ``.pt``, a MACE ``.model``.
+    uncertainty-aware committee), a KREG (or KREGDipole) ``.npz``, an ANI ``.pt``, a MACE
+    ``.model``.
     ``ValueError`` when ``path`` is none of these."""
     from pathlib import Path
 
@@ -143,6 +155,8 @@ def load_saved_model(path):
         if path.suffix in suffixes:
             import importlib
 
+            if path.suffix == ".npz" and _is_dipole_file(path):
+                suffixes[".npz"] = "ase_al.calculators.dipole:KREGDipole"
             module, name = suffixes[path.suffix].split(":")
             return getattr(importlib.import_module(module), name).load(path)
     raise ValueError(

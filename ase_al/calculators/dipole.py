@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import all_changes
+from ase.calculators.calculator import Calculator, all_changes
 
 from ase_al.calculators.base import TrainableModel
 from ase_al.descriptors import gaussian_kernel, pair_distances, re_descriptor
@@ -161,3 +161,24 @@ class KREGDipole(TrainableModel):
         stored["sigma"], stored["lambda_"] = float(stored["sigma"]), float(stored["lambda_"])
         model._model = stored
         return model
+
+
+class WithDipole(Calculator):
+    """An energy model's ``energy`` and ``forces`` with a dipole model's ``dipole`` (e·Å) and
+    ``charges``: what IR intensities from ML potentials need (``ase_al.freq`` differentiates
+    the dipole along the normal modes). ``WithDipole(kreg, kreg_dipole)``."""
+
+    implemented_properties = ["energy", "forces", "dipole", "charges"]
+
+    def __init__(self, model, dipole_model, **kwargs):
+        super().__init__(**kwargs)
+        self.model, self.dipole_model = model, dipole_model
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        work = self.atoms.copy()
+        work.calc = self.model
+        self.results = {"energy": work.get_potential_energy(), "forces": work.get_forces()}
+        if {"dipole", "charges"} & set(properties):
+            dipole = self.dipole_model.predict([self.atoms])
+            self.results.update(dipole=dipole["dipole"][0], charges=dipole["charges"][0])
