@@ -733,3 +733,26 @@ def test_irun_yields_every_iteration_and_observers_are_called(tmp_path):
     assert calls == [k for k in range(1, len(summaries) + 1) if k % 2 == 0]
     with pytest.raises(TypeError, match="callable"):
         learner.attach("not a function")
+
+
+def test_an_al_runs_models_drive_input_file_tasks(h2_run, tmp_path, monkeypatch):
+    """What an AL run wrote is a method for the CLI's tasks: the final iteration's main KREG
+    file (MLatom's MLmodelIn=) and the iteration folder itself (its uncertainty-aware model)."""
+    from ase_al.cli import main
+
+    learner, _ = h2_run
+    k = len(ase_al.ALRun(learner.workdir).history)
+    folder = learner.workdir / f"iteration_{k}"
+    eq = read(learner.workdir / "equilibrium.traj")
+    monkeypatch.chdir(tmp_path)
+    molecule_text = "xyzfile='2\n\nH 0 0 0\nH 0 0 0.80\n'"
+    for model in (folder / "main.npz", folder):
+        (tmp_path / "opt.inp").write_text(f"geomopt MLmodelIn={model}\n{molecule_text}\n")
+        assert main(["opt.inp"]) == 0
+        optimized = read(tmp_path / "optimized.xyz")
+        assert optimized.get_distance(0, 1) == pytest.approx(eq.get_distance(0, 1), abs=2e-3)
+    text = f"freq optimize=true MLmodelIn={folder / 'main.npz'}\n{molecule_text}\n"
+    (tmp_path / "freq.inp").write_text(text)
+    assert main(["freq.inp"]) == 0
+    reference = ase_al.freq(eq, ase_al.methods("GFN2-xTB")).frequencies[0]
+    assert np.loadtxt(tmp_path / "freq.dat", usecols=0).max() == pytest.approx(reference, rel=0.01)
