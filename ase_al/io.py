@@ -83,6 +83,12 @@ def _split(results: dict, n_atoms: int) -> tuple[dict, dict]:
     return ase_results, ours
 
 
+def first_structure(result: dict) -> dict:
+    """A calculator's ``results`` from a batched prediction (leading axis: structures): the
+    first structure's entries, 0-d ones as ``float``."""
+    return {k: float(v[0]) if np.ndim(v[0]) == 0 else v[0] for k, v in result.items()}
+
+
 def storable(atoms: Atoms) -> Atoms:
     """A copy of ``atoms`` that ``ase.io.write`` (extxyz, traj) writes without losing any
     result: ASE's results on a ``SinglePointCalculator``, ase-al's in ``info``."""

@@ -108,6 +108,14 @@ def errors(model, test):
     }
 
 
+def write_start(work: Path) -> None:
+    """``work/start.xyz``: frame 0 of the ethanol data set, the start of every run (once)."""
+    if not (work / "start.xyz").exists():
+        start = read(DATA, 0)
+        start.calc = None
+        write(work / "start.xyz", start)
+
+
 def test_sets(args, work: Path) -> dict[str, str]:
     """File name -> label of the test sets, made (once per work folder) where missing."""
     start = read(work / "start.xyz")
@@ -181,10 +189,7 @@ def main():
     side = "ase-al" if args.no_peer else args.side
     work = Path(args.workdir or tempfile.mkdtemp(prefix="al_vs_mlatom_"))
     work.mkdir(parents=True, exist_ok=True)
-    if not (work / "start.xyz").exists():
-        start = read(DATA, 0)
-        start.calc = None
-        write(work / "start.xyz", start)
+    write_start(work)
     tests = test_sets(args, work)
     print(f"test sets: {', '.join(tests.values())} (GFN2-xTB); work in {work}", flush=True)
     if side in ("both", "ase-al"):

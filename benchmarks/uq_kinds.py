@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from _results import write_result
-from al_vs_mlatom import DATA, errors, test_sets
-from ase.io import read, write
+from al_vs_mlatom import errors, test_sets, write_start
+from ase.io import read
 from scipy.stats import spearmanr
 
 from ase_al import ActiveLearner, ALRun, InitialData, Sampling, Selection, Uncertainty
@@ -97,10 +97,7 @@ def main():
     args = parser.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    if not (work / "start.xyz").exists():
-        start = read(DATA, 0)
-        start.calc = None
-        write(work / "start.xyz", start)
+    write_start(work)
     tests = test_sets(args, work)
     runs = []
     for kind in args.kinds.split(","):

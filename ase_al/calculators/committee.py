@@ -15,6 +15,7 @@ from ase_al.calculators._members import (
     write_manifest,
 )
 from ase_al.calculators.base import TrainableModel, is_trainable
+from ase_al.io import first_structure
 
 FORMAT = "ase-al Committee 1"
 
@@ -182,10 +183,4 @@ class Committee(TrainableModel):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        result = self.predict([self.atoms], forces=True, uncertainty=True)
-        self.results = {
-            "energy": float(result["energy"][0]),
-            "forces": result["forces"][0],
-            "energy_uncertainty": float(result["energy_uncertainty"][0]),
-            "forces_uncertainty": result["forces_uncertainty"][0],
-        }
+        self.results = first_structure(self.predict([self.atoms], forces=True, uncertainty=True))

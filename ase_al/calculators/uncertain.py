@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ase_al.descriptors import pair_distances, re_descriptor, squared_distances
 from ase_al.files import atomic_write
+from ase_al.io import first_structure
 
 FORMAT = "ase-al UncertainModel 1"
 
@@ -174,12 +175,7 @@ class UncertainModel(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        result = self.predict([self.atoms], forces=True, uncertainty=True)
-        self.results = {
-            "energy": float(result["energy"][0]),
-            "forces": result["forces"][0],
-            "energy_uncertainty": float(result["energy_uncertainty"][0]),
-        }
+        self.results = first_structure(self.predict([self.atoms], forces=True, uncertainty=True))
 
     def save(self, path: str | Path) -> None:
         """A folder: ``uncertain.json``, the model's file and the estimator's data."""
