@@ -220,10 +220,14 @@ class Uncertainty:
 
     def __post_init__(self):
         if not callable(self.kind) and self.kind not in UQ_KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(str(self.kind), UQ_KINDS, n=1)
             raise ValueError(
                 "uncertainty must be "
                 + ", ".join(repr(k) for k in UQ_KINDS)
                 + f" or a function uq(model, images), got {self.kind!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
             )
         check_int("Uncertainty.committee_size", self.committee_size, minimum=1)
         if self.kind == "committee" and self.committee_size < 2:
