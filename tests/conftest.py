@@ -1,3 +1,11 @@
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n 2 on two cores: one thread per worker, or the numerical libraries' thread
+    # pools (set when they are first imported, so before anything imports them) oversubscribe
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = "1"
+
 from pathlib import Path
 
 import numpy as np

@@ -242,14 +242,16 @@ def test_large_systems_factorise_on_one_blas_thread():
     def blas_threads():
         return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
-    before = blas_threads()
-    if before == {1}:
-        pytest.skip("BLAS runs on one thread here already")
-    with _blas_guard(LARGE_MATRIX + 1):
-        assert blas_threads() == {1}
-    assert blas_threads() == before
-    with _blas_guard(LARGE_MATRIX):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):  # two threads even in a one-thread test worker
+        before = blas_threads()
+        assert before == {2}
+        with _blas_guard(LARGE_MATRIX + 1):
+            assert blas_threads() == {1}
         assert blas_threads() == before
+        with _blas_guard(LARGE_MATRIX):
+            assert blas_threads() == before
 
 
 def test_force_training_memory_is_about_one_matrix(split):
