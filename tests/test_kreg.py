@@ -245,8 +245,8 @@ def test_large_systems_factorise_on_one_blas_thread():
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(2, user_api="blas"):  # two threads even in a one-thread test worker
-        before = blas_threads()
-        assert before == {2}
+        before = blas_threads()  # a BLAS that ignores the request (built one-threaded) keeps 1
+        assert 2 in before
         with _blas_guard(LARGE_MATRIX + 1):
             assert blas_threads() == {1}
         assert blas_threads() == before
