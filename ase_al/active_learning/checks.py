@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from ase_al.active_learning.selection import format_threshold
+from ase_al.calculators.multistate import multistate_labels
+
 log = logging.getLogger("ase_al")
 
 #: factor applied to the threshold when certain structures are too often wrong
@@ -72,7 +75,7 @@ def errors(model, images: list[Atoms], n_states: int | None):
     if n_states is None:
         reference = np.array([a.get_potential_energy() for a in images])
         return np.asarray(result["energy_uncertainty"]), np.abs(result["energy"] - reference)
-    reference = np.array([a.calc.results["state_energies"][:n_states] for a in images])
+    reference = multistate_labels(images)[0][:, :n_states]
     return (
         np.asarray(result["state_uncertainties"]),
         np.abs(result["state_energies"] - reference),
@@ -94,6 +97,23 @@ def upper_rmse(e: np.ndarray, confidence: float) -> float:
 
     n = len(e)
     return float(np.sqrt(np.sum(np.square(e)) / chi2.ppf(1.0 - confidence, n)))
+
+
+def check_bounds(e_check: np.ndarray, confidence: float) -> list[float]:
+    """Per state (one entry for a single state): the upper ``confidence`` bound on the RMSE of
+    the checked certain structures (inf without checks)."""
+    columns = 1 if e_check.ndim == 1 else e_check.shape[1]
+    if not len(e_check):
+        return [np.inf] * columns
+    return [
+        upper_rmse(e_check if e_check.ndim == 1 else e_check[:, s], confidence)
+        for s in range(columns)
+    ]
+
+
+def meets_target(e_check: np.ndarray, target: float, confidence: float) -> bool:
+    """Whether the checked certain structures meet ``target`` (eV) in every state."""
+    return bool(len(e_check)) and max(check_bounds(e_check, confidence)) <= target
 
 
 def summarise(u_check, e_check, u_sel, e_sel, target, threshold, confidence) -> dict:
@@ -133,13 +153,9 @@ def summarise(u_check, e_check, u_sel, e_sel, target, threshold, confidence) -> 
         },
     }
     if target is not None:
-        bounds = (
-            [upper_rmse(column(e_check, s), confidence) for s in range(columns)]
-            if len(e_check)
-            else [np.inf] * columns
-        )
+        bounds = check_bounds(e_check, confidence)
         summary["check_rmse_upper"] = bounds[0] if u_check.ndim == 1 else bounds
-        summary["meets_target"] = bool(len(e_check) and max(bounds) <= target)
+        summary["meets_target"] = meets_target(e_check, target, confidence)
     return summary
 
 
@@ -151,25 +167,16 @@ def check_and_label(learner, k, pair, threshold, sampled, selected, check_queue)
     if check_queue:
         failures += learner._label_queue(check_queue, iteration=k, source="check")
     u_check, e_check = errors(pair, learner.labelled(iteration=k, source="check"), learner.n_states)
+    confidence = learner.uncertainty.confidence
     few = sampled["n_uncertain"] < learner.selection.min_new_points
-    summary = summarise(
-        u_check,
-        e_check,
-        u_check[:0],
-        e_check[:0],
-        target,
-        threshold,
-        learner.uncertainty.confidence,
-    )
-    converged = few and (target is None or summary["meets_target"])
+    converged = few and (target is None or meets_target(e_check, target, confidence))
+    u_sel, e_sel = u_check[:0], e_check[:0]
     if not converged:
         failures += learner._label_queue(selected, iteration=k, source="sampler")
         u_sel, e_sel = errors(
             pair, learner.labelled(iteration=k, source="sampler"), learner.n_states
         )
-        summary = summarise(
-            u_check, e_check, u_sel, e_sel, target, threshold, learner.uncertainty.confidence
-        )
+    summary = summarise(u_check, e_check, u_sel, e_sel, target, threshold, confidence)
     if few and not converged:
         log.info(
             "fewer than %d uncertain structures, but the checked certain structures do not "
@@ -216,8 +223,8 @@ def lowered_threshold(threshold, summary: dict, target):
         "%.0f %% of the checked certain structures exceed the target error: threshold lowered "
         "from %s to %s eV",
         100 * np.max(over),
-        " ".join(f"{t:.5f}" for t in np.atleast_1d(threshold)),
-        " ".join(f"{t:.5f}" for t in np.atleast_1d(lowered)),
+        format_threshold(threshold),
+        format_threshold(lowered),
     )
     return lowered
 
@@ -283,9 +290,11 @@ __all__ = [
     "LOWER",
     "TOO_OFTEN",
     "check_and_label",
+    "check_bounds",
     "draw",
     "errors",
     "lowered_threshold",
+    "meets_target",
     "n_checks",
     "plot_calibration",
     "spearman",

@@ -7,23 +7,18 @@ import logging
 import os
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
 from ase_al.active_learning.plots import plot_learning_curve
+from ase_al.active_learning.settings import NOISE_FLOOR
 from ase_al.active_learning.training import cross_validation_rmse
 from ase_al.errors import check_same_atoms
 from ase_al.files import read_traj, write_traj
 from ase_al.io import read_row, write_row
 
 log = logging.getLogger("ase_al")
-
-
-#: eV: 0.1 kcal/mol, below which an energy error does not matter for the dynamics the
-#: learner samples; the default target of the initial data and the lowest automatic
-#: uncertainty threshold (see :class:`~ase_al.active_learning.settings.Uncertainty`)
-NOISE_FLOOR = 0.1 * units.kcal / units.mol
 
 
 def stop_reason(
@@ -163,7 +158,7 @@ def make(learner, points, state) -> None:
             log.info("initial data: %d points, CV RMSE %.4f eV", *curve[-1])
             state["failed"] = failures
             learner._save_state(state)
-        target = options.rmse if options.rmse is not None else learner.uncertainty.target_error
+        target = options.rmse if options.rmse is not None else learner.uncertainty.floor
         reason = stop_reason(curve, len(images), options.batch, options.max_points, target)
         if reason:
             log.info("initial data complete with %d points: %s", len(images), reason)

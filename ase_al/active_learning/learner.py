@@ -247,11 +247,6 @@ class ActiveLearner:
         :meth:`ModelRecipe.build`)."""
         return self.recipe.build(_member, **changes)
 
-    @property
-    def _uq_function(self):
-        kind = self.uncertainty.kind
-        return kind if callable(kind) else None
-
     def _plan(self) -> Plan:
         return Plan(
             factory=self.model_factory,
@@ -405,7 +400,7 @@ class ActiveLearner:
             k = len(history)
             log.info("run already finished after %d iterations: returning its models", k)
             folder = self.run_dir.iteration_dir(k)
-            pair = load_models(folder, self._uq_function)
+            pair = load_models(folder, plan.uq_function)
             if pair is None:  # a run written before models were saved with a manifest
                 pair, _ = train_models(plan, self.labelled(), folder)
             yield {**history[-1], "model": pair, "converged": bool(state.get("converged"))}
@@ -424,7 +419,7 @@ class ActiveLearner:
                     self.uncertainty.multiplier,
                     self.uncertainty.validation_fraction,
                     self.seed,
-                    self.uncertainty.target_error or initial.NOISE_FLOOR,
+                    self.uncertainty.floor,
                 )
                 state.update(
                     uq_threshold=threshold,

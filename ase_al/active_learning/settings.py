@@ -19,7 +19,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ase import units
+
 from ase_al.options import check_int, check_number, check_threshold, check_type
+
+#: eV: 0.1 kcal/mol, below which an energy error does not matter for the dynamics the
+#: learner samples: :attr:`Uncertainty.floor` without a ``target_error``
+NOISE_FLOOR = 0.1 * units.kcal / units.mol
 
 
 @dataclass(frozen=True)
@@ -253,11 +259,10 @@ class Uncertainty:
             )
 
     @property
-    def name(self) -> str:
-        """The kind as text (a function's name for a callable)."""
-        if callable(self.kind):
-            return "callable " + getattr(self.kind, "__qualname__", type(self.kind).__name__)
-        return self.kind
+    def floor(self) -> float:
+        """eV: the error that matters — ``target_error``, or :data:`NOISE_FLOOR` without one.
+        The initial data's default target RMSE and the lowest automatic threshold."""
+        return NOISE_FLOOR if self.target_error is None else self.target_error
 
 
 @dataclass(frozen=True)
@@ -372,6 +377,7 @@ def from_keywords(options: dict, legacy: dict, warn: bool = True) -> dict:
 
 
 __all__ = [
+    "NOISE_FLOOR",
     "UQ_KINDS",
     "Equilibrium",
     "InitialData",

@@ -42,6 +42,11 @@ class Plan:
     equilibrium: object = None
 
     @property
+    def uq_function(self):
+        """The user's uncertainty function, for a run with a callable kind (else None)."""
+        return self.kind if callable(self.kind) else None
+
+    @property
     def single(self) -> bool:
         """One main model with an uncertainty estimator beside it."""
         return self.kind in ("variance", "distance") or callable(self.kind)
@@ -180,7 +185,7 @@ def load_models(folder: Path, function=None):
 def train_models(plan: Plan, images, folder: Path):
     """The uncertainty-aware model of this iteration and its held-out energy RMSE (eV)."""
     folder = Path(folder)
-    loaded = load_models(folder, plan.kind if callable(plan.kind) else None)
+    loaded = load_models(folder, plan.uq_function)
     rmse_path = folder / "validation_rmse.json"
     if loaded is not None:
         rmse = json.loads(rmse_path.read_text()) if rmse_path.exists() else None

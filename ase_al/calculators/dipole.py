@@ -20,6 +20,7 @@ from ase_al.calculators.base import TrainableModel
 from ase_al.descriptors import gaussian_kernel, pair_distances, re_descriptor
 from ase_al.errors import NotTrainedError, check_same_atoms
 from ase_al.files import atomic_write
+from ase_al.io import first_structure
 
 SIGMA_GRID = (0.5, 1.0, 2.0, 4.0, 8.0)
 LAMBDA_GRID = (1e-8, 1e-6, 1e-4, 1e-2)
@@ -175,10 +176,10 @@ class WithDipole(Calculator):
         self.model, self.dipole_model = model, dipole_model
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from ase_al.calculators.committee import predict_batch
+
         super().calculate(atoms, properties, system_changes)
-        work = self.atoms.copy()
-        work.calc = self.model
-        self.results = {"energy": work.get_potential_energy(), "forces": work.get_forces()}
+        self.results = first_structure(predict_batch(self.model, [self.atoms], forces=True))
         if {"dipole", "charges"} & set(properties):
             dipole = self.dipole_model.predict([self.atoms])
             self.results.update(dipole=dipole["dipole"][0], charges=dipole["charges"][0])
