@@ -178,6 +178,11 @@ def test_a_function_as_uncertainty_and_bad_kinds(tmp_path):
     assert ase_al.ALRun(tmp_path / "fn").model(uncertainty=spread).estimator.function is spread
     with pytest.raises(ValueError, match="'variance', 'distance' or a function"):
         Uncertainty(kind="varience")
+    with pytest.raises(
+        TypeError, match=r"field of Uncertainty, give uncertainty=Uncertainty\(check"
+    ):
+        ActiveLearner(molecule("H2"), "GFN2-xTB", workdir=tmp_path / "y", check_fraction=0.1)
+    assert not (tmp_path / "y").exists()
     with pytest.raises(ValueError, match="check_fraction > 0"):
         Uncertainty(target_error=0.01, check_fraction=0)
     with pytest.raises(ValueError, match="physics-informed pair"):

@@ -28,6 +28,7 @@ from ase_al.active_learning.plots import plot_progress
 from ase_al.active_learning.run import ALRun
 from ase_al.active_learning.sampling import SamplingStage
 from ase_al.active_learning.settings import (
+    KINDS,
     LEGACY,
     Equilibrium,
     InitialData,
@@ -78,9 +79,16 @@ _PARAMETERS = (
 
 
 def _unknown(name: str) -> TypeError:
-    """An unknown keyword; a misspelt first-release keyword is pointed to its option object."""
+    """An unknown keyword; a field of an option object given flat, or a misspelt
+    first-release keyword, is pointed to its option object."""
     import difflib
 
+    for kind, cls in KINDS.items():  # a field of an option object given flat
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            return TypeError(
+                f"ActiveLearner got an unknown keyword {name!r}: it is a field of "
+                f"{cls.__name__}, give {kind}={cls.__name__}({name}=...)"
+            )
     close = difflib.get_close_matches(name, list(LEGACY), n=1, cutoff=0.75)
     if close:
         kind, attribute = LEGACY[close[0]]
