@@ -8,6 +8,10 @@
 * :func:`connectivity`, :func:`bonds_formed_and_broken`, :func:`classify`: which species a
   structure holds, from covalent radii through ``ase.neighborlist``, so that trajectory ends can
   be sorted into reactant / product / other with fractions and binomial error bars.
+* :func:`propagate_both_ways`: quasi-classical trajectories forward and backward (momenta
+  reversed) from each initial condition, e.g. from
+  :func:`ase_al.samplers.transition_state_sampling`; :meth:`Outcomes.direct` counts those that
+  join reactant and product.
 """
 
 from __future__ import annotations
@@ -189,6 +193,21 @@ class Outcomes:
             write(paths[label], frames)
         return paths
 
+    def direct(self) -> tuple[int, float, float]:
+        """For halves classified in pairs, as :func:`propagate_both_ways` gives them (forward
+        then backward of each initial condition): the number of trajectories whose two ends
+        are the reactant and the product, their fraction and its binomial standard error."""
+        if len(self.labels) % 2:
+            raise ValueError(
+                f"{len(self.labels)} trajectories classified: direct() needs forward and "
+                "backward halves in pairs"
+            )
+        n = len(self.labels) // 2
+        ends = [sorted(self.labels[2 * k : 2 * k + 2]) for k in range(n)]
+        count = sum(e == ["product", "reactant"] for e in ends)
+        fraction = count / n
+        return count, fraction, math.sqrt(fraction * (1 - fraction) / n)
+
     def asynchronicity(self) -> list[float]:
         """For trajectories that formed two or more bonds: the time (fs) between the first and
         the last bond formation (0 for a synchronous reaction)."""
@@ -249,3 +268,93 @@ def classify(
     fractions = {name: labels.count(name) / n for name in ("reactant", "product", "other")}
     errors = {name: math.sqrt(p * (1 - p) / n) for name, p in fractions.items()}
     return Outcomes(labels, fractions, errors, times)
+
+
+def _both_ways(start: Atoms, calc, steps: int, time_step_fs: float, interval: int):
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    halves = []
+    for direction in (1.0, -1.0):
+        atoms = start.copy()
+        atoms.set_momenta(direction * start.get_momenta())
+        atoms.calc = calc
+        frames: list[Atoms] = []
+        dynamics = VelocityVerlet(atoms, time_step_fs * units.fs)
+        dynamics.attach(lambda a=atoms, f=frames: f.append(_frame(a)), interval=interval)
+        dynamics.run(steps)
+        halves.append(frames[1:])  # the first call is the start itself
+    return halves
+
+
+def _frame(atoms: Atoms) -> Atoms:
+    """A copy with its energy and forces kept (a SinglePointCalculator), for ``.traj`` files."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frame = atoms.copy()
+    frame.calc = SinglePointCalculator(
+        frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
+    )
+    return frame
+
+
+def propagate_both_ways(
+    starts,
+    calc: Calculator,
+    time_fs: float = 100.0,
+    time_step_fs: float = 0.5,
+    interval: int = 2,
+    executor=None,
+    progress: bool | None = None,
+) -> list[tuple[list[Atoms], list[Atoms]]]:
+    """Quasi-classical trajectories from each initial condition, forward and backward.
+
+    Each start (positions in Å and momenta, e.g. from
+    :func:`ase_al.samplers.transition_state_sampling`) is propagated for ``time_fs`` fs with
+    velocity Verlet (NVE, ``time_step_fs`` fs) as given, and again with all momenta reversed;
+    together the two halves are one trajectory through the start (for a transition state:
+    from one side of the barrier to the other).
+
+    Parameters
+    ----------
+    starts : list of Atoms
+    calc : Calculator
+        The potential (a learned model or a reference method).
+    interval : int
+        Steps between kept frames (the start itself is not kept: frame k is at
+        (k + 1) · interval · time_step_fs fs).
+    executor : concurrent.futures.Executor, optional
+        Where the trajectories run (one task per start): by default in this process (right
+        for a fast learned potential); ``ase_al.executors.default_executor()`` spreads a
+        reference method over the cores.
+
+    Returns ``[(forward_frames, backward_frames), ...]`` in the order of ``starts``; every
+    frame carries its energy (eV) and forces (eV/Å). :func:`classify` the flattened list and
+    :meth:`Outcomes.direct` counts the trajectories that join reactant and product.
+    """
+    from tqdm.auto import tqdm
+
+    from ase_al.executors import SerialExecutor, check_shippable
+    from ase_al.options import check_int, check_number
+
+    starts = list(starts)
+    if not starts:
+        raise ValueError("propagate_both_ways needs at least one initial condition")
+    for atoms in starts:
+        check_atoms(atoms)
+    check_number("time_fs", time_fs, minimum=0.0)
+    check_number("time_step_fs", time_step_fs, minimum=1e-6)
+    check_int("interval", interval, minimum=1)
+    steps = int(round(time_fs / time_step_fs))
+    executor = SerialExecutor() if executor is None else executor
+    check_shippable(calc, "potential", executor)
+    futures = [
+        executor.submit(_both_ways, start, calc, steps, time_step_fs, int(interval))
+        for start in starts
+    ]
+    pairs = []
+    disable = None if progress is None else not progress
+    for future in tqdm(futures, desc="trajectories (both ways)", disable=disable):
+        forward, backward = future.result()
+        pairs.append((forward, backward))
+    return pairs

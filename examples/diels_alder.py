@@ -1,27 +1,33 @@
 """Ethene + 1,3-butadiene -> cyclohexene (Diels-Alder) with GFN2-xTB: the transition state, the
-minima it connects, and quasi-classical trajectories from the barrier top, classified.
+minima it connects, quasi-classical trajectories from the barrier top, classified; with a MODEL,
+the same on an actively learned potential, side by side.
 
-    python examples/diels_alder.py [WORKDIR] [N_TRAJECTORIES] [FS_EACH_WAY]
+    python examples/diels_alder.py [WORKDIR] [N_TRAJECTORIES] [FS_EACH_WAY] [MODEL] [MAX_EPOCHS]
 
 1. Transition state by Sella from a guess (cyclohexene with the two new C-C bonds stretched),
    checked to have one imaginary mode; the descent both ways must give cyclohexene and
    ethene + butadiene.
 2. N initial conditions by transition-state sampling at 300 K (real modes Wigner, the reaction
    coordinate with a thermal-flux momentum); each is run forward and, with all momenta
-   reversed, backward, FS_EACH_WAY fs each (velocity Verlet, 0.5 fs).
+   reversed, backward, FS_EACH_WAY fs each (velocity Verlet, 0.5 fs), on both cores.
 3. Each half's end is classified by its bonds (covalent radii): a *direct* trajectory joins
    reactants and product; for the product half, the time between the formation of the two new
    C-C bonds says how asynchronous the reaction is.
+4. With MODEL (``ANI``, ``MACE``; MAX_EPOCHS for the networks): a potential is actively learned
+   from the saddle point (transition-state sampling) and cyclohexene (Wigner sampling) as
+   starting structures; its own saddle point and reactants give the learned barrier, and the
+   same N initial conditions are propagated on it.
 
-Writes WORKDIR/ts.traj, WORKDIR/trajectories/*.traj, WORKDIR/outcomes/<class>.traj (ase gui),
-WORKDIR/bond_times.png and a summary. About two minutes on two cores with the defaults. For
-learning a potential across the reaction, hand [reactants, product, saddle] to
-``ase_al.ActiveLearner`` (each becomes a starting structure).
+Writes WORKDIR/ts.traj, WORKDIR/<potential>/*.traj (each half), WORKDIR/outcomes_<potential>/
+<class>.traj (ase gui), WORKDIR/bond_times.png and WORKDIR/summary.json, and prints a table.
+About two minutes on two cores with the defaults and no model; learning takes an hour or more.
+Every stage is kept in WORKDIR, so a killed run resumes.
 """
 
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -30,50 +36,69 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from ase import Atoms, units  # noqa: E402
-from ase.io import write  # noqa: E402
-from ase.md.verlet import VelocityVerlet  # noqa: E402
+from ase.io import read, write  # noqa: E402
 from rdkit import Chem  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
 import ase_al  # noqa: E402
-from ase_al.reactions import classify, descend_from_saddle, species  # noqa: E402
+from ase_al.executors import default_executor  # noqa: E402
+from ase_al.reactions import (  # noqa: E402
+    classify,
+    descend_from_saddle,
+    find_transition_state,
+    propagate_both_ways,
+    species,
+)
 from ase_al.samplers import transition_state_sampling  # noqa: E402
 
 workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "diels_alder")
 n_trajectories = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 fs_each_way = float(sys.argv[3]) if len(sys.argv) > 3 else 100.0
-(workdir / "trajectories").mkdir(parents=True, exist_ok=True)
+model_name = sys.argv[4] if len(sys.argv) > 4 else None
+max_epochs = int(sys.argv[5]) if len(sys.argv) > 5 else 300
+workdir.mkdir(parents=True, exist_ok=True)
 calc = ase_al.methods("GFN2-xTB")
-
-# cyclohexene C1=CCCCC1: C0=C1 is butadiene's central bond, C3-C4 the ethene; C2-C3 and C4-C5
-# are the bonds the reaction forms
-mol = Chem.AddHs(Chem.MolFromSmiles("C1=CCCCC1"))
-AllChem.EmbedMolecule(mol, randomSeed=1)
-AllChem.MMFFOptimizeMolecule(mol)
-product = Atoms([a.GetSymbol() for a in mol.GetAtoms()], mol.GetConformer().GetPositions())
-product = ase_al.optimize_geometry(product, calc, optimizer="LBFGS")
-ethene = [3, 4] + [
-    n.GetIdx()
-    for i in (3, 4)
-    for n in mol.GetAtomWithIdx(i).GetNeighbors()
-    if n.GetAtomicNum() == 1
-]
-axis = product.positions[[3, 4]].mean(axis=0) - product.positions[[2, 5]].mean(axis=0)
-guess = product.copy()
-guess.positions[ethene] += 0.75 * axis / np.linalg.norm(axis)  # new bonds ~2.2 Å
-
-saddle, vibrations = ase_al.find_transition_state(guess, calc)
-write(workdir / "ts.traj", saddle)
-backward, forward = descend_from_saddle(saddle, vibrations, calc, steps=400)
-ends = {tuple(species(backward)): backward, tuple(species(forward)): forward}
-assert set(ends) == {("C6H10",), ("C2H4", "C4H6")}, f"the saddle connects {list(ends)}"
-reactants, cyclohexene = ends[("C2H4", "C4H6")], ends[("C6H10",)]
 kcal_mol = units.kcal / units.mol
-barrier = (saddle.get_potential_energy() - reactants.get_potential_energy()) / kcal_mol
-reaction = (cyclohexene.get_potential_energy() - reactants.get_potential_energy()) / kcal_mol
+
+if not (workdir / "stationary.traj").exists():
+    # cyclohexene C1=CCCCC1: C0=C1 is butadiene's central bond, C3-C4 the ethene; C2-C3 and
+    # C4-C5 are the bonds the reaction forms
+    mol = Chem.AddHs(Chem.MolFromSmiles("C1=CCCCC1"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    AllChem.MMFFOptimizeMolecule(mol)
+    product = Atoms([a.GetSymbol() for a in mol.GetAtoms()], mol.GetConformer().GetPositions())
+    product = ase_al.optimize_geometry(product, calc, optimizer="LBFGS")
+    ethene = [3, 4] + [
+        n.GetIdx()
+        for i in (3, 4)
+        for n in mol.GetAtomWithIdx(i).GetNeighbors()
+        if n.GetAtomicNum() == 1
+    ]
+    axis = product.positions[[3, 4]].mean(axis=0) - product.positions[[2, 5]].mean(axis=0)
+    guess = product.copy()
+    guess.positions[ethene] += 0.75 * axis / np.linalg.norm(axis)  # new bonds ~2.2 Å
+    saddle, vibrations = find_transition_state(guess, calc)
+    backward, forward = descend_from_saddle(saddle, vibrations, calc, steps=400)
+    ends = {tuple(species(backward)): backward, tuple(species(forward)): forward}
+    assert set(ends) == {("C6H10",), ("C2H4", "C4H6")}, f"the saddle connects {list(ends)}"
+    stationary = [saddle, ends[("C2H4", "C4H6")], ends[("C6H10",)]]
+    for atoms in stationary:
+        atoms.info["reference_energy"] = atoms.get_potential_energy()  # eV
+    write(workdir / "stationary.traj", stationary)
+    write(workdir / "ts.traj", saddle)
+    vibrations.write(workdir / "ts_vibrations.json")
+saddle, reactants, cyclohexene = read(workdir / "stationary.traj", ":")
+saddle.info["transition_state"] = True
+vibrations = ase_al.HarmonicAnalysis.read(workdir / "ts_vibrations.json")
+imaginary = float(vibrations.frequencies.min())
+e_saddle, e_reactants, e_product = (
+    a.info["reference_energy"] for a in (saddle, reactants, cyclohexene)
+)
+barrier = (e_saddle - e_reactants) / kcal_mol
+reaction = (e_product - e_reactants) / kcal_mol
 print(
     f"transition state: C-C {saddle.get_distance(2, 3):.3f} and {saddle.get_distance(4, 5):.3f} Å, "
-    f"{saddle.info['imaginary_frequency']:.0f} cm-1 (imaginary)"
+    f"{imaginary:.0f} cm-1 (imaginary)"
 )
 print(f"GFN2-xTB: barrier {barrier:.1f}, reaction {reaction:.1f} kcal/mol (from the reactants)")
 try:  # AIQM2 single points at the GFN2-xTB geometries, with the networks' spread
@@ -92,58 +117,114 @@ try:  # AIQM2 single points at the GFN2-xTB geometries, with the networks' sprea
 except FileNotFoundError as err:
     print(f"(AIQM2 single points skipped: {err})")
 
-# trajectories from the barrier top, each half run separately
+# the initial conditions: from the barrier top, the same for every potential
 samples = transition_state_sampling(saddle, vibrations, n_trajectories, 300.0, seed=0)
-steps = int(round(fs_each_way / 0.5))
-halves = []
-for k, start in enumerate(samples):
-    pair = []
-    for direction in (1.0, -1.0):
-        atoms = start.copy()
-        atoms.set_momenta(direction * start.get_momenta())
-        atoms.calc = calc
-        frames = []
-        dynamics = VelocityVerlet(atoms, 0.5 * units.fs)
-        dynamics.attach(lambda a=atoms, f=frames: f.append(a.copy()), interval=2)
-        dynamics.run(steps)
-        name = "forward" if direction > 0 else "backward"
-        write(workdir / "trajectories" / f"{k:03d}_{name}.traj", frames)
-        pair.append(frames)
-    halves.append(pair)
 
-flat = [half for pair in halves for half in pair]
-outcomes = classify(flat, reactants, cyclohexene, time_step_fs=1.0)  # a frame every 1 fs
-outcomes.write(flat, workdir / "outcomes")
-ends_per_trajectory = [
-    tuple(sorted(outcomes.labels[2 * k : 2 * k + 2])) for k in range(len(halves))
-]
-direct = sum(e == ("product", "reactant") for e in ends_per_trajectory)
-fraction = direct / len(halves)
-error = math.sqrt(fraction * (1 - fraction) / len(halves))
-gaps = outcomes.asynchronicity()
-print(
-    f"{len(halves)} trajectories: {direct} direct (reactants <-> cyclohexene), "
-    f"{100 * fraction:.0f} ± {100 * error:.0f} %; ends: {dict(outcomes.fractions)}"
-)
-if gaps:
-    print(f"time between the two C-C bond formations: {np.mean(gaps):.1f} ± {np.std(gaps):.1f} fs")
+
+def trajectories(name, potential, executor):
+    """Both halves of every trajectory on ``potential`` in WORKDIR/name (resumed in chunks of
+    ten); returns the halves in pairs (forward, backward) and the wall time of this call."""
+    folder = workdir / name
+    folder.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    for first in range(0, n_trajectories, 10):
+        chunk = range(first, min(first + 10, n_trajectories))
+        if all((folder / f"{k:03d}_backward.traj").exists() for k in chunk):
+            continue
+        pairs = propagate_both_ways(
+            [samples[k] for k in chunk], potential, fs_each_way, 0.5, 2, executor=executor
+        )
+        for k, (forward, backward) in zip(chunk, pairs, strict=True):
+            write(folder / f"{k:03d}_forward.traj", forward)
+            write(folder / f"{k:03d}_backward.traj", backward)
+    wall = time.perf_counter() - t0
+    halves = [
+        read(folder / f"{k:03d}_{way}.traj", ":")
+        for k in range(n_trajectories)
+        for way in ("forward", "backward")
+    ]
+    return halves, wall
+
+
+def analyse(name, halves, wall):
+    outcomes = classify(halves, reactants, cyclohexene, time_step_fs=1.0)  # a frame every 1 fs
+    outcomes.write(halves, workdir / f"outcomes_{name}")
+    direct, fraction, error = outcomes.direct()
+    gaps = outcomes.asynchronicity()
+    return {
+        "direct": direct,
+        "direct_fraction": fraction,
+        "direct_fraction_error": error,
+        "end_fractions": outcomes.fractions,
+        "bond_formation_gaps_fs": gaps,
+        "gap_mean_fs": float(np.mean(gaps)) if gaps else None,
+        "gap_error_fs": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))
+        if len(gaps) > 1
+        else None,
+        "wall_s_this_call": wall,
+    }
+
+
+results = {"GFN2-xTB": analyse("GFN2-xTB", *trajectories("GFN2-xTB", calc, default_executor()))}
 summary = {
     "barrier_kcal_mol": barrier,
     "reaction_energy_kcal_mol": reaction,
-    "imaginary_frequency_cm1": saddle.info["imaginary_frequency"],
-    "n_trajectories": len(halves),
-    "direct_fraction": fraction,
-    "direct_fraction_error": error,
-    "end_fractions": outcomes.fractions,
-    "bond_formation_gaps_fs": gaps,
+    "imaginary_frequency_cm1": imaginary,
+    "n_trajectories": n_trajectories,
+    "fs_each_way": fs_each_way,
 }
+
+if model_name is not None:
+    cls = ase_al.calculators.model_class(model_name)
+    t0 = time.perf_counter()
+    pair = ase_al.ActiveLearner(
+        [cyclohexene.copy(), saddle.copy()],
+        "GFN2-xTB",
+        model=cls(max_epochs=max_epochs) if model_name.upper() != "KREG" else cls(),
+        workdir=workdir / "al",
+        sampling=ase_al.Sampling(options={"max_time_fs": fs_each_way}),
+    ).run()
+    run = ase_al.ALRun(workdir / "al")
+    main = pair.members[0]
+    learned_saddle, _ = find_transition_state(saddle, main)
+    learned_reactants = ase_al.optimize_geometry(reactants, main, fmax=1e-3, steps=2000)
+    learned_barrier = (
+        learned_saddle.get_potential_energy() - learned_reactants.get_potential_energy()
+    ) / kcal_mol
+    summary["learning"] = {
+        "model": model_name,
+        "labels": len(run.labelled()),
+        "iterations": len(run.history),
+        "converged": run.converged,
+        "wall_s_this_call": time.perf_counter() - t0,
+        "barrier_kcal_mol": learned_barrier,
+        "imaginary_frequency_cm1": float(learned_saddle.info["imaginary_frequency"]),
+    }
+    results[model_name] = analyse(model_name, *trajectories(model_name, main, None))
+summary["trajectories"] = results
+
+print(f"\n{n_trajectories} trajectories from the barrier top, {fs_each_way:g} fs each way")
+print(
+    f"{'potential':>10s} {'direct / %':>12s} {'C-C bond gap / fs':>18s} {'barrier':>8s} {'s':>6s}"
+)
+for name, r in results.items():
+    gap = f"{r['gap_mean_fs']:.1f} ± {r['gap_error_fs'] or 0:.1f}" if r["gap_mean_fs"] else "-"
+    b = barrier if name == "GFN2-xTB" else summary["learning"]["barrier_kcal_mol"]
+    print(
+        f"{name:>10s} {100 * r['direct_fraction']:6.0f} ± {100 * r['direct_fraction_error']:3.0f} "
+        f"{gap:>18s} {b:8.1f} {r['wall_s_this_call']:6.0f}"
+    )
+if model_name is not None:
+    print(f"learned from {summary['learning']['labels']} GFN2-xTB labels")
 (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 fig, ax = plt.subplots(figsize=(5, 3.2))
-ax.hist(gaps or [0.0], bins=10, color="tab:blue")
+for name, r in results.items():
+    ax.hist(r["bond_formation_gaps_fs"] or [0.0], bins=10, alpha=0.6, label=name)
 ax.set_xlabel("time between the two C-C bond formations / fs")
 ax.set_ylabel("trajectories")
-ax.set_title("Diels-Alder, GFN2-xTB, from the transition state")
+ax.set_title("Diels-Alder from the transition state")
+ax.legend()
 fig.tight_layout()
 fig.savefig(workdir / "bond_times.png", dpi=120)
-print(f"wrote {workdir / 'summary.json'}, {workdir / 'bond_times.png'}, {workdir / 'outcomes'}")
+print(f"wrote {workdir / 'summary.json'}, {workdir / 'bond_times.png'}, {workdir}/outcomes_*")

@@ -6,11 +6,13 @@ import pytest
 from ase import Atoms
 
 from ase_al.reactions import (
+    Outcomes,
     TransitionStateError,
     bonds_formed_and_broken,
     classify,
     descend_from_saddle,
     find_transition_state,
+    propagate_both_ways,
     species,
 )
 
@@ -98,6 +100,52 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert len(read(paths["product"], ":")) == 6 and len(read(paths["other"], ":")) == 1
     with pytest.raises(ValueError, match="no trajectories"):
         classify([], reactant, product)
+
+
+def test_both_ways_halves_are_one_time_reversible_trajectory():
+    """Velocity Verlet is time-reversible: from the forward half's last frame with momenta
+    reversed, a trajectory of twice the length passes through the start and then retraces the
+    backward half."""
+    from ase.build import molecule
+    from ase.calculators.emt import EMT
+
+    start = molecule("CH4")
+    start.rattle(0.05, seed=1)
+    rng = np.random.default_rng(0)
+    start.set_momenta(rng.normal(0.0, 0.5, (5, 3)) * np.sqrt(start.get_masses())[:, None] / 10)
+    ((forward, backward),) = propagate_both_ways([start], EMT(), time_fs=6.0, time_step_fs=0.25)
+    assert len(forward) == len(backward) == 12  # a frame every 2 steps, the start not kept
+    e0 = start.copy()
+    e0.calc = EMT()
+    total = e0.get_potential_energy() + e0.get_kinetic_energy()
+
+    def spread(frames):  # each frame keeps its energy; NVE: the total is conserved
+        return max(abs(f.get_potential_energy() + f.get_kinetic_energy() - total) for f in frames)
+
+    assert spread(forward + backward) < 3e-3
+    ((fine_f, fine_b),) = propagate_both_ways([start], EMT(), time_fs=6.0, time_step_fs=0.125)
+    # velocity Verlet's energy error is second order in the time step
+    assert 3.0 < spread(forward + backward) / spread(fine_f + fine_b) < 5.5
+    turned = forward[-1].copy()
+    turned.set_momenta(-forward[-1].get_momenta())
+    ((retrace, _),) = propagate_both_ways([turned], EMT(), time_fs=12.0, time_step_fs=0.25)
+    assert np.allclose(retrace[len(forward) - 1].positions, start.positions, atol=1e-8)
+    for j, frame in enumerate(backward):
+        assert np.allclose(retrace[len(forward) + j].positions, frame.positions, atol=1e-8)
+    with pytest.raises(ValueError, match="at least one"):
+        propagate_both_ways([], EMT())
+    with pytest.raises(ValueError, match="time_step_fs"):
+        propagate_both_ways([start], EMT(), time_step_fs=0.0)
+
+
+def test_direct_trajectories_join_reactant_and_product():
+    labels = ["product", "reactant", "reactant", "product", "reactant", "reactant"]
+    labels += ["product", "other"]
+    count, fraction, error = Outcomes(labels).direct()
+    assert (count, fraction) == (2, 0.5)  # a recrossing and a side product are not direct
+    assert error == pytest.approx(np.sqrt(0.25 / 4))
+    with pytest.raises(ValueError, match="in pairs"):
+        Outcomes(labels[:3]).direct()
 
 
 def test_ts_task_of_the_command_line(tmp_path, monkeypatch):

@@ -1,0 +1,110 @@
+"""Active learning across conformers (glycine) and across a reaction (Diels-Alder), checked
+against the reference (GFN2-xTB) itself: the acceptance runs of the reactive/multi-conformer
+examples.
+
+    python benchmarks/reactive_al.py glycine [--model ANI] [--max-epochs 300] [--workdir DIR]
+    python benchmarks/reactive_al.py diels-alder [--model ANI] [--max-epochs 300]
+        [--trajectories 100] [--fs 100] [--workdir DIR]
+
+Each runs its example (the example is the procedure; every stage resumes from its files when
+killed) and judges the example's ``summary.json``:
+
+**glycine** (``examples/glycine_conformers.py WORK 40 MODEL MAX_EPOCHS``): the reference's
+conformers, all starting structures of one ``ActiveLearner``; every conformer re-optimised
+with the learned potential. Acceptance (#23): relative energies within 0.5 kcal/mol and
+minima within 0.05 Å RMSD of GFN2-xTB's, for every conformer.
+
+**diels-alder** (``examples/diels_alder.py WORK N FS MODEL MAX_EPOCHS``): a potential learned
+from the GFN2-xTB saddle point and cyclohexene; N transition-state-sampled initial conditions
+(300 K, seeded) propagated FS fs each way on it and on GFN2-xTB directly (two worker
+processes). Acceptance (#23): direct-reaction fractions and mean C-C bond-formation gaps
+within their combined standard errors, the learned barrier within 1 kcal/mol.
+
+Results: ``benchmarks/results/reactive_al_<task>.json`` (labels, wall times, the direct run's
+cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from _results import write_result
+
+
+def run_example(name: str, work: Path, *arguments) -> dict:
+    """Run ``examples/<name> WORK ARGUMENTS`` (the example is the procedure) and return its
+    ``summary.json`` with the wall time of this call."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parent.parent / "examples" / name
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(example), str(work), *arguments], check=True)
+    summary = json.loads((work / "summary.json").read_text())
+    summary["wall_s_this_call"] = time.perf_counter() - t0
+    return summary
+
+
+def glycine(args, work: Path) -> dict:
+    """``examples/glycine_conformers.py WORK 40 MODEL MAX_EPOCHS``, timed; its summary judged
+    against the acceptance."""
+    summary = run_example("glycine_conformers.py", work, "40", args.model, str(args.max_epochs))
+    summary["meets_acceptance"] = bool(
+        summary["max_abs_deviation_kcal_mol"] <= 0.5 and summary["max_rmsd_A"] <= 0.05
+    )
+    return {"task": "glycine conformers, GFN2-xTB", **summary}
+
+
+def diels_alder(args, work: Path) -> dict:
+    """``examples/diels_alder.py WORK N FS MODEL MAX_EPOCHS``, timed; its summary judged
+    against the acceptance."""
+    summary = run_example(
+        "diels_alder.py",
+        work,
+        str(args.trajectories),
+        str(args.fs),
+        args.model,
+        str(args.max_epochs),
+    )
+    learned, direct = summary["trajectories"][args.model], summary["trajectories"]["GFN2-xTB"]
+    fraction_gap = abs(learned["direct_fraction"] - direct["direct_fraction"])
+    fraction_bar = math.hypot(learned["direct_fraction_error"], direct["direct_fraction_error"])
+    gaps = [learned["gap_mean_fs"], direct["gap_mean_fs"]]
+    gaps_agree = None not in gaps and abs(gaps[0] - gaps[1]) <= math.hypot(
+        learned["gap_error_fs"], direct["gap_error_fs"]
+    )
+    barrier = summary["learning"]["barrier_kcal_mol"] - summary["barrier_kcal_mol"]
+    summary.update(
+        fractions_agree=bool(fraction_gap <= fraction_bar or fraction_gap == 0),
+        gaps_agree=bool(gaps_agree),
+        barrier_deviation_kcal_mol=barrier,
+        barrier_within_1_kcal_mol=bool(abs(barrier) <= 1.0),
+    )
+    for name in summary["trajectories"]:  # the gap lists are in the run's summary.json
+        summary["trajectories"][name].pop("bond_formation_gaps_fs")
+    return {"task": "ethene + 1,3-butadiene Diels-Alder, GFN2-xTB", **summary}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=("glycine", "diels-alder"))
+    parser.add_argument("--model", default="ANI")
+    parser.add_argument("--max-epochs", type=int, default=300, help="ANI/MACE")
+    parser.add_argument("--trajectories", type=int, default=100)
+    parser.add_argument("--fs", type=float, default=100.0, help="fs each way")
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    work = Path(args.workdir or f"reactive_{args.task}")
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = (glycine if args.task == "glycine" else diels_alder)(args, work)
+    result["wall_s_this_call"] = time.perf_counter() - t0
+    write_result(f"reactive_al_{args.task.replace('-', '_')}", result)
+
+
+if __name__ == "__main__":
+    main()
