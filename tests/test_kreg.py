@@ -277,6 +277,22 @@ def test_force_training_memory_is_about_one_matrix(split):
     np.testing.assert_allclose(whole, whole.T, atol=1e-12)
 
 
+def test_a_force_fit_larger_than_the_memory_is_refused_before_it_is_built(split, monkeypatch):
+    """A fit whose (T(1+3N))² matrix needs more than 80 % of the machine's memory is a one-line
+    MemoryError naming the size and the way out, raised before anything is allocated."""
+    import ase_al.calculators.kreg as kreg
+
+    images = split[0][:60]
+    matrix_bytes = 8 * (60 * 28) ** 2  # 22.6 MB
+    monkeypatch.setattr(kreg, "physical_memory", lambda: int(matrix_bytes / 0.8) - 1)
+    with pytest.raises(MemoryError, match=r"a 1680² matrix \(0.0 GB.*ANI or MACE"):
+        KREG(sigma=1.0, lambda_=1e-6).train(images, forces=True)
+    monkeypatch.setattr(kreg, "physical_memory", lambda: int(matrix_bytes / 0.8) + 8)
+    assert KREG(sigma=1.0, lambda_=1e-6).train(images, forces=True).is_trained
+    monkeypatch.undo()
+    assert kreg.physical_memory() > 2**30
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [560, 600])
 def test_energies_and_forces_of_many_ethanol_structures(ethanol_frames, n):

@@ -66,6 +66,16 @@ def _blas_guard(n: int):
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def covariance_with_gradients(
     x: np.ndarray, jac: np.ndarray, sigma: float, block_bytes: int | None = None
 ) -> np.ndarray:
@@ -236,6 +246,14 @@ class KREG(TrainableModel):
         positions = self._check_structures(images)
         gradients = -np.array([a.get_forces() for a in images]) if forces else None
         order = len(images) * (1 + positions[0].size)
+        memory = physical_memory()
+        if forces and memory and 8 * order**2 > 0.8 * memory:
+            raise MemoryError(
+                f"KREG on forces for {len(images)} structures of {len(images[0])} atoms builds "
+                f"a {order}² matrix ({8 * order**2 / 1e9:.1f} GB; this machine has "
+                f"{memory / 1e9:.1f} GB): train on fewer structures, on energies only "
+                "(forces=False), or use ANI or MACE, whose cost grows linearly with the data"
+            )
         if forces and order > 30000:
             warnings.warn(
                 f"training on forces builds a {order}² matrix: {8 * order**2 / 1e9:.1f} GB of "
