@@ -2,7 +2,7 @@
 
     python benchmarks/uq_kinds.py [--kinds physics-informed,committee,variance,distance]
         [--seeds 0,1,2,3,4] [--trajectories 100] [--time 25] [--max-iterations 10]
-        [--target-error EV] [--init-points N] [--workdir DIR]
+        [--target-error EV] [--min-checks N] [--init-points N] [--workdir DIR]
 
 The task of ``al_vs_mlatom.py`` (ethanol from frame 0 of ../shared/data/ethanol_gfn2.extxyz,
 KREG, batch MD from 300 K Wigner conditions, the automatic threshold; the learner's own
@@ -58,7 +58,11 @@ def run_one(args, work: Path, kind: str, seed: int, tests: dict) -> dict:
             options={"max_time_fs": args.time, "time_step_fs": 0.5},
         ),
         selection=Selection(new_points=args.trajectories, max_iterations=args.max_iterations),
-        uncertainty=Uncertainty(kind=kind, target_error=args.target_error),
+        uncertainty=Uncertainty(
+            kind=kind,
+            target_error=args.target_error,
+            **({"min_checks": args.min_checks} if args.min_checks else {}),
+        ),
         seed=seed,
         progress=False,
     ).run()
@@ -111,6 +115,7 @@ def main():
     parser.add_argument("--step", type=float, default=0.5, help="fs")
     parser.add_argument("--max-iterations", type=int, default=10)
     parser.add_argument("--target-error", type=float, default=None, help="eV")
+    parser.add_argument("--min-checks", type=int, default=0, help="0: the learner's default")
     parser.add_argument("--init-points", type=int, default=0, help="0: the learner's rule")
     parser.add_argument("--workdir", default="uq_kinds")
     args = parser.parse_args()
