@@ -2,7 +2,7 @@
 
     python benchmarks/uq_kinds.py [--kinds physics-informed,committee,variance,distance]
         [--seeds 0,1,2,3,4] [--trajectories 100] [--time 25] [--max-iterations 10]
-        [--target-error EV] [--min-checks N] [--init-points N] [--workdir DIR]
+        [--target-error EV] [--min-checks N] [--init-points N] [--workdir DIR] [--name NAME]
 
 The task of ``al_vs_mlatom.py`` (ethanol from frame 0 of ../shared/data/ethanol_gfn2.extxyz,
 KREG, batch MD from 300 K Wigner conditions, the automatic threshold; the learner's own
@@ -80,7 +80,8 @@ def run_one(args, work: Path, kind: str, seed: int, tests: dict) -> dict:
         "threshold": run.history[-1]["threshold"],
         "errors": {name: errors(main, read(work / name, ":")) for name in tests},
     }
-    held = read(work / next(n for n in tests if n != "test.extxyz"), ":")
+    # held-out snapshots of the sampled region (the 200 fs set when the trajectories are that long)
+    held = read(work / next((n for n in tests if n != "test.extxyz"), "test.extxyz"), ":")
     predicted = model.predict(held, forces=False)
     true = np.abs(predicted["energy"] - np.array([a.get_potential_energy() for a in held]))
     out["spearman_heldout"] = float(spearmanr(predicted["energy_uncertainty"], true).statistic)
@@ -118,6 +119,7 @@ def main():
     parser.add_argument("--min-checks", type=int, default=0, help="0: the learner's default")
     parser.add_argument("--init-points", type=int, default=0, help="0: the learner's rule")
     parser.add_argument("--workdir", default="uq_kinds")
+    parser.add_argument("--name", default=None, help="results/<name>.json (default: uq_kinds)")
     args = parser.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -169,7 +171,7 @@ def main():
         extra["stopped_meeting_target"] = f"{met}/{len(runs)}"
         print(json.dumps(extra, indent=1))
     write_result(
-        "uq_kinds" if args.target_error is None else "uq_target_error",
+        args.name or ("uq_kinds" if args.target_error is None else "uq_target_error"),
         {
             **extra,
             "task": f"ethanol, GFN2-xTB, KREG; {args.trajectories} trajectories x {args.time:g} fs",
