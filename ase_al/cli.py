@@ -456,6 +456,9 @@ def _calculator(options, **kwargs):
     if is_model_path(options["method"]):
         from ase_al.calculators.base import load_saved_model
 
+        # loaded once, when the input was checked (main); loaded here for direct callers
+        if "_model" in options:
+            return options["_model"]
         return load_saved_model(options["method"])
     if options.get("nthreads") and "/" in options["method"]:
         kwargs.setdefault("threads", options["nthreads"])
@@ -826,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                 if is_model_path(options["method"]):
                     from ase_al.calculators.base import load_saved_model
 
-                    load_saved_model(options["method"])  # a model that does not load fails now
+                    # a model that does not load fails now; the task uses this one
+                    options["_model"] = load_saved_model(options["method"])
                 else:
                     methods(options["method"])
             except (ValueError, FileNotFoundError) as err:
@@ -835,7 +839,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ase-al: {path}: {err}", file=sys.stderr)
         return 2
     _setup_logging(f"{task.name.lower()}.log")
-    log.info("ase-al %s: %s", task.name, {k: v for k, v in options.items() if k != "xyzfile"})
+    shown = {k: v for k, v in options.items() if k != "xyzfile" and not k.startswith("_")}
+    log.info("ase-al %s: %s", task.name, shown)
     try:
         RUNNERS[task.name.lower()](atoms, options)
     except (ValueError, TypeError) as err:
