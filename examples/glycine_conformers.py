@@ -40,6 +40,10 @@ workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "glycine_conformers")
 n_embed = int(sys.argv[2]) if len(sys.argv) > 2 else 40
 model_name = sys.argv[3] if len(sys.argv) > 3 else None
 max_epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 300
+try:  # an unknown model name fails here, in one line, before any calculation
+    cls = ase_al.calculators.model_class(model_name) if model_name else None
+except ValueError as err:
+    sys.exit(f"{Path(__file__).name}: {err}")
 workdir.mkdir(parents=True, exist_ok=True)
 kcal_mol = units.kcal / units.mol
 
@@ -77,7 +81,6 @@ if model_name is None:
     sys.exit()
 
 # -- one potential for all conformers -----------------------------------------------------------
-cls = ase_al.calculators.model_class(model_name)
 t0 = time.perf_counter()
 pair = ase_al.ActiveLearner(
     [a.copy() for a in conformers],
