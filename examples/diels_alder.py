@@ -56,13 +56,14 @@ n_trajectories = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 fs_each_way = float(sys.argv[3]) if len(sys.argv) > 3 else 100.0
 model_name = sys.argv[4] if len(sys.argv) > 4 else None
 max_epochs = int(sys.argv[5]) if len(sys.argv) > 5 else 300
-try:  # an unknown model name fails here, in one line, before any calculation
-    cls = ase_al.calculators.model_class(model_name) if model_name else None
-except ValueError as err:
-    sys.exit(f"{Path(__file__).name}: {err}")
 workdir.mkdir(parents=True, exist_ok=True)
 calc = ase_al.methods("GFN2-xTB")
 kcal_mol = units.kcal / units.mol
+if model_name is not None:  # an unknown model name fails here, in one line, before any work
+    try:
+        cls = ase_al.calculators.model_class(model_name)
+    except ValueError as err:
+        sys.exit(f"{Path(__file__).name}: {err}")
 
 if not (workdir / "stationary.traj").exists():
     # cyclohexene C1=CCCCC1: C0=C1 is butadiene's central bond, C3-C4 the ethene; C2-C3 and
