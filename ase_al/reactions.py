@@ -288,14 +288,11 @@ def _both_ways(start: Atoms, calc, steps: int, time_step_fs: float, interval: in
 
 
 def _frame(atoms: Atoms) -> Atoms:
-    """A copy with its energy and forces kept (a SinglePointCalculator), for ``.traj`` files."""
-    from ase.calculators.singlepoint import SinglePointCalculator
+    """:func:`ase_al.io.storable` copy holding this step's energy (eV) and forces (eV/Å)."""
+    from ase_al.io import storable
 
-    frame = atoms.copy()
-    frame.calc = SinglePointCalculator(
-        frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
-    )
-    return frame
+    atoms.get_potential_energy()  # velocity Verlet asks for the forces only
+    return storable(atoms)
 
 
 def propagate_both_ways(
@@ -344,13 +341,12 @@ def propagate_both_ways(
         check_atoms(atoms)
     check_number("time_fs", time_fs, minimum=0.0)
     check_number("time_step_fs", time_step_fs, minimum=1e-6)
-    check_int("interval", interval, minimum=1)
+    interval = check_int("interval", interval, minimum=1)
     steps = int(round(time_fs / time_step_fs))
     executor = SerialExecutor() if executor is None else executor
     check_shippable(calc, "potential", executor)
     futures = [
-        executor.submit(_both_ways, start, calc, steps, time_step_fs, int(interval))
-        for start in starts
+        executor.submit(_both_ways, start, calc, steps, time_step_fs, interval) for start in starts
     ]
     pairs = []
     disable = None if progress is None else not progress

@@ -212,7 +212,11 @@ print(
     f"{'potential':>10s} {'direct / %':>12s} {'C-C bond gap / fs':>18s} {'barrier':>8s} {'s':>6s}"
 )
 for name, r in results.items():
-    gap = f"{r['gap_mean_fs']:.1f} ± {r['gap_error_fs'] or 0:.1f}" if r["gap_mean_fs"] else "-"
+    gap = (
+        "-"
+        if r["gap_mean_fs"] is None
+        else f"{r['gap_mean_fs']:.1f} ± {r['gap_error_fs'] or 0:.1f}"
+    )
     b = barrier if name == "GFN2-xTB" else summary["learning"]["barrier_kcal_mol"]
     print(
         f"{name:>10s} {100 * r['direct_fraction']:6.0f} ± {100 * r['direct_fraction_error']:3.0f} "

@@ -102,6 +102,7 @@ for atoms in conformers:
 learned_relative = np.array([r["energy_eV"] for r in rows])
 learned_relative = (learned_relative - learned_relative[0]) / kcal_mol
 deviation = learned_relative - relative
+rmsds = [r["rmsd_A"] for r in rows]
 
 print(f"\n{model_name} learned with {len(run.labelled())} GFN2-xTB labels in {learning_s:.0f} s")
 print(" #  GFN2-xTB  learned  deviation  (kcal/mol)  RMSD/Å")
@@ -111,8 +112,7 @@ for k, r in enumerate(rows):
         f"{r['rmsd_A']:19.3f}"
     )
 print(
-    f"largest |deviation| {np.abs(deviation).max():.2f} kcal/mol, "
-    f"largest RMSD {max(r['rmsd_A'] for r in rows):.3f} Å"
+    f"largest |deviation| {np.abs(deviation).max():.2f} kcal/mol, largest RMSD {max(rmsds):.3f} Å"
 )
 summary = {
     "model": model_name,
@@ -123,9 +123,9 @@ summary = {
     "reference_kcal_mol": relative.tolist(),
     "learned_kcal_mol": learned_relative.tolist(),
     "deviation_kcal_mol": deviation.tolist(),
-    "rmsd_A": [r["rmsd_A"] for r in rows],
+    "rmsd_A": rmsds,
     "max_abs_deviation_kcal_mol": float(np.abs(deviation).max()),
-    "max_rmsd_A": float(max(r["rmsd_A"] for r in rows)),
+    "max_rmsd_A": float(max(rmsds)),
 }
 (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
 
@@ -136,7 +136,7 @@ ax1.bar(x + 0.2, learned_relative, 0.4, label=model_name)
 ax1.set_xlabel("conformer")
 ax1.set_ylabel("E − E_min / kcal mol⁻¹")
 ax1.legend()
-ax2.bar(x, [r["rmsd_A"] for r in rows], color="tab:green")
+ax2.bar(x, rmsds, color="tab:green")
 ax2.set_xlabel("conformer")
 ax2.set_ylabel("RMSD of the learned minimum / Å")
 fig.suptitle(f"glycine: {model_name} learned from {len(run.labelled())} GFN2-xTB labels")
