@@ -113,7 +113,9 @@ def descend_from_saddle(
 ) -> tuple[Atoms, Atoms]:
     """The minima on both sides of a saddle point: the structure displaced by ±``displacement``
     (Å, largest atomic displacement) along the imaginary mode, each relaxed. Returns
-    ``(backward, forward)``; forward is along ``+modes[0]``."""
+    ``(backward, forward)``; forward is along ``+modes[0]``. The minima do not inherit the
+    saddle point's marks (``info["transition_state"]``, ``info["imaginary_frequency"]``), so
+    they can be given to :class:`ase_al.ActiveLearner` as minima."""
     from ase_al.simulations import optimize_geometry
 
     calc = calc if calc is not None else saddle.calc
@@ -122,6 +124,8 @@ def descend_from_saddle(
     ends = []
     for sign in (-1.0, 1.0):
         start = saddle.copy()
+        for key in ("transition_state", "imaginary_frequency"):
+            start.info.pop(key, None)
         start.positions += sign * displacement * mode
         ends.append(optimize_geometry(start, calc, fmax=fmax, steps=steps))
     return ends[0], ends[1]

@@ -52,6 +52,8 @@ def test_hcn_hnc_saddle_point_has_one_imaginary_mode_and_connects_both_isomers(h
     energies = sorted(end.get_potential_energy() for end in ends)
     assert energies[1] < saddle.get_potential_energy()
     assert all(np.abs(end.get_forces()).max() < 1e-3 for end in ends)
+    # the minima are not marked as saddle points (the learner would refine them as such)
+    assert not any("transition_state" in end.info for end in ends)
     # a minimum is not a saddle point: the search (or the check after it) says so
     relaxed = ase_al.optimize_geometry(hcn(), calc, fmax=1e-3)
     with pytest.raises(TransitionStateError, match="imaginary modes|no saddle point"):
@@ -256,3 +258,16 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     bad = Atoms("HNC", guess.positions)
     with pytest.raises(ValueError, match="starting structure 1"):
         ase_al.ActiveLearner([reactant, bad], calc, workdir=tmp_path / "bad")
+
+
+def test_learner_names_the_starting_structure_wrongly_marked_as_a_saddle_point(tmp_path):
+    """A minimum marked ``info['transition_state']`` is refused in one line naming it."""
+    import ase_al
+    from ase_al.active_learning.starting_points import build_starting_points
+
+    calc = ase_al.methods("GFN2-xTB")
+    minimum = ase_al.optimize_geometry(hcn(), calc, fmax=1e-3)
+    marked = minimum.copy()
+    marked.info["transition_state"] = True
+    with pytest.raises(TransitionStateError, match="starting structure 1 is marked.*minimum"):
+        build_starting_points([minimum.copy(), marked], calc, tmp_path)

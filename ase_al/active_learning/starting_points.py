@@ -136,9 +136,14 @@ def build_starting_points(molecules, calc, workdir, optimize=True, vibrations=No
         saddle = bool(atoms.info.get("transition_state", False))
         modes = None
         if saddle and not (folder / "equilibrium.traj").exists():
-            from ase_al.reactions import find_transition_state
+            from ase_al.reactions import TransitionStateError, find_transition_state
 
-            atoms, modes = find_transition_state(atoms, calc)
+            try:
+                atoms, modes = find_transition_state(atoms, calc)
+            except TransitionStateError as err:
+                raise TransitionStateError(
+                    f"starting structure {k} is marked info['transition_state'], but {err}"
+                ) from None
         geometry, modes = equilibrium_and_modes(atoms, calc, folder, optimize and not saddle, modes)
         probe = geometry.copy()
         probe.calc = calc
