@@ -2,19 +2,23 @@
 against the reference (GFN2-xTB) itself: the acceptance runs of the reactive/multi-conformer
 examples.
 
-    python benchmarks/reactive_al.py glycine [--model ANI] [--max-epochs 300] [--workdir DIR]
-    python benchmarks/reactive_al.py diels-alder [--model ANI] [--max-epochs 300]
+    python benchmarks/reactive_al.py glycine [--model ANI] [--max-epochs 300] [--target 1]
+        [--workdir DIR]
+    python benchmarks/reactive_al.py diels-alder [--model ANI] [--max-epochs 300] [--target 1]
         [--trajectories 100] [--fs 100] [--workdir DIR]
 
 Each runs its example (the example is the procedure; every stage resumes from its files when
 killed) and judges the example's ``summary.json``:
 
-**glycine** (``examples/glycine_conformers.py WORK 40 MODEL MAX_EPOCHS``): the reference's
+``--target`` (kcal/mol) is the learner's ``Uncertainty(target_error=...)``; the networks
+continue from the previous iteration's weights (``warm_start``).
+
+**glycine** (``examples/glycine_conformers.py WORK 40 MODEL MAX_EPOCHS TARGET``): the reference's
 conformers, all starting structures of one ``ActiveLearner``; every conformer re-optimised
 with the learned potential. Acceptance (#23): relative energies within 0.5 kcal/mol and
 minima within 0.05 Å RMSD of GFN2-xTB's, for every conformer.
 
-**diels-alder** (``examples/diels_alder.py WORK N FS MODEL MAX_EPOCHS``): a potential learned
+**diels-alder** (``examples/diels_alder.py WORK N FS MODEL MAX_EPOCHS TARGET``): a potential learned
 from the GFN2-xTB saddle point and cyclohexene; N transition-state-sampled initial conditions
 (300 K, seeded) propagated FS fs each way on it and on GFN2-xTB directly (two worker
 processes). Acceptance (#23): direct-reaction fractions and mean C-C bond-formation gaps
@@ -50,9 +54,11 @@ def run_example(name: str, work: Path, *arguments) -> dict:
 
 
 def glycine(args, work: Path) -> dict:
-    """``examples/glycine_conformers.py WORK 40 MODEL MAX_EPOCHS``, timed; its summary judged
+    """``examples/glycine_conformers.py WORK 40 MODEL MAX_EPOCHS TARGET``, timed; its summary judged
     against the acceptance."""
-    summary = run_example("glycine_conformers.py", work, "40", args.model, str(args.max_epochs))
+    summary = run_example(
+        "glycine_conformers.py", work, "40", args.model, str(args.max_epochs), str(args.target)
+    )
     summary["meets_acceptance"] = bool(
         summary["max_abs_deviation_kcal_mol"] <= 0.5 and summary["max_rmsd_A"] <= 0.05
     )
@@ -60,7 +66,7 @@ def glycine(args, work: Path) -> dict:
 
 
 def diels_alder(args, work: Path) -> dict:
-    """``examples/diels_alder.py WORK N FS MODEL MAX_EPOCHS``, timed; its summary judged
+    """``examples/diels_alder.py WORK N FS MODEL MAX_EPOCHS TARGET``, timed; its summary judged
     against the acceptance."""
     summary = run_example(
         "diels_alder.py",
@@ -69,6 +75,7 @@ def diels_alder(args, work: Path) -> dict:
         str(args.fs),
         args.model,
         str(args.max_epochs),
+        str(args.target),
     )
     learned, direct = summary["trajectories"][args.model], summary["trajectories"]["GFN2-xTB"]
     fraction_gap = abs(learned["direct_fraction"] - direct["direct_fraction"])
@@ -94,6 +101,7 @@ def main():
     parser.add_argument("task", choices=("glycine", "diels-alder"))
     parser.add_argument("--model", default="ANI")
     parser.add_argument("--max-epochs", type=int, default=300, help="ANI/MACE")
+    parser.add_argument("--target", type=float, default=1.0, help="target error, kcal/mol")
     parser.add_argument("--trajectories", type=int, default=100)
     parser.add_argument("--fs", type=float, default=100.0, help="fs each way")
     parser.add_argument("--workdir", default=None)

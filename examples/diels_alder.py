@@ -3,6 +3,7 @@ minima it connects, quasi-classical trajectories from the barrier top, classifie
 the same on an actively learned potential, side by side.
 
     python examples/diels_alder.py [WORKDIR] [N_TRAJECTORIES] [FS_EACH_WAY] [MODEL] [MAX_EPOCHS]
+        [TARGET]
 
 1. Transition state by Sella from a guess (cyclohexene with the two new C-C bonds stretched),
    checked to have one imaginary mode; the descent both ways must give cyclohexene and
@@ -15,8 +16,10 @@ the same on an actively learned potential, side by side.
    C-C bonds says how asynchronous the reaction is.
 4. With MODEL (``ANI``, ``MACE``; MAX_EPOCHS for the networks): a potential is actively learned
    from the saddle point (transition-state sampling) and cyclohexene (Wigner sampling) as
-   starting structures; its own saddle point and reactants give the learned barrier, and the
-   same N initial conditions are propagated on it.
+   starting structures, until its checks of certain structures meet TARGET (kcal/mol, default
+   1; ``Uncertainty(target_error=...)``), the networks continuing from the previous
+   iteration's weights (``warm_start``); its own saddle point and reactants give the learned
+   barrier, and the same N initial conditions are propagated on it.
 
 Writes WORKDIR/ts.traj, WORKDIR/<potential>/*.traj (each half), WORKDIR/outcomes_<potential>/
 <class>.traj (ase gui), WORKDIR/bond_times.png and WORKDIR/summary.json, and prints a table.
@@ -56,6 +59,7 @@ n_trajectories = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 fs_each_way = float(sys.argv[3]) if len(sys.argv) > 3 else 100.0
 model_name = sys.argv[4] if len(sys.argv) > 4 else None
 max_epochs = int(sys.argv[5]) if len(sys.argv) > 5 else 300
+target_kcal_mol = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
 workdir.mkdir(parents=True, exist_ok=True)
 calc = ase_al.methods("GFN2-xTB")
 kcal_mol = units.kcal / units.mol
@@ -181,12 +185,15 @@ summary = {
 
 if model_name is not None:
     t0 = time.perf_counter()
+    networks = model_name.upper() != "KREG"  # ANI, MACE: max_epochs, continued each iteration
     pair = ase_al.ActiveLearner(
         [cyclohexene.copy(), saddle.copy()],
         "GFN2-xTB",
-        model=cls(max_epochs=max_epochs) if model_name.upper() != "KREG" else cls(),
+        model=cls(max_epochs=max_epochs) if networks else cls(),
         workdir=workdir / "al",
         sampling=ase_al.Sampling(options={"max_time_fs": fs_each_way}),
+        uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
+        warm_start=networks,
     ).run()
     run = ase_al.ALRun(workdir / "al")
     main = pair.members[0]
@@ -197,6 +204,7 @@ if model_name is not None:
     ) / kcal_mol
     summary["learning"] = {
         "model": model_name,
+        "target_error_kcal_mol": target_kcal_mol,
         "labels": len(run.labelled()),
         "iterations": len(run.history),
         "converged": run.converged,

@@ -2,7 +2,7 @@
 then, with a MODEL, one potential actively learned across all of them and checked against the
 reference conformer by conformer.
 
-    python examples/glycine_conformers.py [WORKDIR] [N_EMBED] [MODEL] [MAX_EPOCHS]
+    python examples/glycine_conformers.py [WORKDIR] [N_EMBED] [MODEL] [MAX_EPOCHS] [TARGET]
 
 Without MODEL (about a minute on two cores with 40 embeddings): WORKDIR/conformers.traj (open
 with ``ase gui``), WORKDIR/conformers.png and a table of relative energies (kcal/mol) and
@@ -14,10 +14,12 @@ conformers are learned as well as the populated ones; the learned potential's re
 geometry is the lowest conformer). The final model then re-optimises every conformer from the
 reference geometry; the table compares relative energies (learned at its own minima vs
 GFN2-xTB at its own) and the all-atom RMSD between the two minima; WORKDIR/learned.png plots
-both, WORKDIR/summary.json holds the numbers. Plan on an hour or more for ANI on two cores;
-a killed run resumes. KREG learns forces through a matrix that grows with the data (31 rows per
-glycine structure), so it is not the model for the thousand-odd structures several conformers
-need.
+both, WORKDIR/summary.json holds the numbers. The learner runs until its checks of certain
+structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``), the networks
+continuing from the previous iteration's weights (``warm_start``). Plan on an hour or more for
+ANI on two cores; a killed run resumes. KREG learns forces through a matrix that grows with the
+data (31 rows per glycine structure), so it is not the model for the thousand-odd structures
+several conformers need.
 """
 
 import json
@@ -40,6 +42,7 @@ workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "glycine_conformers")
 n_embed = int(sys.argv[2]) if len(sys.argv) > 2 else 40
 model_name = sys.argv[3] if len(sys.argv) > 3 else None
 max_epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 300
+target_kcal_mol = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
 try:  # an unknown model name fails here, in one line, before any calculation
     cls = ase_al.calculators.model_class(model_name) if model_name else None
 except ValueError as err:
@@ -82,11 +85,14 @@ if model_name is None:
 
 # -- one potential for all conformers -----------------------------------------------------------
 t0 = time.perf_counter()
+networks = model_name.upper() != "KREG"  # ANI, MACE: max_epochs, continued each iteration
 pair = ase_al.ActiveLearner(
     [a.copy() for a in conformers],
     "GFN2-xTB",
-    model=cls(max_epochs=max_epochs) if model_name.upper() != "KREG" else cls(),
+    model=cls(max_epochs=max_epochs) if networks else cls(),
     workdir=workdir / "al",
+    uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
+    warm_start=networks,
 ).run()
 learning_s = time.perf_counter() - t0
 run = ase_al.ALRun(workdir / "al")
@@ -116,6 +122,7 @@ print(
 )
 summary = {
     "model": model_name,
+    "target_error_kcal_mol": target_kcal_mol,
     "labels": len(run.labelled()),
     "iterations": len(run.history),
     "converged": run.converged,

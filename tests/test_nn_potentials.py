@@ -114,6 +114,44 @@ def test_wrong_element_is_refused(trained):
         model.predict([bad])
 
 
+def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
+    """``train(..., warm_start=True)`` starts from the model's weights (MLatom's
+    ``reuse_model``): with no epochs it keeps them exactly, where a fresh fit gives the
+    untrained network; a few more epochs on more data stay at the trained model's accuracy,
+    starting at the rate where its fit ended."""
+    from ase_al.errors import NotTrainedError
+
+    kind, model, untrained = trained
+    train, test = data
+    energies, _ = reference(test)
+    path = save_tmp(model, kind, tmp_path)
+    kept = CLASSES[kind].load(path).train(train, warm_start=True, max_epochs=0, progress=False)
+    np.testing.assert_array_equal(
+        kept.predict(test, forces=False)["energy"], model.predict(test, forces=False)["energy"]
+    )
+    more = CLASSES[kind].load(path).train(train, warm_start=True, max_epochs=3, progress=False)
+    assert more.history[0]["learning_rate"] == pytest.approx(
+        min(model.history[-1]["learning_rate"], model.training["learning_rate"])
+    )
+    error = rmse(more.predict(test, forces=False)["energy"], energies)
+    fresh = CLASSES[kind](seed=1, **{**FAST[kind], "max_epochs": 3}).train(train, progress=False)
+    assert error < 0.6 * rmse(fresh.predict(test, forces=False)["energy"], energies)
+    assert error < 1.5 * rmse(model.predict(test, forces=False)["energy"], energies)
+    with pytest.raises(NotTrainedError, match="continue its training"):
+        CLASSES[kind](**FAST[kind]).train(train, warm_start=True)
+    with pytest.raises(ValueError, match="contains N"):
+        CLASSES[kind].load(path).train(train + [molecule("HCN")] * 2, warm_start=True)
+
+
+def test_held_out_structures_stay_held_out_as_data_grow():
+    from ase_al.calculators._torch import held_out
+
+    small, large = held_out(200, 3, 0.1), held_out(500, 3, 0.1)
+    assert set(small) == set(large[large < 200])  # appending keeps the earlier split
+    assert 0.06 < len(large) / 500 < 0.14  # about the fraction asked for
+    assert len(held_out(1, 3, 0.99)) == 0  # one structure is kept for training
+
+
 @pytest.mark.parametrize("kind", ["ANI", "MACE"])
 def test_energies_only_training(kind, data):
     train, test = data

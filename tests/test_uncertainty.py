@@ -193,3 +193,60 @@ def test_a_function_as_uncertainty_and_bad_kinds(tmp_path):
             uncertainty="variance",
             workdir=tmp_path / "x",
         )
+
+
+@pytest.mark.parametrize("kind", ["physics-informed", "committee"])
+def test_warm_start_trains_on_from_the_previous_iterations_networks(
+    kind, ethanol_frames, tmp_path, caplog
+):
+    """With ``warm_start`` an iteration's networks are the previous iteration's, trained on:
+    given no epochs they predict exactly as those did; a model that cannot continue (KREG)
+    is refused when the learner is built."""
+    pytest.importorskip("torchani")
+    import logging
+
+    from ase_al.active_learning.training import ModelRecipe, train_models
+
+    images = ethanol_frames[:400:10]
+    recipe = ModelRecipe(
+        "ANI", {"hidden_layers": (8,), "max_epochs": 2, "threads": 1}, kind, seed=0
+    )
+    plan = Plan(factory=recipe.build, kind=kind, committee_size=2, seed=0, warm_start=True)
+    first, _ = train_models(plan, images[:30], tmp_path / "iteration_1")
+    # the saved networks, set to train for no epochs: continuing keeps their weights
+    for path in (tmp_path / "iteration_1").glob("*.pt"):
+        model = type(first.members[0]).load(path)
+        model.training["max_epochs"] = 0
+        model.save(path)
+    with caplog.at_level(logging.INFO, logger="ase_al"):
+        second, _ = train_models(
+            plan, images, tmp_path / "iteration_2", previous=tmp_path / "iteration_1"
+        )
+    assert "warm start: continuing from" in caplog.text
+    for a, b in zip(first.members, second.members, strict=True):
+        np.testing.assert_array_equal(
+            a.predict(images, forces=False)["energy"], b.predict(images, forces=False)["energy"]
+        )
+    cold, _ = train_models(
+        Plan(factory=recipe.build, kind=kind, committee_size=2, seed=0),
+        images,
+        tmp_path / "cold",
+        previous=tmp_path / "iteration_1",
+    )
+    assert not np.allclose(
+        cold.members[0].predict(images, forces=False)["energy"],
+        first.members[0].predict(images, forces=False)["energy"],
+    )
+    with pytest.raises(TypeError, match="KREG.train takes no warm_start"):
+        ActiveLearner(
+            molecule("H2"), "GFN2-xTB", model="KREG", workdir=tmp_path / "k", warm_start=True
+        )
+    with pytest.raises(ValueError, match="warm_start continues the physics-informed pair"):
+        ActiveLearner(
+            molecule("H2"),
+            "GFN2-xTB",
+            model="ANI",
+            uncertainty="variance",
+            workdir=tmp_path / "v",
+            warm_start=True,
+        )

@@ -75,6 +75,7 @@ _PARAMETERS = (
     "executor",
     "seed",
     "progress",
+    "warm_start",
 )
 
 
@@ -153,6 +154,12 @@ class ActiveLearner:
     seed : int
     progress : bool, optional
         Progress bars (default: when interactive).
+    warm_start : bool
+        Networks (ANI, MACE): every iteration's models continue from the previous
+        iteration's weights instead of a fresh initialisation (MLatom's ``reuse_model``), so
+        that ``max_epochs`` per iteration adds up over the run. With the physics-informed
+        pair or a committee; a model whose ``train`` cannot continue (KREG, solved exactly
+        each time) is refused here.
 
     The first release's flat keywords (``temperature``, ``init_batch``, ``sampler_kwargs``,
     ``new_points``, ``uq_threshold``, ``model_kwargs``, ...) still work for one release,
@@ -177,6 +184,7 @@ class ActiveLearner:
         executor=None,
         seed: int = 0,
         progress: bool | None = None,
+        warm_start: bool = False,
         **legacy,
     ):
         molecules = list(molecule) if isinstance(molecule, (list, tuple)) else [molecule]
@@ -223,6 +231,9 @@ class ActiveLearner:
         self._observers: list[tuple[Callable, int, tuple, dict]] = []
         self._reference_geometry = None  # set with the starting points
         self.recipe = ModelRecipe(model, model_kwargs, self.uncertainty.kind, self.seed)
+        self.warm_start = check_type("warm_start", warm_start, bool)
+        if self.warm_start:
+            self.recipe.check_warm_start()
         self.n_states = self.recipe.n_states
         self.stage = SamplingStage(
             self.sampling, self.selection, self.molecule, self.n_states, self.rng, progress
@@ -264,6 +275,7 @@ class ActiveLearner:
             n_states=self.n_states,
             recipe=self.recipe.committee,
             equilibrium=self._reference_geometry,
+            warm_start=self.warm_start,
         )
 
     # -- files -------------------------------------------------------------------------
@@ -368,6 +380,7 @@ class ActiveLearner:
             "new_points": self.selection.new_points,
             "min_new_points": self.selection.min_new_points,
             "max_iterations": self.selection.max_iterations,
+            "warm_start": self.warm_start,
             "sampler": getattr(self.stage.sampler, "__name__", type(self.stage.sampler).__name__),
             "sampler_kwargs": {
                 "n_trajectories": self.sampling.n_trajectories,
@@ -417,7 +430,8 @@ class ActiveLearner:
             k = len(history) + 1
             folder = self.run_dir.iteration_dir(k)
             images = self.labelled()
-            pair, validation_rmse = train_models(plan, images, folder)
+            previous = self.run_dir.iteration_dir(k - 1) if k > 1 else None
+            pair, validation_rmse = train_models(plan, images, folder, previous)
             threshold = state.get("uq_threshold", self.uncertainty.threshold)
             if threshold is None:
                 threshold, held, measured = validation_threshold(

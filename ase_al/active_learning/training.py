@@ -40,6 +40,8 @@ class Plan:
     recipe: Committee | None = None
     #: the reference geometry of RE descriptors (the distance and variance kinds)
     equilibrium: object = None
+    #: continue each iteration's networks from the previous iteration's weights
+    warm_start: bool = False
 
     @property
     def uq_function(self):
@@ -69,6 +71,7 @@ class ModelRecipe:
         from ase_al.calculators.base import is_trainable
         from ase_al.options import check_signature
 
+        self.kind = kind
         self.committee = model if isinstance(model, Committee) else None
         self.n_states = model.n_states if isinstance(model, MultiState) else None
         self.template = None
@@ -115,6 +118,33 @@ class ModelRecipe:
             "a trainable model's train(images, forces=True|False) fits it and returns it",
             [],
             forces=True,
+        )
+
+    def check_warm_start(self) -> None:
+        """Refuse ``warm_start`` (before any work) where it cannot apply: a model whose
+        ``train`` takes no ``warm_start``, or a kind other than the pair and committee."""
+        from ase_al.options import check_signature
+
+        if (
+            self.committee is not None
+            or self.n_states is not None
+            or self.kind
+            not in (
+                "physics-informed",
+                "committee",
+            )
+        ):
+            raise ValueError(
+                "warm_start continues the physics-informed pair or a committee of networks; "
+                "it is not available with this model or uncertainty kind"
+            )
+        check_signature(
+            self.build().train,
+            f"warm_start: {self.model_type.__name__}.train takes no warm_start (a model "
+            "that cannot continue from its weights; networks such as ANI and MACE can)",
+            [],
+            forces=True,
+            warm_start=True,
         )
 
     def build(self, _member: int | None = None, **changes):
@@ -182,8 +212,26 @@ def load_models(folder: Path, function=None):
     return Committee(models, spread="std")
 
 
-def train_models(plan: Plan, images, folder: Path):
-    """The uncertainty-aware model of this iteration and its held-out energy RMSE (eV)."""
+def _previous_models(plan: Plan, previous: Path | None, names: list[str]) -> list | None:
+    """The models of the previous iteration's folder to continue from (``plan.warm_start``),
+    or None (no warm start, the first iteration, or another layout)."""
+    if not plan.warm_start or previous is None:
+        return None
+    path = Path(previous) / "models.json"
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    stems = [Path(f).stem for f in manifest.get("files", [])]
+    if manifest.get("kind") != plan.kind or stems != names:
+        return None
+    cls = _import_class(manifest["class"])
+    return [cls.load(Path(previous) / name) for name in manifest["files"]]
+
+
+def train_models(plan: Plan, images, folder: Path, previous: Path | None = None):
+    """The uncertainty-aware model of this iteration and its held-out energy RMSE (eV);
+    ``previous``: the folder of the previous iteration's models (continued from with
+    ``plan.warm_start``)."""
     folder = Path(folder)
     loaded = load_models(folder, plan.uq_function)
     rmse_path = folder / "validation_rmse.json"
@@ -220,21 +268,35 @@ def train_models(plan: Plan, images, folder: Path):
         # structures); the energies-only ones are too narrow for it (fitted to 255 labels of
         # the AL benchmark, test errors 1.86 / 4.38 kcal/mol(/Å) with them, 1.23 / 3.84 with
         # its own)
-        models = [plan.factory().train(images, forces=True)]
-        models.append(plan.factory().train(images, forces=False))
         names = ["main", "aux"]
+        earlier = _previous_models(plan, previous, names)
+        if earlier is not None:
+            log.info("warm start: continuing from %s", previous)
+            models = [
+                earlier[0].train(images, forces=True, warm_start=True),
+                earlier[1].train(images, forces=False, warm_start=True),
+            ]
+        else:
+            models = [plan.factory().train(images, forces=True)]
+            models.append(plan.factory().train(images, forces=False))
     else:
+        names = [f"member_{i}" for i in range(plan.committee_size)]
+        earlier = _previous_models(plan, previous, names)
+        if earlier is not None:
+            log.info("warm start: continuing from %s", previous)
         models, hyper = [], {}
         for i in range(plan.committee_size):
             rng = np.random.default_rng([plan.seed, i])
-            subset = rng.choice(len(images), int(0.8 * len(images)), replace=False)
-            # the first member searches its hyperparameters, the others reuse them; networks
-            # get a different initialisation each
-            member = plan.factory(**hyper, _member=i)
-            member.train([images[j] for j in np.sort(subset)], forces=True)
-            hyper = hyper or member.hyperparameters
+            subset = np.sort(rng.choice(len(images), int(0.8 * len(images)), replace=False))
+            if earlier is not None:
+                member = earlier[i].train([images[j] for j in subset], warm_start=True)
+            else:
+                # the first member searches its hyperparameters, the others reuse them;
+                # networks get a different initialisation each
+                member = plan.factory(**hyper, _member=i)
+                member.train([images[j] for j in subset], forces=True)
+                hyper = hyper or member.hyperparameters
             models.append(member)
-        names = [f"member_{i}" for i in range(plan.committee_size)]
     # the held-out energy RMSE of the first model that measured one: the main model's (or
     # the first member's) where its training searched hyperparameters, else the auxiliary's
     errors = [m.validation_rmse for m in models]

@@ -60,6 +60,16 @@ def resolve_dtype(dtype):
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
 
+def held_out(n: int, seed: int, fraction: float) -> np.ndarray:
+    """Indices of the validation structures among ``n``, drawn per index (structure ``i`` is
+    held out when the ``[seed, i]`` stream's first number is below ``fraction``), so that a
+    structure held out once stays held out when the data grow by appending. At least one
+    structure is left for training."""
+    draws = np.array([np.random.default_rng([seed, i]).random() for i in range(n)])
+    chosen = np.flatnonzero(draws < fraction)
+    return chosen if len(chosen) < n else chosen[:0]
+
+
 def fit_self_energies(images: list[Atoms], energies: np.ndarray, symbols: list[str]) -> dict:
     """Per-element energies (eV) from a least-squares fit of the energies to element counts.
 
@@ -184,9 +194,11 @@ class TorchPotential(TrainableModel):
         energies: bool = True,
         forces: bool = True,
         progress: bool | None = None,
+        warm_start: bool = False,
         **settings,
     ) -> TorchPotential:
-        """Fit the network from scratch to ``images`` carrying reference results.
+        """Fit the network to ``images`` carrying reference results: from scratch, or with
+        ``warm_start`` from its current weights.
 
         Parameters
         ----------
@@ -200,6 +212,13 @@ class TorchPotential(TrainableModel):
             physics-informed uncertainty).
         progress : bool, optional
             Show a progress bar over epochs (default: when interactive).
+        warm_start : bool
+            Continue from the weights this model has (trained or loaded; MLatom's
+            ``reuse_model``): the element energies are kept, the learning rate starts where
+            the previous fit ended (at least 10 × ``min_lr``), and the validation split is
+            drawn per structure index, so that structures held out before stay held out when
+            the data grow by appending. The active learner uses it with
+            ``ActiveLearner(warm_start=True)``.
         **settings
             Override training settings for this call (``max_epochs=...``, ...).
 
@@ -218,6 +237,10 @@ class TorchPotential(TrainableModel):
             raise ValueError(f"{self.model_name} needs at least 2 training structures")
         for atoms in images:
             check_atoms(atoms)
+        if warm_start:
+            if not self.is_trained:
+                raise NotTrainedError(self, "continue its training (warm_start=True)")
+            self.check_elements(images)
         energy = np.array([a.get_potential_energy() for a in images], dtype=float)
         force = [np.asarray(a.get_forces(), float) for a in images] if forces else None
         if not np.all(np.isfinite(energy)) or (
@@ -225,26 +248,35 @@ class TorchPotential(TrainableModel):
         ):
             raise ValueError("training energies/forces contain NaN or infinite values")
 
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(images))
-        n_val = int(round(cfg["validation_fraction"] * len(images)))
-        if len(images) - n_val < 1:
-            n_val = 0
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         symbols = sorted(
             {s for a in images for s in a.get_chemical_symbols()}, key=chemical_symbols.index
         )
+        rng = np.random.default_rng(self.seed)
+        if warm_start:
+            symbols = self.symbols
+            val_idx = held_out(len(images), self.seed, cfg["validation_fraction"])
+            train_idx = np.setdiff1d(np.arange(len(images)), val_idx)
+            if self.history:
+                previous = self.history[-1]["learning_rate"]
+                cfg["learning_rate"] = max(min(previous, cfg["learning_rate"]), 10 * cfg["min_lr"])
+        else:
+            order = rng.permutation(len(images))
+            n_val = int(round(cfg["validation_fraction"] * len(images)))
+            if len(images) - n_val < 1:
+                n_val = 0
+            val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         self.symbols = symbols
         with self._torch_settings() as th, th.random.fork_rng(devices=[]):
             th.manual_seed(self.seed)
             items = self._prepare(images, energy, force)
-            self._build(
-                symbols,
-                fit_self_energies([images[i] for i in train_idx], energy[train_idx], symbols),
-                [items[i] for i in train_idx],
-            )
+            if not warm_start:
+                self._build(
+                    symbols,
+                    fit_self_energies([images[i] for i in train_idx], energy[train_idx], symbols),
+                    [items[i] for i in train_idx],
+                )
             self.history = []
-            self._fit(items, train_idx, val_idx, cfg, rng, progress)
+            self._fit(items, train_idx, val_idx, cfg, rng, progress, warm_start)
         self.results = {}
         return self
 
@@ -274,7 +306,7 @@ class TorchPotential(TrainableModel):
         f_rmse = math.sqrt(f_sq / f_count) if f_count else None
         return loss_sum / n, math.sqrt(e_sq / n), f_rmse
 
-    def _fit(self, items, train_idx, val_idx, cfg, rng, progress):
+    def _fit(self, items, train_idx, val_idx, cfg, rng, progress, warm_start=False):
         th = torch()
         optimizer = th.optim.Adam(self.module.parameters(), lr=cfg["learning_rate"])
         scheduler = th.optim.lr_scheduler.ReduceLROnPlateau(
@@ -282,6 +314,17 @@ class TorchPotential(TrainableModel):
         )
         monitor = val_idx if len(val_idx) else train_idx
         best_loss, best_state, best_epoch = math.inf, None, 0
+        ramp = 0
+        if warm_start:
+            # the weights it starts from are a candidate too, and a fresh Adam's first steps
+            # (each parameter moved by about the rate at once) are ramped up over an epoch
+            # instead of kicking the trained network away
+            self.module.eval()
+            best_loss, e_rmse, f_rmse = self._errors(items, monitor, cfg)
+            best_state = copy.deepcopy(self.module.state_dict())
+            self.validation_rmse, self.validation_force_rmse = e_rmse, f_rmse
+            ramp = max(1, math.ceil(len(train_idx) / cfg["batch_size"]))
+        step = 0
         bar = tqdm(
             range(cfg["max_epochs"]),
             desc=f"training {self.model_name}",
@@ -293,6 +336,9 @@ class TorchPotential(TrainableModel):
             train_loss = 0.0
             shuffled = train_idx[rng.permutation(len(train_idx))]
             for batch, e_ref, f_ref, n_atoms in self._chunks(items, shuffled, cfg["batch_size"]):
+                if step < ramp:
+                    optimizer.param_groups[0]["lr"] = cfg["learning_rate"] * (step + 1) / ramp
+                step += 1
                 loss, _, _ = self._loss(batch, e_ref, f_ref, n_atoms, cfg, training=True)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
