@@ -23,7 +23,9 @@ against it. The contract:
 Optional, with defaults here: ``validation_rmse`` (eV, a held-out error the training
 measured, else None), ``hyperparameters`` (the chosen ones, to reuse), ``uses_equilibrium``
 (the model takes an ``equilibrium=`` reference geometry, as KREG's RE descriptor does),
-``seed`` (networks: a different initialisation per committee member).
+``seed`` (networks: a different initialisation per committee member), and a ``warm_start``
+keyword of ``train`` (continue from the present weights; ``ActiveLearner(warm_start=True)``
+refuses a model whose ``train`` has none).
 """
 
 from __future__ import annotations
