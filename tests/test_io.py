@@ -192,6 +192,10 @@ def test_mlatom_json_written_by_mlatom_reads_with_ase_units(tmp_path):
     shutil.copy(source, workdir / "init_cond_db.json")
     learner = ActiveLearner(images[2], "GFN2-xTB", workdir=workdir)
     assert learner.initial_data.structures == str(workdir / "init_cond_db.json")
+    # read once, when the learner is built (a bad file fails there); not read again
+    assert [a.get_potential_energy() for a in learner.initial_structures] == [
+        a.get_potential_energy() for a in images
+    ]
     with pytest.raises(ValueError, match="not an MLatom molecular database"):
         (tmp_path / "bad.json").write_text("[1, 2")
         read_mlatom_json(tmp_path / "bad.json")

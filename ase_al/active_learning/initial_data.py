@@ -186,7 +186,9 @@ def import_structures(learner) -> None:
     db = learner.run_dir.database()
     if db.count(iteration=0):
         return  # imported before a kill
-    source = read_structures(learner.initial_data.structures)
+    source = learner.initial_structures
+    if source is None:  # structures given as a list or a function
+        source = read_structures(learner.initial_data.structures)
     if not check_structures(source, learner.molecule.numbers, learner.n_states):
         queue = [atoms.copy() for atoms in source]
         for index, atoms in enumerate(queue):

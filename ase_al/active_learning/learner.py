@@ -230,6 +230,8 @@ class ActiveLearner:
         self.progress = progress
         self._observers: list[tuple[Callable, int, tuple, dict]] = []
         self._reference_geometry = None  # set with the starting points
+        #: the structures of an initial-data file, as read when the learner was built
+        self.initial_structures: list[Atoms] | None = None
         self.recipe = ModelRecipe(model, model_kwargs, self.uncertainty.kind, self.seed)
         self.warm_start = check_type("warm_start", warm_start, bool)
         if self.warm_start:
@@ -257,6 +259,7 @@ class ActiveLearner:
             source = self.initial_data.structures
         if isinstance(source, (str, os.PathLike)):  # read now: a bad file fails before work
             source = initial.read_structures(source)
+            self.initial_structures = source  # and is not read again
         if isinstance(source, (list, tuple)):
             initial.check_structures(source, self.molecule.numbers, self.n_states)
 
