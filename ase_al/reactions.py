@@ -27,7 +27,16 @@ from ase_al.errors import check_atoms, require
 
 
 class TransitionStateError(ValueError):
-    """The saddle-point search did not end at a first-order saddle point."""
+    """The saddle-point search did not end at a first-order saddle point.
+
+    ``atoms`` and ``vibrations``: the stationary point it did find and its harmonic analysis
+    (None when the search did not converge), to look at (``ase gui``) or to use knowingly.
+    """
+
+    def __init__(self, message: str, atoms: Atoms | None = None, vibrations=None):
+        super().__init__(message)
+        self.atoms = atoms
+        self.vibrations = vibrations
 
 
 def find_transition_state(
@@ -67,7 +76,8 @@ def find_transition_state(
     ------
     TransitionStateError
         If Sella did not converge, or the structure it found has no imaginary mode or more
-        than one (|ν| > 50 cm⁻¹ counts).
+        than one (|ν| > 50 cm⁻¹ counts); the error's ``atoms`` and ``vibrations`` are then
+        that structure and its analysis.
     """
     require("sella", "ts")
     from sella import Sella
@@ -96,7 +106,9 @@ def find_transition_state(
         raise TransitionStateError(
             f"the stationary point found has {len(imaginary)} imaginary modes "
             f"({np.round(imaginary, 1).tolist()} cm-1), not one: it is "
-            + ("a minimum" if len(imaginary) == 0 else "a higher-order saddle point")
+            + ("a minimum" if len(imaginary) == 0 else "a higher-order saddle point"),
+            atoms=saddle,
+            vibrations=vibrations,
         )
     saddle.info["imaginary_frequency"] = float(imaginary[0])
     saddle.info["transition_state"] = True

@@ -90,6 +90,7 @@ def diels_alder(args, work: Path) -> dict:
         gaps_agree=bool(gaps_agree),
         barrier_deviation_kcal_mol=barrier,
         barrier_within_1_kcal_mol=bool(abs(barrier) <= 1.0),
+        learned_saddle_first_order=len(summary["learning"]["imaginary_frequencies_cm1"]) == 1,
     )
     for name in summary["trajectories"]:  # the gap lists are in the run's summary.json
         summary["trajectories"][name].pop("bond_formation_gaps_fs")

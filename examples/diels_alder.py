@@ -46,6 +46,7 @@ from rdkit.Chem import AllChem  # noqa: E402
 import ase_al  # noqa: E402
 from ase_al.executors import default_executor  # noqa: E402
 from ase_al.reactions import (  # noqa: E402
+    TransitionStateError,
     classify,
     descend_from_saddle,
     find_transition_state,
@@ -197,7 +198,13 @@ if model_name is not None:
     ).run()
     run = ase_al.ALRun(workdir / "al")
     main = pair.members[0]
-    learned_saddle, _ = find_transition_state(saddle, main)
+    try:
+        learned_saddle, learned_vibrations = find_transition_state(saddle, main)
+    except TransitionStateError as err:  # a stationary point, but not first order: say so
+        if err.atoms is None:
+            raise
+        learned_saddle, learned_vibrations = err.atoms, err.vibrations
+        print(f"{model_name}: {err}; its barrier is taken at that stationary point")
     learned_reactants = ase_al.optimize_geometry(reactants, main, fmax=1e-3, steps=2000)
     learned_barrier = (
         learned_saddle.get_potential_energy() - learned_reactants.get_potential_energy()
@@ -210,7 +217,9 @@ if model_name is not None:
         "converged": run.converged,
         "wall_s_this_call": time.perf_counter() - t0,
         "barrier_kcal_mol": learned_barrier,
-        "imaginary_frequency_cm1": float(learned_saddle.info["imaginary_frequency"]),
+        "imaginary_frequencies_cm1": [  # one for a first-order saddle point
+            float(v) for v in learned_vibrations.frequencies if v < -50.0
+        ],
     }
     results[model_name] = analyse(model_name, *trajectories(model_name, main, None))
 summary["trajectories"] = results
