@@ -82,16 +82,10 @@ def find_transition_state(
     require("sella", "ts")
     from sella import Sella
 
-    from ase_al.simulations import freq
+    from ase_al.simulations import freq, resolve_calculator
 
     check_atoms(atoms)
-    calc = calc if calc is not None else atoms.calc
-    if isinstance(calc, str):
-        from ase_al.calculators import methods
-
-        calc = methods(calc)
-    if calc is None:
-        raise ValueError("find_transition_state needs a calculator (calc= or atoms.calc)")
+    calc = resolve_calculator(calc, atoms, "find_transition_state")
     saddle = atoms.copy()
     saddle.calc = calc
     optimizer = Sella(saddle, order=1, internal=internal, trajectory=trajectory, logfile=logfile)

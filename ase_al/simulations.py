@@ -25,6 +25,23 @@ IR_KM_PER_MOL = 974.8801
 _OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch", "GPMin")
 
 
+def resolve_calculator(calc, atoms: Atoms, who: str) -> Calculator:
+    """``calc`` (a calculator, or a method name for :func:`ase_al.methods`), else
+    ``atoms.calc``; a one-line error naming ``who`` when there is none or it is no
+    calculator."""
+    from ase_al.options import check_calculator
+
+    calc = calc if calc is not None else atoms.calc
+    if calc is None:
+        raise ValueError(f"{who} needs a calculator (calc= or atoms.calc)")
+    check_calculator(calc, "calc")
+    if isinstance(calc, str):
+        from ase_al.calculators import methods
+
+        return methods(calc)
+    return calc
+
+
 def optimize_geometry(
     atoms: Atoms,
     calc: Calculator | None = None,
@@ -40,8 +57,8 @@ def optimize_geometry(
     ----------
     atoms : Atoms
         Starting geometry (left untouched).
-    calc : Calculator, optional
-        The potential; defaults to ``atoms.calc``.
+    calc : Calculator or str, optional
+        The potential (or a method name); defaults to ``atoms.calc``.
     fmax : float
         Convergence threshold on the largest atomic force, eV/Å.
     steps : int
@@ -63,9 +80,7 @@ def optimize_geometry(
     check_atoms(atoms)
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose from {_OPTIMIZERS}")
-    calc = calc if calc is not None else atoms.calc
-    if calc is None:
-        raise ValueError("optimize_geometry needs a calculator (calc= or atoms.calc)")
+    calc = resolve_calculator(calc, atoms, "optimize_geometry")
     relaxed = atoms.copy()
     relaxed.calc = calc
     opt = getattr(ase.optimize, optimizer)(relaxed, trajectory=trajectory, logfile=logfile)
@@ -300,16 +315,15 @@ class HarmonicAnalysis(VibrationsData):
 def freq(
     atoms: Atoms, calc: Calculator | None = None, delta: float = 0.005, ir: bool = True
 ) -> HarmonicAnalysis:
-    """Harmonic frequencies, normal modes and IR intensities at ``atoms`` (a minimum).
+    """Harmonic frequencies, normal modes and IR intensities at ``atoms`` (a minimum), with
+    ``calc`` (a calculator or a method name; default ``atoms.calc``).
 
     The Hessian is analytic when the calculator has ``get_hessian(atoms)``, otherwise central
     finite differences of forces with step ``delta`` (Å). IR intensities come from dipole
     derivatives when the calculator gives ``dipole``.
     """
     check_atoms(atoms)
-    calc = calc if calc is not None else atoms.calc
-    if calc is None:
-        raise ValueError("freq needs a calculator (calc= or atoms.calc)")
+    calc = resolve_calculator(calc, atoms, "freq")
     if len(atoms) < 2:
         raise ValueError("a single atom has no vibrations")
     work = atoms.copy()

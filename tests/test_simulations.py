@@ -105,3 +105,17 @@ def test_bad_input():
         optimize_geometry(molecule("H2"))
     with pytest.raises(ValueError, match="needs a calculator"):
         freq(molecule("H2"))
+    with pytest.raises(TypeError, match="calc must be a method name"):
+        freq(molecule("H2"), 42)
+
+
+def test_method_names_are_calculators_too():
+    """``freq(atoms, "GFN2-xTB")`` and ``optimize_geometry(atoms, "GFN2-xTB")`` resolve the
+    name as ``methods`` does: the same numbers as with the calculator."""
+    calc = methods("GFN2-xTB")
+    by_name = optimize_geometry(molecule("H2"), "GFN2-xTB")
+    by_calc = optimize_geometry(molecule("H2"), calc)
+    assert by_name.get_distance(0, 1) == pytest.approx(by_calc.get_distance(0, 1), abs=1e-6)
+    assert freq(by_calc, "GFN2-xTB").frequencies[-1] == pytest.approx(
+        freq(by_calc, calc).frequencies[-1], abs=1e-3
+    )
