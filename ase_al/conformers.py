@@ -230,3 +230,30 @@ def conformers(
         result.append(Conformer(atoms, energy, energy - lowest, vibrations))
     log.info("%d conformers from %d embeddings; dropped: %s", len(result), len(ids), dropped)
     return result
+
+
+def reoptimize(
+    structures: list[Atoms], calc, fmax: float = 1e-3, steps: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each structure (e.g. a reference method's conformers) relaxed with ``calc`` (e.g. a
+    learned potential): the energies at ``calc``'s minima (eV) and each minimum's all-atom
+    RMSD from the structure it started from (Å, after the best rotation and translation).
+
+    Relative energies of the two methods compare their own minima, as conformer energies
+    are compared."""
+    from ase.build import minimize_rotation_and_translation
+
+    from ase_al.simulations import optimize_geometry, resolve_calculator
+
+    structures = list(structures)
+    if not structures:
+        raise ValueError("reoptimize: no structures given")
+    calc = resolve_calculator(calc, structures[0], "reoptimize")
+    energies, rmsds = [], []
+    for atoms in structures:
+        relaxed = optimize_geometry(atoms, calc, fmax=fmax, steps=steps)
+        energies.append(relaxed.get_potential_energy())
+        aligned = relaxed.copy()
+        minimize_rotation_and_translation(atoms, aligned)
+        rmsds.append(np.sqrt(np.mean(np.sum((aligned.positions - atoms.positions) ** 2, axis=1))))
+    return np.array(energies), np.array(rmsds)

@@ -25,7 +25,9 @@ processes). Acceptance (#23): direct-reaction fractions and mean C-C bond-format
 within their combined standard errors, the learned barrier within 1 kcal/mol.
 
 Results: ``benchmarks/results/reactive_al_<task>.json`` (labels, wall times, the direct run's
-cost).
+cost). ``glycine --along-the-run --workdir DIR`` judges every finished iteration's model of a
+run (going on or finished) the same way, without learning:
+``results/reactive_al_glycine_along_the_run.json``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,59 @@ def glycine(args, work: Path) -> dict:
         summary["max_abs_deviation_kcal_mol"] <= 0.5 and summary["max_rmsd_A"] <= 0.05
     )
     return {"task": "glycine conformers, GFN2-xTB", **summary}
+
+
+def glycine_along_the_run(args, work: Path) -> dict:
+    """Every finished iteration's main model of ``WORK/al`` (a run going on, or finished)
+    judged like the final one: its minima from GFN2-xTB's conformers (``reoptimize``), the
+    largest deviation of the relative energies and the largest RMSD. Labels: the iteration's
+    training points; time: from the starting points (``al/equilibrium.traj`` written) to the
+    iteration's models saved."""
+    import numpy as np
+    from ase import units
+    from ase.io import read
+
+    import ase_al
+    from ase_al.conformers import reoptimize
+
+    conformers = read(work / "conformers.traj", ":")
+    reference = np.array([a.info["reference_energy"] for a in conformers])
+    reference = (reference - reference[0]) / (units.kcal / units.mol)
+    run = ase_al.ALRun(work / "al")
+    start = (work / "al" / "equilibrium.traj").stat().st_mtime
+    rows = []
+    for entry in run.history:
+        k = entry["iteration"]
+        saved = run.iteration_dir(k) / "models.json"
+        main = run.model(iteration=k).members[0]
+        energies, rmsds = reoptimize(conformers, main)
+        learned = (energies - energies[0]) / (units.kcal / units.mol)
+        rows.append(
+            {
+                "iteration": k,
+                "labels": entry["n_train"],
+                "elapsed_s": saved.stat().st_mtime - start,
+                "deviation_kcal_mol": (learned - reference).round(3).tolist(),
+                "max_abs_deviation_kcal_mol": float(np.abs(learned - reference).max()),
+                "rmsd_A": rmsds.round(4).tolist(),
+                "max_rmsd_A": float(rmsds.max()),
+            }
+        )
+        rows[-1]["meets_acceptance"] = bool(
+            rows[-1]["max_abs_deviation_kcal_mol"] <= 0.5 and rows[-1]["max_rmsd_A"] <= 0.05
+        )
+        print(
+            f"iteration {k:2d}: {entry['n_train']:5d} labels, {rows[-1]['elapsed_s']:6.0f} s, "
+            f"max |dE| {rows[-1]['max_abs_deviation_kcal_mol']:.2f} kcal/mol, "
+            f"max RMSD {rows[-1]['max_rmsd_A']:.3f} A"
+        )
+    return {
+        "task": "glycine conformers, GFN2-xTB: every iteration's model",
+        "model": args.model,
+        "converged": run.converged,
+        "reference_kcal_mol": reference.tolist(),
+        "iterations": rows,
+    }
 
 
 def diels_alder(args, work: Path) -> dict:
@@ -106,13 +161,24 @@ def main():
     parser.add_argument("--trajectories", type=int, default=100)
     parser.add_argument("--fs", type=float, default=100.0, help="fs each way")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument(
+        "--along-the-run",
+        action="store_true",
+        help="glycine: judge every finished iteration's model of WORKDIR (no learning)",
+    )
     args = parser.parse_args()
     work = Path(args.workdir or f"reactive_{args.task}")
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = (glycine if args.task == "glycine" else diels_alder)(args, work)
+    name = f"reactive_al_{args.task.replace('-', '_')}"
+    if args.along_the_run:
+        if args.task != "glycine":
+            parser.error("--along-the-run is for the glycine task")
+        result, name = glycine_along_the_run(args, work), name + "_along_the_run"
+    else:
+        result = (glycine if args.task == "glycine" else diels_alder)(args, work)
     result["wall_s_this_call"] = time.perf_counter() - t0
-    write_result(f"reactive_al_{args.task.replace('-', '_')}", result)
+    write_result(name, result)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from ase import units  # noqa: E402
-from ase.build import minimize_rotation_and_translation  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
 import ase_al  # noqa: E402
+from ase_al.conformers import reoptimize  # noqa: E402
 
 workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "glycine_conformers")
 n_embed = int(sys.argv[2]) if len(sys.argv) > 2 else 40
@@ -98,25 +98,15 @@ learning_s = time.perf_counter() - t0
 run = ase_al.ALRun(workdir / "al")
 main = pair.members[0]
 
-rows = []
-for atoms in conformers:
-    learned = ase_al.optimize_geometry(atoms, main, fmax=1e-3, steps=2000)
-    aligned = learned.copy()
-    minimize_rotation_and_translation(atoms, aligned)
-    rmsd = float(np.sqrt(np.mean(np.sum((aligned.positions - atoms.positions) ** 2, axis=1))))
-    rows.append({"energy_eV": learned.get_potential_energy(), "rmsd_A": rmsd})
-learned_relative = np.array([r["energy_eV"] for r in rows])
-learned_relative = (learned_relative - learned_relative[0]) / kcal_mol
+learned_energies, rmsds = reoptimize(conformers, main)  # the learned minima
+learned_relative = (learned_energies - learned_energies[0]) / kcal_mol
 deviation = learned_relative - relative
-rmsds = [r["rmsd_A"] for r in rows]
+rmsds = rmsds.tolist()
 
 print(f"\n{model_name} learned with {len(run.labelled())} GFN2-xTB labels in {learning_s:.0f} s")
 print(" #  GFN2-xTB  learned  deviation  (kcal/mol)  RMSD/Å")
-for k, r in enumerate(rows):
-    print(
-        f"{k:2d} {relative[k]:9.2f} {learned_relative[k]:8.2f} {deviation[k]:10.2f} "
-        f"{r['rmsd_A']:19.3f}"
-    )
+for k, rmsd in enumerate(rmsds):
+    print(f"{k:2d} {relative[k]:9.2f} {learned_relative[k]:8.2f} {deviation[k]:10.2f} {rmsd:19.3f}")
 print(
     f"largest |deviation| {np.abs(deviation).max():.2f} kcal/mol, largest RMSD {max(rmsds):.3f} Å"
 )

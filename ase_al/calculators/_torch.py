@@ -214,11 +214,11 @@ class TorchPotential(TrainableModel):
             Show a progress bar over epochs (default: when interactive).
         warm_start : bool
             Continue from the weights this model has (trained or loaded; MLatom's
-            ``reuse_model``): the element energies are kept, the learning rate starts where
-            the previous fit ended (at least 10 × ``min_lr``), and the validation split is
-            drawn per structure index, so that structures held out before stay held out when
-            the data grow by appending. The active learner uses it with
-            ``ActiveLearner(warm_start=True)``.
+            ``reuse_model``): the element energies are kept and the learning rate starts
+            where the previous fit ended (at least 10 × ``min_lr``). The validation split is
+            drawn per structure index (:func:`held_out`), from scratch or not, so structures
+            held out before stay held out when the data grow by appending. The active learner
+            uses it with ``ActiveLearner(warm_start=True)``.
         **settings
             Override training settings for this call (``max_epochs=...``, ...).
 
@@ -252,19 +252,15 @@ class TorchPotential(TrainableModel):
             {s for a in images for s in a.get_chemical_symbols()}, key=chemical_symbols.index
         )
         rng = np.random.default_rng(self.seed)
+        # drawn per structure index: a structure held out once stays held out as the data
+        # grow by appending, so that a warm start is validated on data it never trained on
+        val_idx = held_out(len(images), self.seed, cfg["validation_fraction"])
+        train_idx = np.setdiff1d(np.arange(len(images)), val_idx)
         if warm_start:
             symbols = self.symbols
-            val_idx = held_out(len(images), self.seed, cfg["validation_fraction"])
-            train_idx = np.setdiff1d(np.arange(len(images)), val_idx)
             if self.history:
                 previous = self.history[-1]["learning_rate"]
                 cfg["learning_rate"] = max(min(previous, cfg["learning_rate"]), 10 * cfg["min_lr"])
-        else:
-            order = rng.permutation(len(images))
-            n_val = int(round(cfg["validation_fraction"] * len(images)))
-            if len(images) - n_val < 1:
-                n_val = 0
-            val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         self.symbols = symbols
         with self._torch_settings() as th, th.random.fork_rng(devices=[]):
             th.manual_seed(self.seed)
