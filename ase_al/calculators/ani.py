@@ -254,8 +254,9 @@ class ANI(TorchPotential):
                 device=device,
                 **settings,
             )
-            module = cls._assemble(arch, {s: 0.0 for s in arch["symbols"]}, payload["members"])
-            module.load_state_dict(payload["state_dict"])
+            with model._torch_settings():  # built in the model's dtype: no float32 detour
+                module = cls._assemble(arch, {s: 0.0 for s in arch["symbols"]}, payload["members"])
+                module.load_state_dict(payload["state_dict"])
             model.module = module.to(device=model.device, dtype=model.dtype).eval()
             model._architecture = arch
             model._restore_metadata(payload)
