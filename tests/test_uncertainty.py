@@ -237,7 +237,7 @@ def test_warm_start_trains_on_from_the_previous_iterations_networks(
         cold.members[0].predict(images, forces=False)["energy"],
         first.members[0].predict(images, forces=False)["energy"],
     )
-    with pytest.raises(TypeError, match="KREG.train takes no warm_start"):
+    with pytest.raises(TypeError, match="warm_start: KREG cannot continue from its weights"):
         ActiveLearner(
             molecule("H2"), "GFN2-xTB", model="KREG", workdir=tmp_path / "k", warm_start=True
         )
