@@ -279,8 +279,14 @@ def train_models(plan: Plan, images, folder: Path, previous: Path | None = None)
             log.info("warm start: continuing from %s", previous)
         models, hyper = [], {}
         for i in range(plan.committee_size):
-            rng = np.random.default_rng([plan.seed, i])
-            subset = np.sort(rng.choice(len(images), int(0.8 * len(images)), replace=False))
+            if plan.warm_start:  # per structure index: a member's data grow by appending
+                draws = [
+                    np.random.default_rng([plan.seed, i, j]).random() for j in range(len(images))
+                ]
+                subset = np.flatnonzero(np.array(draws) < 0.8)
+            else:
+                rng = np.random.default_rng([plan.seed, i])
+                subset = np.sort(rng.choice(len(images), int(0.8 * len(images)), replace=False))
             if earlier is not None:
                 member = earlier[i].train([images[j] for j in subset], warm_start=True)
             else:
