@@ -48,3 +48,25 @@ def test_structure_input_keeps_its_atom_order_and_window_filters():
     with pytest.raises(TypeError, match="SMILES string, ase.Atoms"):
         conformers(42, "GFN2-xTB")
     assert np.isfinite(found[0].energy)
+
+
+def test_reoptimize_reports_the_minima_and_their_rmsd():
+    """A minimum moved rigidly relaxes to itself (RMSD after superposition ~0, the same
+    energy); a distorted copy relaxes back to it; no structures is a one-line error."""
+    from scipy.spatial.transform import Rotation
+
+    from ase_al import methods, optimize_geometry
+    from ase_al.conformers import reoptimize
+
+    calc = methods("GFN2-xTB")
+    water = optimize_geometry(molecule("H2O"), calc, fmax=1e-4)
+    moved = water.copy()
+    moved.positions = moved.positions @ Rotation.random(random_state=1).as_matrix().T + 3.0
+    bent = water.copy()
+    bent.positions[1] += (0.0, 0.1, 0.05)
+    energies, rmsds = reoptimize([moved, bent], calc, fmax=1e-4)
+    assert energies == pytest.approx([water.get_potential_energy()] * 2, abs=1e-6)
+    assert rmsds[0] < 1e-3  # Å: superposed, not the 3 Å translation
+    assert 0.02 < rmsds[1] < 0.1  # relaxed back from the 0.11 Å distortion of one H
+    with pytest.raises(ValueError, match="no structures"):
+        reoptimize([], calc)
