@@ -71,8 +71,8 @@ def glycine_along_the_run(args, work: Path) -> dict:
     """Every finished iteration's main model of ``WORK/al`` (a run going on, or finished)
     judged like the final one: its minima from GFN2-xTB's conformers (``reoptimize``), the
     largest deviation of the relative energies and the largest RMSD. Labels: the iteration's
-    training points; time: from the starting points (``al/equilibrium.traj`` written) to the
-    iteration's models saved."""
+    training points; time: from the starting points (``al/starting_points``, written once) to
+    the iteration's models saved."""
     import numpy as np
     from ase import units
     from ase.io import read
@@ -84,7 +84,8 @@ def glycine_along_the_run(args, work: Path) -> dict:
     reference = np.array([a.info["reference_energy"] for a in conformers])
     reference = (reference - reference[0]) / (units.kcal / units.mol)
     run = ase_al.ALRun(work / "al")
-    start = (work / "al" / "equilibrium.traj").stat().st_mtime
+    # each starting structure's files are written once (equilibrium.traj is rewritten on resume)
+    start = min(f.stat().st_mtime for f in (work / "al" / "starting_points").rglob("*.traj"))
     rows = []
     for entry in run.history:
         k = entry["iteration"]
