@@ -142,7 +142,9 @@ def build_starting_points(molecules, calc, workdir, optimize=True, vibrations=No
                 atoms, modes = find_transition_state(atoms, calc)
             except TransitionStateError as err:
                 raise TransitionStateError(
-                    f"starting structure {k} is marked info['transition_state'], but {err}"
+                    f"starting structure {k} is marked info['transition_state'], but {err}",
+                    atoms=err.atoms,
+                    vibrations=err.vibrations,
                 ) from None
         geometry, modes = equilibrium_and_modes(atoms, calc, folder, optimize and not saddle, modes)
         probe = geometry.copy()

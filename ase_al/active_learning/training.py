@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ase_al.active_learning.selection import format_threshold, threshold_from
+from ase_al.calculators._torch import index_draws
 from ase_al.calculators.committee import Committee
 from ase_al.calculators.multistate import MultiState, MultiStateCommittee, multistate_labels
 from ase_al.files import atomic_write
@@ -123,7 +124,7 @@ class ModelRecipe:
     def check_warm_start(self) -> None:
         """Refuse ``warm_start`` (before any work) where it cannot apply: a model whose
         ``train`` takes no ``warm_start``, or a kind other than the pair and committee."""
-        import inspect
+        from ase_al.options import keyword_names, takes_any_keyword
 
         pair_or_committee = self.kind in ("physics-informed", "committee")
         if self.committee is not None or self.n_states is not None or not pair_or_committee:
@@ -131,10 +132,8 @@ class ModelRecipe:
                 "warm_start continues the physics-informed pair or a committee of networks; "
                 "it is not available with this model or uncertainty kind"
             )
-        parameters = inspect.signature(self.build().train).parameters
-        if "warm_start" not in parameters and not any(
-            p.kind is p.VAR_KEYWORD for p in parameters.values()
-        ):
+        train = self.build().train
+        if "warm_start" not in keyword_names(train) and not takes_any_keyword(train):
             raise TypeError(
                 f"warm_start: {self.model_type.__name__} cannot continue from its weights (its "
                 "train() takes no warm_start); networks such as ANI and MACE can"
@@ -210,15 +209,10 @@ def _previous_models(plan: Plan, previous: Path | None, names: list[str]) -> lis
     or None (no warm start, the first iteration, or another layout)."""
     if not plan.warm_start or previous is None:
         return None
-    path = Path(previous) / "models.json"
-    if not path.exists():
+    earlier = load_models(previous)
+    if not isinstance(earlier, Committee) or len(earlier.members) != len(names):
         return None
-    manifest = json.loads(path.read_text())
-    stems = [Path(f).stem for f in manifest.get("files", [])]
-    if manifest.get("kind") != plan.kind or stems != names:
-        return None
-    cls = _import_class(manifest["class"])
-    return [cls.load(Path(previous) / name) for name in manifest["files"]]
+    return list(earlier.members)
 
 
 def train_models(plan: Plan, images, folder: Path, previous: Path | None = None):
@@ -280,10 +274,7 @@ def train_models(plan: Plan, images, folder: Path, previous: Path | None = None)
         models, hyper = [], {}
         for i in range(plan.committee_size):
             if plan.warm_start:  # per structure index: a member's data grow by appending
-                draws = [
-                    np.random.default_rng([plan.seed, i, j]).random() for j in range(len(images))
-                ]
-                subset = np.flatnonzero(np.array(draws) < 0.8)
+                subset = np.flatnonzero(index_draws(len(images), plan.seed, i) < 0.8)
             else:
                 rng = np.random.default_rng([plan.seed, i])
                 subset = np.sort(rng.choice(len(images), int(0.8 * len(images)), replace=False))

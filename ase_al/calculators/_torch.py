@@ -60,13 +60,18 @@ def resolve_dtype(dtype):
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
 
+def index_draws(n: int, *seed: int) -> np.ndarray:
+    """One uniform number per index ``i < n``, the first of the ``[*seed, i]`` stream: a
+    structure's draw does not change when data are appended after it."""
+    return np.array([np.random.default_rng([*seed, i]).random() for i in range(n)])
+
+
 def held_out(n: int, seed: int, fraction: float) -> np.ndarray:
     """Indices of the validation structures among ``n``, drawn per index (structure ``i`` is
-    held out when the ``[seed, i]`` stream's first number is below ``fraction``), so that a
-    structure held out once stays held out when the data grow by appending. At least one
-    structure is left for training."""
-    draws = np.array([np.random.default_rng([seed, i]).random() for i in range(n)])
-    chosen = np.flatnonzero(draws < fraction)
+    held out when its :func:`index_draws` number is below ``fraction``), so that a structure
+    held out once stays held out when the data grow by appending. At least one structure is
+    left for training."""
+    chosen = np.flatnonzero(index_draws(n, seed) < fraction)
     return chosen if len(chosen) < n else chosen[:0]
 
 
