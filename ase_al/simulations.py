@@ -7,6 +7,7 @@ IR intensities in km/mol.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -17,6 +18,8 @@ from ase.vibrations import VibrationsData
 from tqdm.auto import tqdm
 
 from ase_al.errors import check_atoms
+
+log = logging.getLogger("ase_al")
 
 #: ħ in ASE units (eV · ASE time); ASE time is Å·sqrt(amu/eV).
 HBAR = units._hbar * units.J * units.s
@@ -374,11 +377,30 @@ def equilibrium_and_modes(
     if eq_path.exists() and hess_path.exists():
         equilibrium = read(eq_path)
         return equilibrium, HarmonicAnalysis(equilibrium, np.load(hess_path))
+    workdir.mkdir(parents=True, exist_ok=True)
     equilibrium = molecule
     if vibrations is None:
         if optimize:
             equilibrium = optimize_geometry(molecule, calc, fmax=1e-3)
         vibrations = freq(equilibrium, calc, ir=False)
+        if optimize and np.any(vibrations.angular_frequencies <= 0):
+            # a floppy minimum (a van der Waals complex, a free rotor) is not reached at
+            # 1e-3 eV/Å: its soft modes still come out imaginary there
+            log.info(
+                "imaginary modes %s cm-1 at fmax 1e-3 eV/Å: optimising to 1e-4",
+                vibrations.frequencies[vibrations.angular_frequencies <= 0].round(1).tolist(),
+            )
+            equilibrium = optimize_geometry(
+                equilibrium, calc, fmax=1e-4, steps=5000, optimizer="LBFGS"
+            )
+            vibrations = freq(equilibrium, calc, ir=False)
+            if np.any(vibrations.angular_frequencies <= 0):
+                raise ValueError(
+                    "the optimised structure is no minimum: imaginary modes at "
+                    f"{vibrations.frequencies[vibrations.angular_frequencies <= 0].round(1)} "
+                    "cm⁻¹ after optimising to 1e-4 eV/Å (mark a saddle point with "
+                    "info['transition_state'] = True)"
+                )
     equilibrium = Atoms(
         equilibrium.numbers, positions=equilibrium.positions, info=dict(molecule.info)
     )

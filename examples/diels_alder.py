@@ -15,7 +15,8 @@ the same on an actively learned potential, side by side.
    reactants and product; for the product half, the time between the formation of the two new
    C-C bonds says how asynchronous the reaction is.
 4. With MODEL (``ANI``, ``MACE``; MAX_EPOCHS for the networks): a potential is actively learned
-   from the saddle point (transition-state sampling) and cyclohexene (Wigner sampling) as
+   from the saddle point (transition-state sampling), cyclohexene and the ethene-butadiene
+   complex (Wigner sampling, the modes below 100 cm-1 kept at their equilibrium positions) as
    starting structures, until its checks of certain structures meet TARGET (kcal/mol, default
    1; ``Uncertainty(target_error=...)``), the networks continuing from the previous
    iteration's weights (``warm_start``); its own saddle point and reactants give the learned
@@ -91,7 +92,12 @@ if not (workdir / "stationary.traj").exists():
     backward, forward = descend_from_saddle(saddle, vibrations, calc, steps=400)
     ends = {tuple(species(backward)): backward, tuple(species(forward)): forward}
     assert set(ends) == {("C6H10",), ("C2H4", "C4H6")}, f"the saddle connects {list(ends)}"
-    stationary = [saddle, ends[("C2H4", "C4H6")], ends[("C6H10",)]]
+    # the reactant complex is floppy: its six intermolecular modes (15-92 cm-1) are only all
+    # real when it is optimised to 1e-4 eV/Å
+    complex_ = ase_al.optimize_geometry(
+        ends[("C2H4", "C4H6")], calc, fmax=1e-4, steps=5000, optimizer="LBFGS"
+    )
+    stationary = [saddle, complex_, ends[("C6H10",)]]
     for atoms in stationary:
         atoms.info["reference_energy"] = atoms.get_potential_energy()  # eV
     write(workdir / "stationary.traj", stationary)
@@ -188,11 +194,13 @@ if model_name is not None:
     t0 = time.perf_counter()
     networks = model_name.upper() != "KREG"  # ANI, MACE: max_epochs, continued each iteration
     pair = ase_al.ActiveLearner(
-        [cyclohexene.copy(), saddle.copy()],
+        [cyclohexene.copy(), saddle.copy(), reactants.copy()],
         "GFN2-xTB",
         model=cls(max_epochs=max_epochs) if networks else cls(),
         workdir=workdir / "al",
-        sampling=ase_al.Sampling(options={"max_time_fs": fs_each_way}),
+        # the complex's intermolecular modes keep their positions in the Wigner samples
+        # (displaced harmonically they tear the molecules apart) and get thermal momenta
+        sampling=ase_al.Sampling(options={"max_time_fs": fs_each_way}, freeze_below_cm1=100.0),
         uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
         warm_start=networks,
     ).run()

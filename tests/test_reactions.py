@@ -209,6 +209,13 @@ def test_transition_state_sampling_follows_the_flux_distribution(hcn_saddle):
     with pytest.raises(ValueError, match="exactly one imaginary mode"):
         relaxed = ase_al.optimize_geometry(hcn(), calc)  # a minimum: no imaginary mode
         transition_state_sampling(relaxed, ase_al.freq(relaxed, calc), 10, temperature)
+    # with every real mode frozen, all samples sit at the saddle point, momenta still drawn
+    still = transition_state_sampling(saddle, vib, n, temperature, seed=3, freeze_below_cm1=1e4)
+    for sample, moving in zip(still[:20], samples[:20], strict=True):
+        np.testing.assert_allclose(sample.positions, saddle.positions, atol=1e-12)
+        assert sample.info["reaction_coordinate_momentum"] == moving.info[
+            "reaction_coordinate_momentum"
+        ]
 
 
 def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):

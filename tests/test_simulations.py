@@ -119,3 +119,30 @@ def test_method_names_are_calculators_too():
     assert freq(by_calc, "GFN2-xTB").frequencies[-1] == pytest.approx(
         freq(by_calc, calc).frequencies[-1], abs=1e-3
     )
+
+
+def test_a_floppy_minimum_is_optimised_until_its_modes_are_real(tmp_path):
+    """``equilibrium_and_modes`` (the learner's and ML-NEA's starting geometry): the
+    ethene–butadiene complex optimised to 1e-3 eV/Å still has an imaginary mode (52i cm⁻¹);
+    it is optimised on to 1e-4 eV/Å, where all its modes are real and its energy is lower. A
+    structure that stays at a saddle point (planar NH3, held there by its symmetry) is
+    refused in one line."""
+    from pathlib import Path
+
+    from ase import Atoms
+    from ase.io import read
+
+    from ase_al.simulations import equilibrium_and_modes
+
+    calc = methods("GFN2-xTB")
+    loose = read(Path(__file__).parent / "data" / "ethene_butadiene_complex.traj", 0)
+    assert freq(loose, calc, ir=False).frequencies.min() < -20.0
+    loose.calc = calc
+    e_loose = loose.get_potential_energy()
+    eq, vib = equilibrium_and_modes(loose, calc, tmp_path / "complex")
+    assert vib.frequencies.min() > 10.0
+    eq.calc = calc
+    assert eq.get_potential_energy() < e_loose
+    planar = Atoms("NH3", [(0, 0, 0), (1.0, 0, 0), (-0.5, 0.866, 0), (-0.5, -0.866, 0)])
+    with pytest.raises(ValueError, match=r"no minimum: imaginary modes at \[-\d"):
+        equilibrium_and_modes(planar, calc, tmp_path / "nh3")

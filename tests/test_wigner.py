@@ -85,3 +85,63 @@ def test_wigner_bad_input(h2):
         wigner(eq, vib, n=5, temperature=-1)
     with pytest.raises(TypeError, match="vibrations must be"):
         wigner(eq, [1, 2, 3], n=5)
+
+
+def test_frozen_modes_keep_their_position_and_get_thermal_momenta():
+    """``freeze_below_cm1``: the soft modes' coordinates stay at zero exactly, the other modes
+    get the same draws as without freezing, and the frozen modes' momenta keep their Wigner
+    variance ħω/2·coth(ħω/2kT)."""
+    calc = methods("GFN2-xTB")
+    eq = optimize_geometry(molecule("H2O"), calc, fmax=1e-4)
+    vib = freq(eq, calc)
+    bend = int(np.argmin(vib.frequencies))  # ~1500 cm⁻¹; the stretches are above 3000
+    temperature, n = 3000.0, 4000
+    free = wigner(eq, vib, n, temperature, seed=2)
+    frozen = wigner(eq, vib, n, temperature, seed=2, freeze_below_cm1=2500.0)
+    sqrt_m = np.repeat(np.sqrt(eq.get_masses()), 3)
+
+    def coordinates(samples):
+        return np.array([((s.positions - eq.positions).ravel() * sqrt_m) for s in samples]) @ (
+            vib.mass_weighted_modes.T
+        )
+
+    q_free, q_frozen = coordinates(free), coordinates(frozen)
+    np.testing.assert_allclose(q_frozen[:, bend], 0.0, atol=1e-12)
+    stretches = [k for k in range(3) if k != bend]
+    np.testing.assert_allclose(q_frozen[:, stretches], q_free[:, stretches], atol=1e-12)
+    p_bend = np.array([s.get_momenta().ravel() / sqrt_m for s in frozen]) @ (
+        vib.mass_weighted_modes[bend]
+    )
+    omega = vib.angular_frequencies[bend]
+    expected = HBAR * omega / 2 / np.tanh(HBAR * omega / (2 * units.kB * temperature))
+    assert np.mean(p_bend**2) == pytest.approx(expected, rel=0.06)
+    with pytest.raises(ValueError, match="freeze_below_cm1"):
+        wigner(eq, vib, 5, freeze_below_cm1=-1.0)
+
+
+def test_freezing_the_soft_modes_of_a_complex_keeps_its_molecules_whole():
+    """The ethene–butadiene complex (GFN2-xTB minimum, six intermolecular modes below
+    100 cm⁻¹): sampled harmonically at 300 K, most structures lie in fragments hundreds of
+    kcal/mol above the minimum; with those modes frozen, every structure keeps its two
+    molecules and stays within the energy of its intramolecular zero-point motion."""
+    from pathlib import Path
+
+    from ase.io import read
+
+    from ase_al.reactions import species
+
+    calc = methods("GFN2-xTB")
+    complex_ = read(Path(__file__).parent / "data" / "ethene_butadiene_complex.traj", 1)
+    vib = freq(complex_, calc, ir=False)
+    assert np.sum(vib.frequencies < 100.0) == 6 and vib.frequencies.min() > 10.0
+    complex_.calc = calc
+    e0 = complex_.get_potential_energy()
+    kcal_mol = units.kcal / units.mol
+    for cutoff, whole, ceiling in ((0.0, False, None), (100.0, True, 120.0)):
+        samples = wigner(complex_, vib, 12, 300.0, seed=1, freeze_below_cm1=cutoff)
+        intact = [species(s) == ["C2H4", "C4H6"] for s in samples]
+        assert all(intact) if whole else sum(intact) < len(samples) / 2
+        if ceiling is not None:
+            for s in samples:
+                s.calc = calc
+                assert (s.get_potential_energy() - e0) / kcal_mol < ceiling

@@ -377,6 +377,7 @@ class ActiveLearner:
             "init_temperature": (
                 self.sampling.temperature if init_temperature is None else init_temperature
             ),
+            "freeze_below_cm1": self.sampling.freeze_below_cm1,
             "uq_threshold": self.uncertainty.threshold,
             "init_batch": self.initial_data.batch,
             "max_init_points": self.initial_data.max_points,

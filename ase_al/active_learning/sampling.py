@@ -107,7 +107,7 @@ class SamplingStage:
         """``n`` structures with momenta from the starting points (Wigner at minima,
         transition-state sampling at saddle points), uids ``<tag>-<index>``."""
         temperature = self.sampling.temperature if temperature is None else temperature
-        samples = points.sample(n, temperature, self.rng)
+        samples = points.sample(n, temperature, self.rng, self.sampling.freeze_below_cm1)
         for index, atoms in enumerate(samples):
             atoms.info["uid"] = f"{tag}-{index:06d}"
         return samples

@@ -97,6 +97,12 @@ class Sampling:
         The sampler's own keywords, e.g. ``{"max_time_fs": 1000.0, "time_step_fs": 0.5}``.
     max_batches : int
         With :attr:`Selection.fill`, at most this many sampling batches per iteration.
+    freeze_below_cm1 : float
+        In the Wigner and transition-state sampling of the starting structures (initial
+        data and initial conditions), modes below this frequency (cm⁻¹) keep their
+        equilibrium position and only get momenta (see :func:`ase_al.samplers.wigner`): for
+        complexes and floppy molecules, whose soft modes displaced harmonically break bonds.
+        Default 0: every mode sampled.
     """
 
     sampler: str | Callable | None = None
@@ -105,6 +111,7 @@ class Sampling:
     initial_conditions: object = None
     options: dict = field(default_factory=dict)
     max_batches: int = 20
+    freeze_below_cm1: float = 0.0
 
     def __post_init__(self):
         if self.sampler is not None and not isinstance(self.sampler, str):
@@ -116,6 +123,7 @@ class Sampling:
         check_number("Sampling.temperature", self.temperature, minimum=0.0)
         check_type("Sampling.options", self.options, dict)
         check_int("Sampling.max_batches", self.max_batches, minimum=1)
+        check_number("Sampling.freeze_below_cm1", self.freeze_below_cm1, minimum=0.0)
 
 
 @dataclass(frozen=True)

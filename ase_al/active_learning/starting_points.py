@@ -87,9 +87,12 @@ class StartingPoints:
             counts[k] += 1
         return counts.tolist()
 
-    def sample(self, n: int, temperature: float, rng: np.random.Generator) -> list[Atoms]:
+    def sample(
+        self, n: int, temperature: float, rng: np.random.Generator, freeze_below_cm1: float = 0.0
+    ) -> list[Atoms]:
         """``n`` structures with momenta from all points (one seed drawn from ``rng`` per
-        point); ``info["starting_point"]`` says which."""
+        point; modes below ``freeze_below_cm1`` keep their positions);
+        ``info["starting_point"]`` says which."""
         samples = []
         for index, (point, count) in enumerate(zip(self.points, self.counts(n), strict=True)):
             seed = rng.integers(2**32)
@@ -103,9 +106,17 @@ class StartingPoints:
                     temperature,
                     seed=seed,
                     direction="random",
+                    freeze_below_cm1=freeze_below_cm1,
                 )
             else:
-                batch = wigner(point.atoms, point.vibrations, count, temperature, seed=seed)
+                batch = wigner(
+                    point.atoms,
+                    point.vibrations,
+                    count,
+                    temperature,
+                    seed=seed,
+                    freeze_below_cm1=freeze_below_cm1,
+                )
             if len(self.points) > 1:
                 for atoms in batch:
                     atoms.info["starting_point"] = index
@@ -146,7 +157,12 @@ def build_starting_points(molecules, calc, workdir, optimize=True, vibrations=No
                     atoms=err.atoms,
                     vibrations=err.vibrations,
                 ) from None
-        geometry, modes = equilibrium_and_modes(atoms, calc, folder, optimize and not saddle, modes)
+        try:
+            geometry, modes = equilibrium_and_modes(
+                atoms, calc, folder, optimize and not saddle, modes
+            )
+        except ValueError as err:
+            raise ValueError(f"starting structure {k}: {err}") from None
         probe = geometry.copy()
         probe.calc = calc
         energy = probe.get_potential_energy()

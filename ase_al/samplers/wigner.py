@@ -47,6 +47,7 @@ def wigner(
     n: int,
     temperature: float = 0.0,
     seed: int | None = None,
+    freeze_below_cm1: float = 0.0,
 ) -> list[Atoms]:
     """Sample ``n`` geometries with momenta from the harmonic Wigner distribution.
 
@@ -62,6 +63,14 @@ def wigner(
         K; 0 samples the vibrational ground state.
     seed : int, optional
         Seed for reproducible samples.
+    freeze_below_cm1 : float
+        Modes below this frequency (cm⁻¹) stay at the equilibrium position; their momenta are
+        still drawn. The harmonic position spread of a mode grows as 1/ω, and a soft mode (an
+        intermolecular motion in a complex, a torsion) displaced along its straight Cartesian
+        line bends and breaks bonds: the ethene–butadiene complex's six modes below
+        100 cm⁻¹ at 300 K give structures 270 kcal/mol above the minimum on average, most of
+        them in fragments. The momenta carry the thermal energy of those modes (at most
+        about kT each) into dynamics on the real surface. Default 0: every mode sampled.
 
     Returns
     -------
@@ -87,7 +96,16 @@ def wigner(
         )
     rng = np.random.default_rng(seed)
     q, p = _wigner_draws(omega, temperature, n, rng)
+    q[:, _frozen(analysis, freeze_below_cm1)] = 0.0
     return _structures(atoms, analysis, q, p, dict(atoms.info), temperature)
+
+
+def _frozen(analysis: HarmonicAnalysis, freeze_below_cm1: float) -> np.ndarray:
+    """Which real modes keep their equilibrium position (frequency below the cutoff, cm⁻¹)."""
+    if not (np.isfinite(freeze_below_cm1) and freeze_below_cm1 >= 0):
+        raise ValueError(f"freeze_below_cm1 must be >= 0 cm⁻¹, got {freeze_below_cm1}")
+    frequencies = analysis.frequencies
+    return (frequencies > 0) & (frequencies < freeze_below_cm1)
 
 
 def _wigner_draws(omega, temperature: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +144,7 @@ def transition_state_sampling(
     temperature: float = 300.0,
     seed: int | None = None,
     direction: str = "forward",
+    freeze_below_cm1: float = 0.0,
 ) -> list[Atoms]:
     """Quasi-classical initial conditions at a transition state.
 
@@ -152,6 +171,9 @@ def transition_state_sampling(
         Sign of the reaction-coordinate momentum: along ``+modes[imaginary]``, against it, or
         either with probability ½. Run a forward sample backward in time by negating all its
         momenta.
+    freeze_below_cm1 : float
+        Real modes below this frequency (cm⁻¹) stay at the saddle point's position, with
+        their momenta drawn (as in :func:`wigner`).
 
     Returns
     -------
@@ -185,6 +207,7 @@ def transition_state_sampling(
     q = np.zeros((n, omega.size))
     p = np.zeros((n, omega.size))
     q[:, real], p[:, real] = _wigner_draws(omega[real], temperature, n, rng)
+    q[:, _frozen(analysis, freeze_below_cm1)] = 0.0
     kt = units.kB * temperature
     flux = np.sqrt(-2.0 * kt * np.log(1.0 - rng.random(n)))  # Rayleigh, ⟨p²⟩ = 2kT
     sign = {"forward": np.ones(n), "backward": -np.ones(n)}.get(direction)
