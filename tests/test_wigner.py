@@ -95,7 +95,7 @@ def test_frozen_modes_keep_their_position_and_get_thermal_momenta():
     eq = optimize_geometry(molecule("H2O"), calc, fmax=1e-4)
     vib = freq(eq, calc)
     bend = int(np.argmin(vib.frequencies))  # ~1500 cm⁻¹; the stretches are above 3000
-    temperature, n = 3000.0, 4000
+    temperature, n = 3000.0, 1000
     free = wigner(eq, vib, n, temperature, seed=2)
     frozen = wigner(eq, vib, n, temperature, seed=2, freeze_below_cm1=2500.0)
     sqrt_m = np.repeat(np.sqrt(eq.get_masses()), 3)
@@ -114,7 +114,7 @@ def test_frozen_modes_keep_their_position_and_get_thermal_momenta():
     )
     omega = vib.angular_frequencies[bend]
     expected = HBAR * omega / 2 / np.tanh(HBAR * omega / (2 * units.kB * temperature))
-    assert np.mean(p_bend**2) == pytest.approx(expected, rel=0.06)
+    assert np.mean(p_bend**2) == pytest.approx(expected, rel=0.15)  # 3.4 σ of 1000 draws
     with pytest.raises(ValueError, match="freeze_below_cm1"):
         wigner(eq, vib, 5, freeze_below_cm1=-1.0)
 
@@ -124,6 +124,7 @@ def test_freezing_the_soft_modes_of_a_complex_keeps_its_molecules_whole():
     100 cm⁻¹): sampled harmonically at 300 K, most structures lie in fragments hundreds of
     kcal/mol above the minimum; with those modes frozen, every structure keeps its two
     molecules and stays within the energy of its intramolecular zero-point motion."""
+    import warnings
     from pathlib import Path
 
     from ase.io import read
@@ -137,8 +138,12 @@ def test_freezing_the_soft_modes_of_a_complex_keeps_its_molecules_whole():
     complex_.calc = calc
     e0 = complex_.get_potential_energy()
     kcal_mol = units.kcal / units.mol
+    with pytest.warns(UserWarning, match=r"modes at \[15.0, 26.7.*break bonds"):
+        wigner(complex_, vib, 1, 300.0, seed=1)
     for cutoff, whole, ceiling in ((0.0, False, None), (100.0, True, 120.0)):
-        samples = wigner(complex_, vib, 12, 300.0, seed=1, freeze_below_cm1=cutoff)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error" if whole else "ignore")  # no warning once frozen
+            samples = wigner(complex_, vib, 12, 300.0, seed=1, freeze_below_cm1=cutoff)
         intact = [species(s) == ["C2H4", "C4H6"] for s in samples]
         assert all(intact) if whole else sum(intact) < len(samples) / 2
         if ceiling is not None:

@@ -10,6 +10,8 @@ rotations projected out as well.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase import Atoms, units
 from ase.vibrations import VibrationsData
@@ -94,10 +96,42 @@ def wigner(
             "Wigner sampling needs a minimum; imaginary or zero modes at "
             f"{analysis.frequencies[omega <= 0].round(1)} cm⁻¹"
         )
+    frozen = _frozen(analysis, freeze_below_cm1)
+    _warn_about_soft_modes(analysis, temperature, frozen)
     rng = np.random.default_rng(seed)
     q, p = _wigner_draws(omega, temperature, n, rng)
-    q[:, _frozen(analysis, freeze_below_cm1)] = 0.0
+    q[:, frozen] = 0.0
     return _structures(atoms, analysis, q, p, dict(atoms.info), temperature)
+
+
+#: a mode whose Wigner spread moves some atom farther than this (Å, RMS) is worth a warning
+SOFT_MODE_SPREAD = 0.5
+
+
+def _warn_about_soft_modes(analysis: HarmonicAnalysis, temperature: float, frozen) -> None:
+    """Warn when a sampled (real, not frozen) mode's position spread moves an atom by more
+    than :data:`SOFT_MODE_SPREAD` Å RMS: displaced along a straight line, it breaks bonds."""
+    omega = analysis.angular_frequencies
+    sampled = (omega > 0) & ~frozen
+    if not sampled.any():
+        return
+    occupation = np.ones(int(sampled.sum()))
+    if temperature > 0:
+        occupation = 1.0 / np.tanh(HBAR * omega[sampled] / (2 * units.kB * temperature))
+    width = np.sqrt(HBAR / (2 * omega[sampled]) * occupation)  # mass-weighted, per mode
+    inv_sqrt_m = 1.0 / np.sqrt(np.repeat(analysis.get_atoms().get_masses(), 3))
+    cartesian = (analysis.mass_weighted_modes[sampled] * inv_sqrt_m).reshape(len(width), -1, 3)
+    spread = width * np.linalg.norm(cartesian, axis=2).max(axis=1)
+    soft = spread > SOFT_MODE_SPREAD
+    if soft.any():
+        warnings.warn(
+            f"Wigner sampling at {temperature:g} K: the modes at "
+            f"{analysis.frequencies[sampled][soft].round(1).tolist()} cm⁻¹ move atoms by up to "
+            f"{spread[soft].max():.2f} Å (RMS); displaced along straight lines, such soft modes "
+            "bend and break bonds. freeze_below_cm1 keeps them at their equilibrium positions "
+            "(with thermal momenta)",
+            stacklevel=3,
+        )
 
 
 def _frozen(analysis: HarmonicAnalysis, freeze_below_cm1: float) -> np.ndarray:
@@ -203,11 +237,13 @@ def transition_state_sampling(
     real = np.setdiff1d(np.arange(omega.size), imaginary)
     if np.any(omega[real] <= 0):
         raise ValueError(f"modes at {analysis.frequencies[real][omega[real] <= 0]} cm⁻¹ are soft")
+    frozen = _frozen(analysis, freeze_below_cm1)
+    _warn_about_soft_modes(analysis, temperature, frozen)
     rng = np.random.default_rng(seed)
     q = np.zeros((n, omega.size))
     p = np.zeros((n, omega.size))
     q[:, real], p[:, real] = _wigner_draws(omega[real], temperature, n, rng)
-    q[:, _frozen(analysis, freeze_below_cm1)] = 0.0
+    q[:, frozen] = 0.0
     kt = units.kB * temperature
     flux = np.sqrt(-2.0 * kt * np.log(1.0 - rng.random(n)))  # Rayleigh, ⟨p²⟩ = 2kT
     sign = {"forward": np.ones(n), "backward": -np.ones(n)}.get(direction)
