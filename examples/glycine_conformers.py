@@ -11,15 +11,15 @@ Boltzmann populations at 298 K.
 With MODEL (``ANI``, ``MACE`` or ``KREG``; MAX_EPOCHS for the networks): every conformer is a
 starting structure of one ``ase_al.ActiveLearner`` (equal weights, so that high-lying
 conformers are learned as well as the populated ones; torsions below 100 cm-1 sampled by
-momentum only; the learned potential's reference geometry is the lowest conformer). The final model then re-optimises every conformer from the
-reference geometry; the table compares relative energies (learned at its own minima vs
-GFN2-xTB at its own) and the all-atom RMSD between the two minima; WORKDIR/learned.png plots
-both, WORKDIR/summary.json holds the numbers. The learner runs until its checks of certain
-structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``), the networks
-continuing from the previous iteration's weights (``warm_start``). Plan on an hour or more for
-ANI on two cores; a killed run resumes. KREG learns forces through a matrix that grows with the
-data (31 rows per glycine structure), so it is not the model for the thousand-odd structures
-several conformers need.
+momentum only; the learned potential's reference geometry is the lowest conformer). The final
+model then re-optimises every conformer from the reference geometry; the table compares
+relative energies (learned at its own minima vs GFN2-xTB at its own) and the all-atom RMSD
+between the two minima; WORKDIR/learned.png plots both, WORKDIR/summary.json holds the numbers.
+The learner runs until its checks of certain structures meet TARGET (kcal/mol, default 1;
+``Uncertainty(target_error=...)``), the networks continuing from the previous iteration's
+weights (``warm_start``). Plan on an hour or more for ANI on two cores; a killed run resumes.
+KREG learns forces through a matrix that grows with the data (31 rows per glycine structure),
+so it is not the model for the thousand-odd structures several conformers need.
 """
 
 import json

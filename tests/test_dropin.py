@@ -289,6 +289,13 @@ def test_option_objects_check_their_own_values():
         InitialData(structures="missing.db")
     with pytest.raises(TypeError, match="vibrations must be"):
         Equilibrium(vibrations=[1, 2, 3])
+    with pytest.raises(ValueError, match="Sampling.freeze_below_cm1 must be >= 0"):
+        Sampling(freeze_below_cm1=-1.0)
+    # a mistyped field is named with the nearest one
+    with pytest.raises(TypeError, match="Sampling got an unknown keyword 'freeze_below'; did you"):
+        Sampling(freeze_below=100.0)
+    with pytest.raises(TypeError, match="did you mean 'target_error'"):
+        Uncertainty(target=0.01)
 
 
 BAD_LEARNER_OPTIONS = [

@@ -213,9 +213,10 @@ def test_transition_state_sampling_follows_the_flux_distribution(hcn_saddle):
     still = transition_state_sampling(saddle, vib, n, temperature, seed=3, freeze_below_cm1=1e4)
     for sample, moving in zip(still[:20], samples[:20], strict=True):
         np.testing.assert_allclose(sample.positions, saddle.positions, atol=1e-12)
-        assert sample.info["reaction_coordinate_momentum"] == moving.info[
-            "reaction_coordinate_momentum"
-        ]
+        assert (
+            sample.info["reaction_coordinate_momentum"]
+            == moving.info["reaction_coordinate_momentum"]
+        )
 
 
 def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):

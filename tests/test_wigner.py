@@ -109,8 +109,9 @@ def test_frozen_modes_keep_their_position_and_get_thermal_momenta():
     np.testing.assert_allclose(q_frozen[:, bend], 0.0, atol=1e-12)
     stretches = [k for k in range(3) if k != bend]
     np.testing.assert_allclose(q_frozen[:, stretches], q_free[:, stretches], atol=1e-12)
-    p_bend = np.array([s.get_momenta().ravel() / sqrt_m for s in frozen]) @ (
-        vib.mass_weighted_modes[bend]
+    p_bend = (
+        np.array([s.get_momenta().ravel() / sqrt_m for s in frozen])
+        @ (vib.mass_weighted_modes[bend])
     )
     omega = vib.angular_frequencies[bend]
     expected = HBAR * omega / 2 / np.tanh(HBAR * omega / (2 * units.kB * temperature))

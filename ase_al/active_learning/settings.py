@@ -14,14 +14,22 @@ of ase-al's first release onto these objects (with a ``FutureWarning``).
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 
 from ase import units
 
-from ase_al.options import check_int, check_number, check_threshold, check_type
+from ase_al.options import (
+    check_int,
+    check_keywords,
+    check_number,
+    check_threshold,
+    check_type,
+)
 
 #: eV: 0.1 kcal/mol, below which an energy error does not matter for the dynamics the
 #: learner samples: :attr:`Uncertainty.floor` without a ``target_error``
@@ -326,6 +334,23 @@ LEGACY = {
     "optfreq": ("equilibrium", "method"),
     "vibrations": ("equilibrium", "vibrations"),
 }
+
+
+def _named_keywords(cls):
+    """A mistyped keyword of an option object is named with the nearest field ("did you
+    mean ...?") instead of Python's bare ``unexpected keyword argument``."""
+    init = cls.__init__
+    names = [f.name for f in dataclass_fields(cls)]
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        check_keywords(cls.__name__, kwargs, names)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
 KINDS = {
     "initial_data": InitialData,
     "sampling": Sampling,
@@ -333,6 +358,8 @@ KINDS = {
     "uncertainty": Uncertainty,
     "equilibrium": Equilibrium,
 }
+for _cls in KINDS.values():
+    _named_keywords(_cls)
 
 
 def from_keywords(options: dict, legacy: dict, warn: bool = True) -> dict:
