@@ -217,6 +217,16 @@ if model_name is not None:
     learned_barrier = (
         learned_saddle.get_potential_energy() - learned_reactants.get_potential_energy()
     ) / kcal_mol
+    # the complex is bound by 1.8 kcal/mol (GFN2-xTB) on a flat surface: an optimisation on a
+    # potential that has not learned it can wander out of it, into a region it never saw
+    basin = species(learned_reactants)
+    if basin != ["C2H4", "C4H6"]:
+        print(
+            f"{model_name}: optimising the reactant complex ended in {basin}, not ethene + "
+            "butadiene: the learned potential has a spurious minimum there"
+        )
+    # the learned energies at GFN2-xTB's own saddle point and complex, for comparison
+    at_reference = main.predict([saddle, reactants], forces=False)["energy"]
     summary["learning"] = {
         "model": model_name,
         "target_error_kcal_mol": target_kcal_mol,
@@ -225,6 +235,9 @@ if model_name is not None:
         "converged": run.converged,
         "wall_s_this_call": time.perf_counter() - t0,
         "barrier_kcal_mol": learned_barrier,
+        "reactant_optimisation_ends_in": basin,
+        "barrier_at_reference_geometries_kcal_mol": float(at_reference[0] - at_reference[1])
+        / kcal_mol,
         "imaginary_frequencies_cm1": [  # one for a first-order saddle point
             float(v) for v in learned_vibrations.frequencies if v < -50.0
         ],
