@@ -118,7 +118,8 @@ def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
     """``train(..., warm_start=True)`` starts from the model's weights (MLatom's
     ``reuse_model``): with no epochs it keeps them exactly, where a fresh fit gives the
     untrained network; a few more epochs on more data stay at the trained model's accuracy,
-    starting at the rate where its fit ended."""
+    starting at the rate where its fit ended (3 epochs at the full rate throw the network
+    off, and the starting weights are kept); a gentle fit keeps its own best epoch."""
     from ase_al.errors import NotTrainedError
 
     kind, model, untrained = trained
@@ -137,6 +138,18 @@ def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
     fresh = CLASSES[kind](seed=1, **{**FAST[kind], "max_epochs": 3}).train(train, progress=False)
     assert error < 0.6 * rmse(fresh.predict(test, forces=False)["energy"], energies)
     assert error < 1.5 * rmse(model.predict(test, forces=False)["energy"], energies)
+    # a gentle warm fit (small rate, its loss near the start's): its own best epoch is kept,
+    # not the starting weights, whose validation loss is biased low (they were chosen on it)
+    gentle = (
+        CLASSES[kind]
+        .load(path)
+        .train(
+            train, warm_start=True, max_epochs=2, learning_rate=1e-5, min_lr=1e-7, progress=False
+        )
+    )
+    moved = gentle.predict(test, forces=False)["energy"]
+    assert np.abs(moved - model.predict(test, forces=False)["energy"]).max() > 1e-6
+    assert rmse(moved, energies) < 1.2 * rmse(model.predict(test, forces=False)["energy"], energies)
     with pytest.raises(NotTrainedError, match="continue its training"):
         CLASSES[kind](**FAST[kind]).train(train, warm_start=True)
     with pytest.raises(ValueError, match="contains N"):

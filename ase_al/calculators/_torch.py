@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 
 import numpy as np
@@ -20,6 +21,12 @@ from tqdm.auto import tqdm
 
 from ase_al.calculators.base import TrainableModel
 from ase_al.errors import NotTrainedError, check_atoms, require
+
+log = logging.getLogger("ase_al")
+
+#: a warm start keeps the weights it started from only when its best epoch's validation loss
+#: is above this multiple of theirs (see ``TorchPotential._fit``)
+WARM_KEEP = 1.25
 
 TRAINING_DEFAULTS = {
     "max_epochs": 1000,
@@ -219,8 +226,12 @@ class TorchPotential(TrainableModel):
             Show a progress bar over epochs (default: when interactive).
         warm_start : bool
             Continue from the weights this model has (trained or loaded; MLatom's
-            ``reuse_model``): the element energies are kept and the learning rate starts
-            where the previous fit ended (at least 10 × ``min_lr``). The validation split is
+            ``reuse_model``): the element energies are kept, the learning rate starts
+            where the previous fit ended (at least 10 × ``min_lr``), ramped up over the first
+            epoch, and the best epoch of this fit is kept; the weights it started from only
+            when that epoch's validation loss is above :data:`WARM_KEEP` (1.25) times theirs
+            (a fit thrown off; theirs is biased low, as they were chosen on the same
+            validation structures), or with ``max_epochs=0``. The validation split is
             drawn per structure index (:func:`held_out`), from scratch or not, so structures
             held out before stay held out when the data grow by appending. The active learner
             uses it with ``ActiveLearner(warm_start=True)``.
@@ -316,15 +327,13 @@ class TorchPotential(TrainableModel):
         monitor = val_idx if len(val_idx) else train_idx
         best_loss, best_state, best_epoch = math.inf, None, 0
         ramp = 0
+        start = None
         if warm_start:
-            # the weights it starts from are a candidate too, and a fresh Adam's first steps
-            # (each parameter moved by about the rate at once) are ramped up over an epoch
-            # instead of kicking the trained network away
-            self.module.eval()
-            best_loss, e_rmse, f_rmse = self._errors(items, monitor, cfg)
-            best_state = copy.deepcopy(self.module.state_dict())
-            self.validation_rmse, self.validation_force_rmse = e_rmse, f_rmse
+            # a fresh Adam's first steps (each parameter moved by about the rate at once) are
+            # ramped up over an epoch instead of kicking the trained network away
             ramp = max(1, math.ceil(len(train_idx) / cfg["batch_size"]))
+            self.module.eval()
+            start = (*self._errors(items, monitor, cfg), copy.deepcopy(self.module.state_dict()))
         step = 0
         bar = tqdm(
             range(cfg["max_epochs"]),
@@ -367,6 +376,20 @@ class TorchPotential(TrainableModel):
             if lr < cfg["min_lr"] or epoch - best_epoch >= cfg["early_stopping"]:
                 break
         bar.close()
+        if start is not None and (best_state is None or best_loss > WARM_KEEP * start[0]):
+            # no epochs, or a fit thrown off: the weights it started from. Only then: they were
+            # chosen on these same validation structures, so their loss is biased low, and
+            # as a plain candidate they kept the new data out (the Diels-Alder run's iteration
+            # 4 returned iteration 3's weights after 151 epochs within 8 % of their loss)
+            if best_state is not None:
+                log.info(
+                    "warm start: the best epoch's validation loss %.3g is above %g x the "
+                    "starting weights' %.3g; the starting weights are kept",
+                    best_loss,
+                    WARM_KEEP,
+                    start[0],
+                )
+            _, self.validation_rmse, self.validation_force_rmse, best_state = start
         if best_state is None:  # max_epochs=0: the freshly initialised network, as built
             _, self.validation_rmse, self.validation_force_rmse = self._errors(items, monitor, cfg)
         else:
