@@ -144,7 +144,7 @@ def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
         CLASSES[kind]
         .load(path)
         .train(
-            train, warm_start=True, max_epochs=2, learning_rate=1e-5, min_lr=1e-7, progress=False
+            train, warm_start=True, max_epochs=1, learning_rate=1e-5, min_lr=1e-7, progress=False
         )
     )
     moved = gentle.predict(test, forces=False)["energy"]
