@@ -151,3 +151,9 @@ def test_freezing_the_soft_modes_of_a_complex_keeps_its_molecules_whole():
             for s in samples:
                 s.calc = calc
                 assert (s.get_potential_energy() - e0) / kcal_mol < ceiling
+    # the learner's starting points pass Sampling.freeze_below_cm1 on
+    from ase_al.active_learning.starting_points import StartingPoint, StartingPoints
+
+    points = StartingPoints([StartingPoint(complex_, vib)])
+    batch = points.sample(12, 300.0, np.random.default_rng(0), freeze_below_cm1=100.0)
+    assert all(species(s) == ["C2H4", "C4H6"] for s in batch)
