@@ -383,21 +383,22 @@ def equilibrium_and_modes(
         if optimize:
             equilibrium = optimize_geometry(molecule, calc, fmax=1e-3)
         vibrations = freq(equilibrium, calc, ir=False)
-        if optimize and np.any(vibrations.angular_frequencies <= 0):
+        imaginary = vibrations.frequencies[vibrations.angular_frequencies <= 0].round(1)
+        if optimize and imaginary.size:
             # a floppy minimum (a van der Waals complex, a free rotor) is not reached at
             # 1e-3 eV/Å: its soft modes still come out imaginary there
             log.info(
                 "imaginary modes %s cm-1 at fmax 1e-3 eV/Å: optimising to 1e-4",
-                vibrations.frequencies[vibrations.angular_frequencies <= 0].round(1).tolist(),
+                imaginary.tolist(),
             )
             equilibrium = optimize_geometry(
                 equilibrium, calc, fmax=1e-4, steps=5000, optimizer="LBFGS"
             )
             vibrations = freq(equilibrium, calc, ir=False)
-            if np.any(vibrations.angular_frequencies <= 0):
+            imaginary = vibrations.frequencies[vibrations.angular_frequencies <= 0].round(1)
+            if imaginary.size:
                 raise ValueError(
-                    "the optimised structure is no minimum: imaginary modes at "
-                    f"{vibrations.frequencies[vibrations.angular_frequencies <= 0].round(1)} "
+                    f"the optimised structure is no minimum: imaginary modes at {imaginary} "
                     "cm⁻¹ after optimising to 1e-4 eV/Å (mark a saddle point with "
                     "info['transition_state'] = True)"
                 )

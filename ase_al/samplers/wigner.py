@@ -115,10 +115,7 @@ def _warn_about_soft_modes(analysis: HarmonicAnalysis, temperature: float, froze
     sampled = (omega > 0) & ~frozen
     if not sampled.any():
         return
-    occupation = np.ones(int(sampled.sum()))
-    if temperature > 0:
-        occupation = 1.0 / np.tanh(HBAR * omega[sampled] / (2 * units.kB * temperature))
-    width = np.sqrt(HBAR / (2 * omega[sampled]) * occupation)  # mass-weighted, per mode
+    width, _ = _wigner_widths(omega[sampled], temperature)  # mass-weighted, per mode
     inv_sqrt_m = 1.0 / np.sqrt(np.repeat(analysis.get_atoms().get_masses(), 3))
     cartesian = (analysis.mass_weighted_modes[sampled] * inv_sqrt_m).reshape(len(width), -1, 3)
     spread = width * np.linalg.norm(cartesian, axis=2).max(axis=1)
@@ -142,14 +139,21 @@ def _frozen(analysis: HarmonicAnalysis, freeze_below_cm1: float) -> np.ndarray:
     return (frequencies > 0) & (frequencies < freeze_below_cm1)
 
 
-def _wigner_draws(omega, temperature: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Normal-mode coordinates and momenta (n, modes) from the harmonic Wigner distribution
-    of modes with angular frequencies ``omega`` at ``temperature`` (K; 0: ground state)."""
+def _wigner_widths(omega, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Standard deviations of the mass-weighted coordinate and momentum of harmonic modes
+    with angular frequencies ``omega`` at ``temperature`` (K; 0: ground state)."""
     occupation = np.ones_like(omega)
     if temperature > 0:
         occupation = 1.0 / np.tanh(HBAR * omega / (2 * units.kB * temperature))
-    q = rng.standard_normal((n, omega.size)) * np.sqrt(HBAR / (2 * omega) * occupation)
-    p = rng.standard_normal((n, omega.size)) * np.sqrt(HBAR * omega / 2 * occupation)
+    return np.sqrt(HBAR / (2 * omega) * occupation), np.sqrt(HBAR * omega / 2 * occupation)
+
+
+def _wigner_draws(omega, temperature: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Normal-mode coordinates and momenta (n, modes) from the harmonic Wigner distribution
+    of modes with angular frequencies ``omega`` at ``temperature`` (K; 0: ground state)."""
+    q_width, p_width = _wigner_widths(omega, temperature)
+    q = rng.standard_normal((n, omega.size)) * q_width
+    p = rng.standard_normal((n, omega.size)) * p_width
     return q, p
 
 
