@@ -4,6 +4,8 @@ of trajectory ends by connectivity."""
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.db import connect
+from ase.io import read
 
 from ase_al.reactions import (
     Outcomes,
@@ -15,6 +17,7 @@ from ase_al.reactions import (
     propagate_both_ways,
     species,
 )
+from ase_al.samplers.relax import relax_until_uncertain
 
 pytest.importorskip("sella")
 
@@ -254,16 +257,51 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         calc,
         workdir=tmp_path / "al",
         initial_data=InitialData(batch=40, max_points=40),
-        sampling=Sampling(n_trajectories=8, options={"max_time_fs": 10.0}),
+        sampling=Sampling(
+            n_trajectories=8, options={"max_time_fs": 10.0}, relax_starting_points=True
+        ),
         selection=Selection(max_iterations=1),
         progress=False,
     )
-    learner.run()
+    pair = learner.run()
     labelled = learner.labelled()
+    # every starting structure was also optimised on the iteration's model (the saddle point
+    # by Sella); a path stops at its first structure above the threshold, which is labelled
+    iteration = learner._state()["iterations"][0]
+    relaxations = iteration["relaxations"]
+    assert [r["starting_point"] for r in relaxations] == [0, 1, 2]
+    rows = list(connect(tmp_path / "al" / "labelled.db").select(sampled_by="relaxation"))
+    assert len(rows) == sum(r["found_uncertain"] for r in relaxations)
+    for r in relaxations:
+        path = read(
+            tmp_path / "al" / "iteration_1" / "relaxations" / f"{r['starting_point']:02d}.traj", ":"
+        )
+        u = [frame.info["uncertainty"] for frame in path]
+        assert all(x <= iteration["threshold"] for x in u[:-1])
+        assert (u[-1] > iteration["threshold"]) == r["found_uncertain"]
+    for row in rows:
+        assert row.uncertainty > iteration["threshold"]
+        assert pair.predict([row.toatoms()], forces=False)["energy_uncertainty"][0] == (
+            pytest.approx(row.uncertainty, rel=1e-6)
+        )
+    # the optimiser alone: with no threshold it converges on the model; with one inside the
+    # path's range it stops at the path's first structure above it
+    free = relax_until_uncertain(product, pair, np.inf)
+    assert free.converged and free.uncertain is None
+    end = free.path[-1].copy()
+    end.calc = pair.members[0]
+    assert np.linalg.norm(end.get_forces(), axis=1).max() < 1e-3
+    u = np.array([frame.info["uncertainty"] for frame in free.path])
+    assert len(u) > 3
+    cut = 0.5 * (u.min() + u.max())
+    first = int(np.argmax(u > cut))
+    stopped = relax_until_uncertain(product, pair, cut)
+    assert stopped.steps == first and not stopped.converged
+    np.testing.assert_allclose(stopped.uncertain.positions, free.path[first].positions)
+    with pytest.raises(ValueError, match="energy_uncertainty"):
+        relax_until_uncertain(product, pair.members[0], 1.0)
     near_c = [a.get_distance(0, 1) < a.get_distance(0, 2) for a in labelled]
     assert 0 < sum(near_c) < len(near_c)  # both isomers in the training data
-    from ase.io import read
-
     reference = read(tmp_path / "al" / "equilibrium.traj")
     assert reference.get_distance(0, 1) < reference.get_distance(0, 2)  # HCN
     bad = Atoms("HNC", guess.positions)

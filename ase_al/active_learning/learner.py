@@ -62,7 +62,14 @@ from ase_al.options import (
 log = logging.getLogger("ase_al")
 
 #: how a sampled structure was found, stored with its label in labelled.db
-SAMPLING_KEYS = ("trajectory", "time_fs", "uncertainty", "sampling_batch")
+SAMPLING_KEYS = (
+    "trajectory",
+    "time_fs",
+    "uncertainty",
+    "sampling_batch",
+    "sampled_by",
+    "starting_point",
+)
 
 _PARAMETERS = (
     "model",
@@ -378,6 +385,7 @@ class ActiveLearner:
                 self.sampling.temperature if init_temperature is None else init_temperature
             ),
             "freeze_below_cm1": self.sampling.freeze_below_cm1,
+            "relax_starting_points": self.sampling.relax_starting_points,
             "uq_threshold": self.uncertainty.threshold,
             "init_batch": self.initial_data.batch,
             "max_init_points": self.initial_data.max_points,

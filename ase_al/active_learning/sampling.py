@@ -11,6 +11,7 @@ from ase import Atoms
 from ase_al.active_learning.selection import choose
 from ase_al.active_learning.settings import Sampling, Selection
 from ase_al.errors import check_same_atoms
+from ase_al.files import write_traj
 from ase_al.options import (
     check_defaults_kind,
     check_keywords,
@@ -21,6 +22,7 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
+from ase_al.samplers.relax import relax_until_uncertain
 from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
@@ -52,6 +54,11 @@ class SamplingStage:
                     f"sampler {sampler!r} propagates one potential energy surface; a "
                     "multistate model samples with 'surface_hopping' (or 'wigner', or a function)"
                 )
+        if self.n_states is not None and self.sampling.relax_starting_points:
+            raise ValueError(
+                "Sampling.relax_starting_points optimises on one potential energy surface; a "
+                "multistate model has several"
+            )
         sampler = "batch_md" if sampler is None else sampler
         self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
         self.sampler_options = dict(self.sampling.options)
@@ -168,7 +175,47 @@ class SamplingStage:
             "n_uncertain": len(first),
             "sampling_batches": batches,
         }
-        return pool[: options.new_points], summary, first.certain
+        selected = pool[: options.new_points]
+        if self.sampling.relax_starting_points:
+            found, summary["relaxations"] = self.relaxations(
+                pair, threshold, points, folder / "relaxations"
+            )
+            selected += found
+        return selected, summary, first.certain
+
+    def relaxations(self, pair, threshold, points, folder):
+        """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
+        the first uncertain structure of each path, and a summary per point."""
+        folder.mkdir(parents=True, exist_ok=True)
+        found, summaries = [], []
+        for index, point in enumerate(points):
+            result = relax_until_uncertain(point.atoms, pair, threshold, saddle=point.saddle)
+            write_traj(folder / f"{index:02d}.traj", result.path)
+            summaries.append({"starting_point": index, **result.summary()})
+            kind = "transition state" if point.saddle else "minimum"
+            if result.uncertain is None:
+                log.info(
+                    "relaxation of starting structure %d (%s) on the model: %s after %d steps, "
+                    "all certain",
+                    index,
+                    kind,
+                    "converged" if result.converged else "not converged",
+                    result.steps,
+                )
+                continue
+            log.info(
+                "relaxation of starting structure %d (%s) on the model: uncertain after %d "
+                "steps (%.3g eV)",
+                index,
+                kind,
+                result.steps,
+                result.uncertain.info["uncertainty"],
+            )
+            atoms = result.uncertain
+            atoms.info["starting_point"] = index
+            atoms.info["sampled_by"] = "relaxation"
+            found.append(atoms)
+        return found, summaries
 
     def batch(self, pair, threshold, points, trajectory_dir) -> SamplingResult:
         kwargs = dict(self.sampler_options)

@@ -111,6 +111,16 @@ class Sampling:
         equilibrium position and only get momenta (see :func:`ase_al.samplers.wigner`): for
         complexes and floppy molecules, whose soft modes displaced harmonically break bonds.
         Default 0: every mode sampled.
+    relax_starting_points : bool
+        Each iteration, also optimise every starting structure on the model (minima by BFGS,
+        transition states by Sella, to 1e-3 eV/Å, at most 300 steps) and label the first
+        structure on each path whose uncertainty exceeds the threshold
+        (:func:`ase_al.samplers.relax.relax_until_uncertain`). Trajectories from the
+        reference's stationary points do not go where an optimisation on the learned surface
+        goes: into a minimum that has moved, or a spurious well beside a weakly bound
+        complex. The run is not converged while a path meets an uncertain structure. The
+        paths are written to ``iteration_<k>/relaxations/<point>.traj``. Single-state
+        models only.
     """
 
     sampler: str | Callable | None = None
@@ -120,6 +130,7 @@ class Sampling:
     options: dict = field(default_factory=dict)
     max_batches: int = 20
     freeze_below_cm1: float = 0.0
+    relax_starting_points: bool = False
 
     def __post_init__(self):
         if self.sampler is not None and not isinstance(self.sampler, str):
@@ -132,6 +143,7 @@ class Sampling:
         check_type("Sampling.options", self.options, dict)
         check_int("Sampling.max_batches", self.max_batches, minimum=1)
         check_number("Sampling.freeze_below_cm1", self.freeze_below_cm1, minimum=0.0)
+        check_type("Sampling.relax_starting_points", self.relax_starting_points, bool)
 
 
 @dataclass(frozen=True)
