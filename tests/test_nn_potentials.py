@@ -156,6 +156,38 @@ def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
         CLASSES[kind].load(path).train(train + [molecule("HCN")] * 2, warm_start=True)
 
 
+def test_weight_average_follows_the_exponential_law_and_swaps_in_place(data):
+    """The averaged weights after t steps at fixed weights w1, from w0: w1 + (w0 - w1)·d^t;
+    with the ramp, the first steps follow the iterates closely; the module's own weights come
+    back after the averaged ones were used; a decay outside [0, 1) is refused."""
+    from ase_al.calculators._torch import WeightAverage
+
+    module = torch.nn.Linear(3, 2)
+    w0 = [p.detach().clone() for p in module.parameters()]
+    average = WeightAverage(module, 0.9, ramp_up=False)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    for _ in range(7):
+        average.update()
+    with average.in_place():
+        for p, start in zip(module.parameters(), w0, strict=True):
+            np.testing.assert_allclose(p.detach(), start + 1.0 - 0.9**7, rtol=1e-6)
+    for p, start in zip(module.parameters(), w0, strict=True):
+        np.testing.assert_allclose(p.detach(), start + 1.0, rtol=1e-6)
+    ramped = WeightAverage(module, 0.99)  # step 0 weighs the iterate by 1 - 1/10
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    ramped.update()
+    with ramped.in_place():
+        for p, start in zip(module.parameters(), w0, strict=True):
+            np.testing.assert_allclose(p.detach(), start + 1.0 + 0.9, rtol=1e-6)
+    train, _ = data
+    with pytest.raises(ValueError, match="ema_decay must be a number in"):
+        ANI(**FAST["ANI"]).train(train[:10], ema_decay=1.0, progress=False)
+
+
 def test_held_out_structures_stay_held_out_as_data_grow():
     from ase_al.calculators._torch import held_out
 
