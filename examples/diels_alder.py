@@ -17,7 +17,7 @@ the same on an actively learned potential, side by side.
 4. With MODEL (``ANI``, ``MACE``; MAX_EPOCHS for the networks): a potential is actively learned
    from the saddle point (transition-state sampling), cyclohexene and the ethene-butadiene
    complex (Wigner sampling, the modes below 100 cm-1 kept at their equilibrium positions) as
-   starting structures, until its checks of certain structures meet TARGET (kcal/mol, default
+   starting structures, each also optimised on every iteration's model, until its checks of certain structures meet TARGET (kcal/mol, default
    1; ``Uncertainty(target_error=...)``), the networks continuing from the previous
    iteration's weights (``warm_start``); its own saddle point and reactants give the learned
    barrier, and the same N initial conditions are propagated on it.
@@ -200,7 +200,14 @@ if model_name is not None:
         workdir=workdir / "al",
         # the complex's intermolecular modes keep their positions in the Wigner samples
         # (displaced harmonically they tear the molecules apart) and get thermal momenta
-        sampling=ase_al.Sampling(options={"max_time_fs": fs_each_way}, freeze_below_cm1=100.0),
+        # and the three are optimised on every iteration's model (the saddle point by Sella),
+        # the first uncertain structure of each path labelled: on the flat surface around the
+        # complex, an optimisation on the learned potential found wells GFN2-xTB does not have
+        sampling=ase_al.Sampling(
+            options={"max_time_fs": fs_each_way},
+            freeze_below_cm1=100.0,
+            relax_starting_points=True,
+        ),
         uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
         warm_start=networks,
     ).run()

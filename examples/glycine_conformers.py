@@ -11,7 +11,9 @@ Boltzmann populations at 298 K.
 With MODEL (``ANI``, ``MACE`` or ``KREG``; MAX_EPOCHS for the networks): every conformer is a
 starting structure of one ``ase_al.ActiveLearner`` (equal weights, so that high-lying
 conformers are learned as well as the populated ones; torsions below 100 cm-1 sampled by
-momentum only; the learned potential's reference geometry is the lowest conformer). The final
+momentum only; each conformer also optimised on every iteration's model, the first uncertain
+structure of its path labelled; the learned potential's reference geometry is the lowest
+conformer). The final
 model then re-optimises every conformer from the reference geometry; the table compares
 relative energies (learned at its own minima vs GFN2-xTB at its own) and the all-atom RMSD
 between the two minima; WORKDIR/learned.png plots both, WORKDIR/summary.json holds the numbers.
@@ -94,7 +96,9 @@ pair = ase_al.ActiveLearner(
     # the torsions below 100 cm-1 keep their positions in the Wigner samples and get thermal
     # momenta: displaced harmonically, the 16 cm-1 torsion of the highest conformer breaks
     # 13 of 30 samples into fragments (161 kcal/mol above the minimum on average)
-    sampling=ase_al.Sampling(freeze_below_cm1=100.0),
+    # and each conformer is also optimised on every iteration's model, its path labelled where
+    # the model is uncertain: where the final re-optimisation of the conformers will go
+    sampling=ase_al.Sampling(freeze_below_cm1=100.0, relax_starting_points=True),
     uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
     warm_start=networks,
 ).run()
