@@ -5,6 +5,8 @@
   harmonic analysis with exactly one imaginary mode.
 * :func:`descend_from_saddle`: the two minima a saddle point connects, by displacing along the
   imaginary mode both ways and relaxing (an intrinsic-reaction-coordinate-like descent).
+* :func:`barrier`: a potential's own barrier from guesses of its saddle point and reactants
+  (e.g. a learned potential's, from the reference's), with the species its minimum holds.
 * :func:`connectivity`, :func:`bonds_formed_and_broken`, :func:`classify`: which species a
   structure holds, from covalent radii through ``ase.neighborlist``, so that trajectory ends can
   be sorted into reactant / product / other with fractions and binomial error bars.
@@ -24,6 +26,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from ase_al.errors import check_atoms, require
+
+#: cm⁻¹: a harmonic frequency below this counts as an imaginary mode (the numerical Hessian
+#: of a stationary point leaves the translations and rotations within tens of cm⁻¹ of 0)
+IMAGINARY_CM1 = -50.0
 
 
 class TransitionStateError(ValueError):
@@ -95,7 +101,7 @@ def find_transition_state(
             "better guess, e.g. the highest image of a NEB"
         )
     vibrations = freq(saddle, calc)
-    imaginary = vibrations.frequencies[vibrations.frequencies < -50.0]
+    imaginary = vibrations.frequencies[vibrations.frequencies < IMAGINARY_CM1]
     if len(imaginary) != 1:
         raise TransitionStateError(
             f"the stationary point found has {len(imaginary)} imaginary modes "
@@ -135,6 +141,60 @@ def descend_from_saddle(
         start.positions += sign * displacement * mode
         ends.append(optimize_geometry(start, calc, fmax=fmax, steps=steps))
     return ends[0], ends[1]
+
+
+@dataclass
+class Barrier:
+    """A potential's own barrier: its saddle point (with ``vibrations``), its minimum on the
+    reactant side, the barrier (eV) between them, the species the minimum is made of, and
+    the imaginary frequencies (cm⁻¹) of the saddle point (one for a first-order saddle
+    point; the search's :class:`TransitionStateError` otherwise, kept in ``problem``)."""
+
+    saddle: Atoms
+    vibrations: object
+    minimum: Atoms
+    energy: float
+    species: list
+    imaginary_cm1: list
+    problem: str | None = None
+
+
+def barrier(
+    calc: Calculator,
+    saddle_guess: Atoms,
+    reactant_guess: Atoms,
+    fmax: float = 1e-3,
+    steps: int = 2000,
+) -> Barrier:
+    """The barrier of ``calc`` (a learned potential, or a method) from its own stationary
+    points: the saddle point found by :func:`find_transition_state` from ``saddle_guess`` and
+    the minimum optimised (``fmax`` eV/Å, at most ``steps``) from ``reactant_guess``.
+
+    Used on a learned potential with the reference's saddle point and reactants as guesses.
+    A search that ends at a stationary point which is not first order still gives a barrier
+    there, with ``problem`` saying so; one that does not converge raises. Check
+    :attr:`Barrier.species` before trusting the number: an optimisation on a flat surface
+    (a weakly bound complex) can leave the reactants' basin.
+    """
+    from ase_al.simulations import optimize_geometry
+
+    problem = None
+    try:
+        saddle, vibrations = find_transition_state(saddle_guess, calc)
+    except TransitionStateError as err:
+        if err.atoms is None:
+            raise
+        saddle, vibrations, problem = err.atoms, err.vibrations, str(err)
+    minimum = optimize_geometry(reactant_guess, calc, fmax=fmax, steps=steps)
+    return Barrier(
+        saddle=saddle,
+        vibrations=vibrations,
+        minimum=minimum,
+        energy=float(saddle.get_potential_energy() - minimum.get_potential_energy()),
+        species=species(minimum),
+        imaginary_cm1=[float(v) for v in vibrations.frequencies if v < IMAGINARY_CM1],
+        problem=problem,
+    )
 
 
 def connectivity(atoms: Atoms, scale: float = 1.3) -> np.ndarray:

@@ -10,6 +10,7 @@ from ase.io import read
 from ase_al.reactions import (
     Outcomes,
     TransitionStateError,
+    barrier,
     bonds_formed_and_broken,
     classify,
     descend_from_saddle,
@@ -64,6 +65,19 @@ def test_hcn_hnc_saddle_point_has_one_imaginary_mode_and_connects_both_isomers(h
     # the error carries the stationary point it found, to look at
     assert err.value.vibrations.frequencies.min() > -50.0
     assert np.abs(err.value.atoms.get_forces()).max() < 1e-3
+    # a potential's own barrier from guesses: the saddle point's energy less the minimum's
+    own = barrier(calc, saddle, hcn())
+    assert own.problem is None and len(own.imaginary_cm1) == 1 and own.species == ["CHN"]
+    probe = own.minimum.copy()
+    probe.calc = calc
+    assert own.energy == pytest.approx(
+        saddle.get_potential_energy() - probe.get_potential_energy(), abs=1e-4
+    )
+    assert own.energy == pytest.approx(saddle.get_potential_energy() - energies[0], abs=2e-3)
+    # from a minimum as the saddle-point guess: the barrier there (0), the problem named
+    flat = barrier(calc, relaxed, hcn())
+    assert "a minimum" in flat.problem and flat.imaginary_cm1 == []
+    assert abs(flat.energy) < 1e-3
 
 
 def test_species_and_bond_changes_from_covalent_radii():
