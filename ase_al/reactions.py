@@ -278,6 +278,26 @@ class Outcomes:
         fraction = count / n
         return count, fraction, math.sqrt(fraction * (1 - fraction) / n)
 
+    def summary(self) -> dict:
+        """For halves in pairs (see :meth:`direct`), as JSON: the direct trajectories
+        (``direct``, ``direct_fraction`` and its standard error ``direct_fraction_error``), the
+        ``end_fractions`` of the halves, the bond-formation gaps (``bond_formation_gaps_fs``,
+        see :meth:`asynchronicity`) with their mean and its standard error (``gap_mean_fs``,
+        ``gap_error_fs``; None with too few)."""
+        count, fraction, error = self.direct()
+        gaps = [float(g) for g in self.asynchronicity()]
+        return {
+            "direct": count,
+            "direct_fraction": fraction,
+            "direct_fraction_error": error,
+            "end_fractions": dict(self.fractions),
+            "bond_formation_gaps_fs": gaps,
+            "gap_mean_fs": float(np.mean(gaps)) if gaps else None,
+            "gap_error_fs": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))
+            if len(gaps) > 1
+            else None,
+        }
+
     def asynchronicity(self) -> list[float]:
         """For trajectories that formed two or more bonds: the time (fs) between the first and
         the last bond formation (0 for a synchronous reaction)."""

@@ -25,9 +25,10 @@ processes). Acceptance (#23): direct-reaction fractions and mean C-C bond-format
 within their combined standard errors, the learned barrier within 1 kcal/mol.
 
 Results: ``benchmarks/results/reactive_al_<task>.json`` (labels, wall times, the direct run's
-cost). ``glycine --along-the-run --workdir DIR`` judges every finished iteration's model of a
-run (going on or finished) the same way, without learning:
-``results/reactive_al_glycine_along_the_run.json``.
+cost). ``--along-the-run --workdir DIR`` judges every finished iteration's model of a run
+(going on or finished) the same way, without learning:
+``results/reactive_al_<task>_along_the_run.json`` (diels-alder: ``--iterations 6,10`` for
+some; each iteration's trajectories take minutes and are kept in ``DIR/along_the_run``).
 """
 
 from __future__ import annotations
@@ -138,27 +139,126 @@ def diels_alder(args, work: Path) -> dict:
         str(args.max_epochs),
         str(args.target),
     )
-    learned, direct = summary["trajectories"][args.model], summary["trajectories"]["GFN2-xTB"]
-    fraction_gap = abs(learned["direct_fraction"] - direct["direct_fraction"])
-    fraction_bar = math.hypot(learned["direct_fraction_error"], direct["direct_fraction_error"])
-    gaps = [learned["gap_mean_fs"], direct["gap_mean_fs"]]
-    gaps_agree = None not in gaps and abs(gaps[0] - gaps[1]) <= math.hypot(
-        learned["gap_error_fs"], direct["gap_error_fs"]
-    )
-    barrier = summary["learning"]["barrier_kcal_mol"] - summary["barrier_kcal_mol"]
     summary.update(
-        fractions_agree=bool(fraction_gap <= fraction_bar or fraction_gap == 0),
-        gaps_agree=bool(gaps_agree),
-        barrier_deviation_kcal_mol=barrier,
-        barrier_within_1_kcal_mol=bool(
-            abs(barrier) <= 1.0
-            and summary["learning"]["reactant_optimisation_ends_in"] == ["C2H4", "C4H6"]
+        judge_diels_alder(
+            summary["trajectories"][args.model],
+            summary["trajectories"]["GFN2-xTB"],
+            summary["learning"]["barrier_kcal_mol"] - summary["barrier_kcal_mol"],
+            summary["learning"]["reactant_optimisation_ends_in"],
         ),
         learned_saddle_first_order=len(summary["learning"]["imaginary_frequencies_cm1"]) == 1,
     )
     for name in summary["trajectories"]:  # the gap lists are in the run's summary.json
         summary["trajectories"][name].pop("bond_formation_gaps_fs")
     return {"task": "ethene + 1,3-butadiene Diels-Alder, GFN2-xTB", **summary}
+
+
+def judge_diels_alder(learned: dict, direct: dict, barrier_deviation: float, basin) -> dict:
+    """#23: the learned potential's direct-reaction fraction and mean C-C bond-formation gap
+    within the combined standard errors of GFN2-xTB's (``Outcomes.summary`` of each), its
+    barrier within 1 kcal/mol (``barrier_deviation``), its reactant minimum (``basin``, the
+    species) ethene + butadiene."""
+    fraction_gap = abs(learned["direct_fraction"] - direct["direct_fraction"])
+    fraction_bar = math.hypot(learned["direct_fraction_error"], direct["direct_fraction_error"])
+    gaps = [learned["gap_mean_fs"], direct["gap_mean_fs"]]
+    gaps_agree = None not in gaps and abs(gaps[0] - gaps[1]) <= math.hypot(
+        learned["gap_error_fs"], direct["gap_error_fs"]
+    )
+    return {
+        "fractions_agree": bool(fraction_gap <= fraction_bar or fraction_gap == 0),
+        "gaps_agree": bool(gaps_agree),
+        "barrier_deviation_kcal_mol": barrier_deviation,
+        "barrier_within_1_kcal_mol": bool(
+            abs(barrier_deviation) <= 1.0 and list(basin) == ["C2H4", "C4H6"]
+        ),
+    }
+
+
+def diels_alder_along_the_run(args, work: Path) -> dict:
+    """Every finished iteration's main model of ``WORK/al`` (or those of ``--iterations``)
+    judged like the final one: its own barrier (``ase_al.reactions.barrier`` from GFN2-xTB's
+    saddle point and complex), its energies at GFN2-xTB's stationary points, and the example's
+    N initial conditions propagated on it, against the direct GFN2-xTB run of the example
+    (``WORK/summary.json``). One iteration's trajectories take minutes: each result is kept
+    in ``WORK/along_the_run/iteration_<k>.json`` and read back."""
+    import numpy as np
+    from ase import units
+    from ase.io import read
+
+    import ase_al
+    from ase_al.reactions import barrier, classify, propagate_both_ways
+    from ase_al.samplers import transition_state_sampling
+
+    kcal_mol = units.kcal / units.mol
+    reference = json.loads((work / "summary.json").read_text())
+    direct = reference["trajectories"]["GFN2-xTB"]
+    n, fs = reference["n_trajectories"], reference["fs_each_way"]
+    saddle, reactants, cyclohexene = read(work / "stationary.traj", ":")
+    stationary = [reactants, saddle, cyclohexene]
+    e_ref = np.array([a.info["reference_energy"] for a in stationary])
+    vibrations = ase_al.HarmonicAnalysis.read(work / "ts_vibrations.json")
+    samples = transition_state_sampling(saddle, vibrations, n, 300.0, seed=0)  # the example's
+    run = ase_al.ALRun(work / "al")
+    start = min(f.stat().st_mtime for f in (work / "al" / "starting_points").rglob("*.traj"))
+    wanted = set(args.iterations) if args.iterations else None
+    cache = work / "along_the_run"
+    cache.mkdir(exist_ok=True)
+    rows = []
+    for entry in run.history:
+        k = entry["iteration"]
+        if wanted is not None and k not in wanted:
+            continue
+        path = cache / f"iteration_{k}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+            continue
+        main = run.model(iteration=k).members[0]
+        at_reference = (main.predict(stationary, forces=False)["energy"] - e_ref) / kcal_mol
+        own = barrier(main, saddle, reactants)
+        t0 = time.perf_counter()
+        pairs = propagate_both_ways(samples, main, fs, 0.5, 2, progress=False)
+        halves = [half for pair in pairs for half in pair]
+        learned = classify(halves, reactants, cyclohexene, time_step_fs=1.0).summary()
+        learned["wall_s"] = time.perf_counter() - t0
+        learned.pop("bond_formation_gaps_fs")
+        deviation = own.energy / kcal_mol - reference["barrier_kcal_mol"]
+        row = {
+            "iteration": k,
+            "labels": entry["n_train"],
+            "elapsed_s": (run.iteration_dir(k) / "models.json").stat().st_mtime - start,
+            "errors_at_reference_kcal_mol": dict(
+                zip(
+                    ("complex", "saddle", "cyclohexene"),
+                    at_reference.round(2).tolist(),
+                    strict=True,
+                )
+            ),
+            "barrier_kcal_mol": own.energy / kcal_mol,
+            "barrier_problem": own.problem,
+            "reactant_optimisation_ends_in": own.species,
+            "trajectories": learned,
+            **judge_diels_alder(learned, direct, deviation, own.species),
+        }
+        path.write_text(json.dumps(row, indent=1))
+        rows.append(row)
+    for row in rows:
+        t = row["trajectories"]
+        print(
+            f"iteration {row['iteration']:2d}: {row['labels']:5d} labels, "
+            f"barrier {row['barrier_kcal_mol']:5.1f} kcal/mol "
+            f"({' + '.join(row['reactant_optimisation_ends_in'])}), "
+            f"direct {100 * t['direct_fraction']:.0f} ± {100 * t['direct_fraction_error']:.0f} %, "
+            f"gap {t['gap_mean_fs']:.1f} ± {t['gap_error_fs']:.1f} fs"
+        )
+    direct = {k: v for k, v in direct.items() if k != "bond_formation_gaps_fs"}
+    return {
+        "task": "ethene + 1,3-butadiene Diels-Alder, GFN2-xTB: every iteration's model",
+        "model": args.model,
+        "converged": run.converged,
+        "reference_barrier_kcal_mol": reference["barrier_kcal_mol"],
+        "GFN2-xTB_trajectories": direct,
+        "iterations": rows,
+    }
 
 
 def main():
@@ -173,7 +273,13 @@ def main():
     parser.add_argument(
         "--along-the-run",
         action="store_true",
-        help="glycine: judge every finished iteration's model of WORKDIR (no learning)",
+        help="judge every finished iteration's model of WORKDIR (no learning)",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=lambda text: [int(k) for k in text.split(",")],
+        default=None,
+        help="with --along-the-run for diels-alder: only these iterations, e.g. 6,10",
     )
     args = parser.parse_args()
     work = Path(args.workdir or f"reactive_{args.task}")
@@ -181,9 +287,8 @@ def main():
     t0 = time.perf_counter()
     name = f"reactive_al_{args.task.replace('-', '_')}"
     if args.along_the_run:
-        if args.task != "glycine":
-            parser.error("--along-the-run is for the glycine task")
-        result, name = glycine_along_the_run(args, work), name + "_along_the_run"
+        along = glycine_along_the_run if args.task == "glycine" else diels_alder_along_the_run
+        result, name = along(args, work), name + "_along_the_run"
     else:
         result = (glycine if args.task == "glycine" else diels_alder)(args, work)
     result["wall_s_this_call"] = time.perf_counter() - t0

@@ -30,7 +30,6 @@ Every stage is kept in WORKDIR, so a killed run resumes.
 """
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -165,20 +164,7 @@ def trajectories(name, potential, executor):
 def analyse(name, halves, wall):
     outcomes = classify(halves, reactants, cyclohexene, time_step_fs=1.0)  # a frame every 1 fs
     outcomes.write(halves, workdir / f"outcomes_{name}")
-    direct, fraction, error = outcomes.direct()
-    gaps = outcomes.asynchronicity()
-    return {
-        "direct": direct,
-        "direct_fraction": fraction,
-        "direct_fraction_error": error,
-        "end_fractions": outcomes.fractions,
-        "bond_formation_gaps_fs": gaps,
-        "gap_mean_fs": float(np.mean(gaps)) if gaps else None,
-        "gap_error_fs": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))
-        if len(gaps) > 1
-        else None,
-        "wall_s_this_call": wall,
-    }
+    return {**outcomes.summary(), "wall_s_this_call": wall}
 
 
 results = {"GFN2-xTB": analyse("GFN2-xTB", *trajectories("GFN2-xTB", calc, default_executor()))}

@@ -122,6 +122,12 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert len(read(paths["product"], ":")) == 6 and len(read(paths["other"], ":")) == 1
     with pytest.raises(ValueError, match="no trajectories"):
         classify([], reactant, product)
+    # halves in pairs: one trajectory joins reactant and product, the other does not
+    summary = classify([reacting, staying, reacting, leaving], reactant, product, 0.5).summary()
+    assert summary["direct"] == 1 and summary["direct_fraction"] == 0.5
+    assert summary["direct_fraction_error"] == pytest.approx(np.sqrt(0.25 / 2))
+    assert summary["end_fractions"] == {"reactant": 0.25, "product": 0.5, "other": 0.25}
+    assert summary["bond_formation_gaps_fs"] == [] and summary["gap_mean_fs"] is None
 
 
 def test_both_ways_halves_are_one_time_reversible_trajectory():
