@@ -16,6 +16,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 
+from ase_al.errors import require
+
 
 @dataclass
 class Relaxation:
@@ -74,6 +76,7 @@ def relax_until_uncertain(
             f"{type(model).__name__} does not ({err})"
         ) from None
     if saddle:
+        require("sella", "ts")
         from sella import Sella
 
         optimizer = Sella(probe, order=1, internal=True, logfile=None)
