@@ -318,6 +318,13 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     stopped = relax_until_uncertain(product, pair, cut)
     assert stopped.steps == first and not stopped.converged
     np.testing.assert_allclose(stopped.uncertain.positions, free.path[first].positions)
+    # once that structure is labelled, the path goes on to the next uncertain one
+    later = [j for j in range(first + 1, len(u)) if u[j] > cut]
+    again = relax_until_uncertain(product, pair, cut, labelled=[stopped.uncertain, hcn()])
+    if later:
+        assert again.steps == later[0]
+    else:
+        assert again.uncertain is None and again.converged
     with pytest.raises(ValueError, match="energy_uncertainty"):
         relax_until_uncertain(product, pair.members[0], 1.0)
     near_c = [a.get_distance(0, 1) < a.get_distance(0, 2) for a in labelled]

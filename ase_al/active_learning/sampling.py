@@ -165,9 +165,13 @@ class SamplingStage:
                     batches,
                     options.new_points,
                 )
-            labelled = labelled() if options.method == "farthest" else []
             pool = choose(
-                pool, options.new_points, options.method, self.rng, labelled, points.reference
+                pool,
+                options.new_points,
+                options.method,
+                self.rng,
+                labelled() if options.method == "farthest" else [],
+                points.reference,
             )
         summary = {
             "n_trajectories": first.n_trajectories,
@@ -178,18 +182,21 @@ class SamplingStage:
         selected = pool[: options.new_points]
         if self.sampling.relax_starting_points:
             found, summary["relaxations"] = self.relaxations(
-                pair, threshold, points, folder / "relaxations"
+                pair, threshold, points, folder / "relaxations", labelled()
             )
             selected += found
         return selected, summary, first.certain
 
-    def relaxations(self, pair, threshold, points, folder):
+    def relaxations(self, pair, threshold, points, folder, labelled):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
-        the first uncertain structure of each path, and a summary per point."""
+        the first uncertain structure of each path that is not ``labelled`` yet, and a
+        summary per point."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries = [], []
         for index, point in enumerate(points):
-            result = relax_until_uncertain(point.atoms, pair, threshold, saddle=point.saddle)
+            result = relax_until_uncertain(
+                point.atoms, pair, threshold, saddle=point.saddle, labelled=labelled
+            )
             write_traj(folder / f"{index:02d}.traj", result.path)
             summaries.append({"starting_point": index, **result.summary()})
             kind = "transition state" if point.saddle else "minimum"

@@ -44,6 +44,7 @@ def relax_until_uncertain(
     saddle: bool = False,
     fmax: float = 1e-3,
     steps: int = 300,
+    labelled: list[Atoms] | None = None,
 ) -> Relaxation:
     """Optimise ``atoms`` on ``model`` until converged, ``steps`` are taken, or a structure's
     ``energy_uncertainty`` (eV) exceeds ``uq_threshold``.
@@ -61,6 +62,11 @@ def relax_until_uncertain(
         minimum by BFGS.
     fmax : float
         Convergence, eV/Å.
+    labelled : list of Atoms, optional
+        Structures already labelled: an uncertain structure at one of their geometries
+        (within 1e-6 Å) does not stop the path, which goes on to the next uncertain one
+        (labelling it again would add nothing; the uncertainty of a labelled structure above
+        the threshold is the model's floor there).
 
     Returns a :class:`Relaxation`; its ``uncertain`` structure carries the model's energy
     and uncertainty in ``info`` (``model_energy``, ``uncertainty``) and no calculator, and its
@@ -84,6 +90,8 @@ def relax_until_uncertain(
         from ase.optimize import BFGS
 
         optimizer = BFGS(probe, logfile=None)
+    known = [a.positions for a in labelled or () if np.array_equal(a.numbers, atoms.numbers)]
+    known = np.array(known) if known else np.empty((0, len(atoms), 3))
     path, largest, taken = [], 0.0, 0
     converged = False
     for done in optimizer.irun(fmax=fmax, steps=steps):
@@ -94,7 +102,8 @@ def relax_until_uncertain(
         frame.info.update(model_energy=float(model.get_property("energy", probe)), uncertainty=u)
         path.append(frame)
         largest = max(largest, u)
-        if u > uq_threshold:
+        seen = len(known) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
+        if u > uq_threshold and not seen:
             return Relaxation(frame, taken, False, largest, path)
         taken += 1
     return Relaxation(None, max(taken - 1, 0), bool(converged), largest, path)
