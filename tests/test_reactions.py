@@ -242,6 +242,17 @@ def test_transition_state_sampling_follows_the_flux_distribution(hcn_saddle):
         )
 
 
+def ladder_steps(u, threshold, factor):
+    """The steps a ladder takes along uncertainties ``u``: the first above the threshold,
+    then each above ``factor`` times the last taken."""
+    steps, bar = [], threshold
+    for step, x in enumerate(u):
+        if x > bar:
+            steps.append(step)
+            bar = factor * x
+    return steps
+
+
 def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     """ActiveLearner([HCN, HNC, transition state]): each structure is a starting point (the
     saddle refined with the reference and sampled by transition-state sampling), the samples
@@ -286,19 +297,19 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     pair = learner.run()
     labelled = learner.labelled()
     # every starting structure was also optimised on the iteration's model (the saddle point
-    # by Sella); a path stops at its first structure above the threshold, which is labelled
+    # by Sella) to the end of its path; the path's first structure above the threshold was
+    # labelled, and then each twice as uncertain as the last labelled
     iteration = learner._state()["iterations"][0]
     relaxations = iteration["relaxations"]
     assert [r["starting_point"] for r in relaxations] == [0, 1, 2]
     rows = list(connect(tmp_path / "al" / "labelled.db").select(sampled_by="relaxation"))
-    assert len(rows) == sum(r["found_uncertain"] for r in relaxations)
+    assert len(rows) == sum(len(r["uncertain_steps"]) for r in relaxations)
     for r in relaxations:
-        path = read(
-            tmp_path / "al" / "iteration_1" / "relaxations" / f"{r['starting_point']:02d}.traj", ":"
-        )
+        name = f"{r['starting_point']:02d}.traj"
+        path = read(tmp_path / "al" / "iteration_1" / "relaxations" / name, ":")
         u = [frame.info["uncertainty"] for frame in path]
-        assert all(x <= iteration["threshold"] for x in u[:-1])
-        assert (u[-1] > iteration["threshold"]) == r["found_uncertain"]
+        assert r["uncertain_steps"] == ladder_steps(u, iteration["threshold"], 2.0)
+        assert r["found_uncertain"] == bool(r["uncertain_steps"])
     for row in rows:
         assert row.uncertainty > iteration["threshold"]
         assert pair.predict([row.toatoms()], forces=False)["energy_uncertainty"][0] == (
@@ -307,7 +318,7 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     # the optimiser alone: with no threshold it converges on the model; with one inside the
     # path's range it stops at the path's first structure above it
     free = relax_until_uncertain(product, pair, np.inf)
-    assert free.converged and free.uncertain is None
+    assert free.converged and free.uncertain == []
     end = free.path[-1].copy()
     end.calc = pair.members[0]
     assert np.linalg.norm(end.get_forces(), axis=1).max() < 1e-3
@@ -316,17 +327,21 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     cut = 0.5 * (u.min() + u.max())
     first = int(np.argmax(u > cut))
     stopped = relax_until_uncertain(product, pair, cut)
-    assert stopped.steps == first and not stopped.converged
-    np.testing.assert_allclose(stopped.uncertain.positions, free.path[first].positions)
+    assert stopped.uncertain_steps == [first] and stopped.steps == first
+    assert not stopped.converged
+    np.testing.assert_allclose(stopped.uncertain[0].positions, free.path[first].positions)
     # once that structure is labelled, the path goes on to the next uncertain one
     later = [j for j in range(first + 1, len(u)) if u[j] > cut]
-    again = relax_until_uncertain(product, pair, cut, labelled=[stopped.uncertain, hcn()])
-    if later:
-        assert again.steps == later[0]
-    else:
-        assert again.uncertain is None and again.converged
+    again = relax_until_uncertain(product, pair, cut, labelled=[stopped.uncertain[0], hcn()])
+    assert again.uncertain_steps == later[:1]
+    # with a ladder, the whole path, and every structure twice as uncertain as the last taken
+    laddered = relax_until_uncertain(product, pair, u.min(), ladder=2.0)
+    assert laddered.converged and laddered.steps == len(u) - 1
+    assert laddered.uncertain_steps == ladder_steps(u, u.min(), 2.0)
     with pytest.raises(ValueError, match="energy_uncertainty"):
         relax_until_uncertain(product, pair.members[0], 1.0)
+    with pytest.raises(ValueError, match="ladder must be a factor above 1"):
+        relax_until_uncertain(product, pair, 1.0, ladder=1.0)
     near_c = [a.get_distance(0, 1) < a.get_distance(0, 2) for a in labelled]
     assert 0 < sum(near_c) < len(near_c)  # both isomers in the training data
     reference = read(tmp_path / "al" / "equilibrium.traj")

@@ -27,6 +27,10 @@ from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
 
+#: the relaxations take the first uncertain structure of each path and then each one this
+#: many times as uncertain as the last taken (see ``relax_until_uncertain(ladder=...)``)
+RELAXATION_LADDER = 2.0
+
 
 class SamplingStage:
     """The sampler of a run with its options, checked when it is built (before any work).
@@ -189,39 +193,35 @@ class SamplingStage:
 
     def relaxations(self, pair, threshold, points, folder, labelled):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
-        the first uncertain structure of each path that is not ``labelled`` yet, and a
-        summary per point."""
+        the uncertain structures of each path not ``labelled`` yet (the first, then each
+        twice as uncertain as the last, to the end of the path), and a summary per point."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries = [], []
         for index, point in enumerate(points):
             result = relax_until_uncertain(
-                point.atoms, pair, threshold, saddle=point.saddle, labelled=labelled
+                point.atoms,
+                pair,
+                threshold,
+                saddle=point.saddle,
+                labelled=labelled,
+                ladder=RELAXATION_LADDER,
             )
             write_traj(folder / f"{index:02d}.traj", result.path)
             summaries.append({"starting_point": index, **result.summary()})
-            kind = "transition state" if point.saddle else "minimum"
-            if result.uncertain is None:
-                log.info(
-                    "relaxation of starting structure %d (%s) on the model: %s after %d steps, "
-                    "all certain",
-                    index,
-                    kind,
-                    "converged" if result.converged else "not converged",
-                    result.steps,
-                )
-                continue
             log.info(
-                "relaxation of starting structure %d (%s) on the model: uncertain after %d "
-                "steps (%.3g eV)",
+                "relaxation of starting structure %d (%s) on the model: %s after %d steps; "
+                "%d uncertain structures taken (largest uncertainty %.3g eV)",
                 index,
-                kind,
+                "transition state" if point.saddle else "minimum",
+                "converged" if result.converged else "not converged",
                 result.steps,
-                result.uncertain.info["uncertainty"],
+                len(result.uncertain),
+                result.max_uncertainty,
             )
-            atoms = result.uncertain
-            atoms.info["starting_point"] = index
-            atoms.info["sampled_by"] = "relaxation"
-            found.append(atoms)
+            for atoms in result.uncertain:
+                atoms.info["starting_point"] = index
+                atoms.info["sampled_by"] = "relaxation"
+                found.append(atoms)
         return found, summaries
 
     def batch(self, pair, threshold, points, trajectory_dir) -> SamplingResult:

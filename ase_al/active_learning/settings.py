@@ -114,7 +114,8 @@ class Sampling:
     relax_starting_points : bool
         Each iteration, also optimise every starting structure on the model (minima by BFGS,
         transition states by Sella, to 1e-3 eV/Å, at most 300 steps) and label the first
-        structure on each path whose uncertainty exceeds the threshold
+        structure on each path whose uncertainty exceeds the threshold, then each one twice
+        as uncertain as the last labelled, to the end of the path
         (:func:`ase_al.samplers.relax.relax_until_uncertain`). Trajectories from the
         reference's stationary points do not go where an optimisation on the learned surface
         goes: into a minimum that has moved, or a spurious well beside a weakly bound

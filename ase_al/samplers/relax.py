@@ -10,7 +10,7 @@ finished model will go.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -21,19 +21,25 @@ from ase_al.errors import require
 
 @dataclass
 class Relaxation:
-    """The outcome of :func:`relax_until_uncertain`: the first uncertain structure (or None),
-    the steps taken, whether the optimisation converged (on the model, all structures
-    certain), and the largest uncertainty met (eV)."""
+    """The outcome of :func:`relax_until_uncertain`: the uncertain structures taken (the
+    first, and with a ``ladder`` the later ones), the step of each, the steps taken, whether
+    the optimisation converged (on the model), the largest uncertainty met (eV) and every
+    structure visited (``path``)."""
 
-    uncertain: Atoms | None
+    uncertain: list
+    uncertain_steps: list
     steps: int
     converged: bool
     max_uncertainty: float
     path: list
 
     def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("uncertain", "path")} | {
-            "found_uncertain": self.uncertain is not None
+        return {
+            "found_uncertain": bool(self.uncertain),
+            "uncertain_steps": list(self.uncertain_steps),
+            "steps": self.steps,
+            "converged": self.converged,
+            "max_uncertainty": self.max_uncertainty,
         }
 
 
@@ -45,6 +51,7 @@ def relax_until_uncertain(
     fmax: float = 1e-3,
     steps: int = 300,
     labelled: list[Atoms] | None = None,
+    ladder: float | None = None,
 ) -> Relaxation:
     """Optimise ``atoms`` on ``model`` until converged, ``steps`` are taken, or a structure's
     ``energy_uncertainty`` (eV) exceeds ``uq_threshold``.
@@ -64,14 +71,21 @@ def relax_until_uncertain(
         Convergence, eV/Å.
     labelled : list of Atoms, optional
         Structures already labelled: an uncertain structure at one of their geometries
-        (within 1e-6 Å) does not stop the path, which goes on to the next uncertain one
-        (labelling it again would add nothing; the uncertainty of a labelled structure above
-        the threshold is the model's floor there).
+        (within 1e-6 Å) is not taken, and the path goes on (labelling it again would add
+        nothing; the uncertainty of a labelled structure above the threshold is the model's
+        floor there).
+    ladder : float, optional
+        With a factor > 1, the optimisation goes on past the first uncertain structure, to
+        the end of the path, and also takes each structure whose uncertainty exceeds
+        ``ladder`` times that of the last one taken: a path that runs into a hole of the
+        model (a spurious well, atoms pressed together) gives structures from its rim to its
+        bottom, about log(max/threshold)/log(ladder) of them, instead of one at the rim.
 
-    Returns a :class:`Relaxation`; its ``uncertain`` structure carries the model's energy
-    and uncertainty in ``info`` (``model_energy``, ``uncertainty``) and no calculator, and its
-    ``path`` holds every structure visited (ase gui).
+    Returns a :class:`Relaxation`; its ``uncertain`` structures carry the model's energy and
+    uncertainty in ``info`` (``model_energy``, ``uncertainty``) and no calculator.
     """
+    if ladder is not None and not ladder > 1.0:
+        raise ValueError(f"ladder must be a factor above 1, got {ladder!r}")
     probe = atoms.copy()
     probe.calc = model
     try:
@@ -92,21 +106,25 @@ def relax_until_uncertain(
         optimizer = BFGS(probe, logfile=None)
     known = [a.positions for a in labelled or () if np.array_equal(a.numbers, atoms.numbers)]
     known = np.array(known) if known else np.empty((0, len(atoms), 3))
-    path, largest, taken = [], 0.0, 0
+    path, taken, taken_steps, bar = [], [], [], uq_threshold
     converged = False
-    for done in optimizer.irun(fmax=fmax, steps=steps):
+    for step, done in enumerate(optimizer.irun(fmax=fmax, steps=steps)):
         converged = done
         # asked of the model for this structure: Sella also evaluates displaced geometries
         u = float(np.max(model.get_property("energy_uncertainty", probe)))
         frame = probe.copy()
         frame.info.update(model_energy=float(model.get_property("energy", probe)), uncertainty=u)
         path.append(frame)
-        largest = max(largest, u)
         seen = len(known) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
-        if u > uq_threshold and not seen:
-            return Relaxation(frame, taken, False, largest, path)
-        taken += 1
-    return Relaxation(None, max(taken - 1, 0), bool(converged), largest, path)
+        if u > bar and not seen:
+            taken.append(frame)
+            taken_steps.append(step)
+            if ladder is None:
+                break
+            bar = ladder * u
+    largest = max(f.info["uncertainty"] for f in path)
+    finished = bool(converged) and (ladder is not None or not taken)
+    return Relaxation(taken, taken_steps, len(path) - 1, finished, largest, path)
 
 
 __all__ = ["Relaxation", "relax_until_uncertain"]
