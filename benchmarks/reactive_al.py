@@ -175,12 +175,13 @@ def judge_diels_alder(learned: dict, direct: dict, barrier_deviation: float, bas
 
 
 def diels_alder_along_the_run(args, work: Path) -> dict:
-    """Every finished iteration's main model of ``WORK/al`` (or those of ``--iterations``)
-    judged like the final one: its own barrier (``ase_al.reactions.barrier`` from GFN2-xTB's
-    saddle point and complex), its energies at GFN2-xTB's stationary points, and the example's
-    N initial conditions propagated on it, against the direct GFN2-xTB run of the example
-    (``WORK/summary.json``). One iteration's trajectories take minutes: each result is kept
-    in ``WORK/along_the_run/iteration_<k>.json`` and read back."""
+    """Every finished iteration's main model of ``WORK/al`` (or those of ``--iterations``, with
+    those judged before) judged like the final one: its own barrier
+    (``ase_al.reactions.barrier`` from GFN2-xTB's saddle point and complex), its energies at
+    GFN2-xTB's stationary points, and the example's N initial conditions propagated on it,
+    against the direct GFN2-xTB run of the example (``WORK/summary.json``). One iteration's
+    trajectories take minutes: each result is kept in ``WORK/along_the_run/iteration_<k>.json``
+    and read back."""
     import numpy as np
     from ase import units
     from ase.io import read
@@ -206,11 +207,11 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
     rows = []
     for entry in run.history:
         k = entry["iteration"]
-        if wanted is not None and k not in wanted:
-            continue
         path = cache / f"iteration_{k}.json"
-        if path.exists():
+        if path.exists():  # judged before: reported again, whatever --iterations says
             rows.append(json.loads(path.read_text()))
+            continue
+        if wanted is not None and k not in wanted:
             continue
         main = run.model(iteration=k).members[0]
         at_reference = (main.predict(stationary, forces=False)["energy"] - e_ref) / kcal_mol
