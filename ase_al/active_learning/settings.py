@@ -116,7 +116,8 @@ class Sampling:
         transition states by Sella, to 1e-3 eV/Å, at most 300 steps) and label the first
         structure on each path whose uncertainty exceeds the threshold, then each one twice
         as uncertain as the last labelled, to the end of the path
-        (:func:`ase_al.samplers.relax.relax_until_uncertain`). Trajectories from the
+        (:func:`ase_al.samplers.relax.relax_until_uncertain`; these come on top of
+        :attr:`Selection.new_points`, a few per starting structure). Trajectories from the
         reference's stationary points do not go where an optimisation on the learned surface
         goes: into a minimum that has moved, or a spurious well beside a weakly bound
         complex. The run is not converged while a path meets an uncertain structure. The
