@@ -160,7 +160,7 @@ def conformers(
 
     from ase_al.calculators import methods
     from ase_al.reactions import connectivity
-    from ase_al.simulations import freq, optimize_geometry
+    from ase_al.simulations import IMAGINARY_CM1, freq, optimize_geometry
 
     if isinstance(calc, str):
         calc = methods(calc)
@@ -223,7 +223,7 @@ def conformers(
         vibrations = None
         if frequencies:
             vibrations = freq(atoms, calc)
-            if np.any(vibrations.frequencies < -50.0):
+            if np.any(vibrations.frequencies < IMAGINARY_CM1):
                 dropped["not a minimum"] += 1
                 continue
         atoms.info["relative_energy"] = energy - lowest

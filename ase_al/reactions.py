@@ -27,10 +27,6 @@ from ase.calculators.calculator import Calculator
 
 from ase_al.errors import check_atoms, require
 
-#: cm⁻¹: a harmonic frequency below this counts as an imaginary mode (the numerical Hessian
-#: of a stationary point leaves the translations and rotations within tens of cm⁻¹ of 0)
-IMAGINARY_CM1 = -50.0
-
 
 class TransitionStateError(ValueError):
     """The saddle-point search did not end at a first-order saddle point.
@@ -88,7 +84,7 @@ def find_transition_state(
     require("sella", "ts")
     from sella import Sella
 
-    from ase_al.simulations import freq, resolve_calculator
+    from ase_al.simulations import IMAGINARY_CM1, freq, resolve_calculator
 
     check_atoms(atoms)
     calc = resolve_calculator(calc, atoms, "find_transition_state")
@@ -176,7 +172,7 @@ def barrier(
     :attr:`Barrier.species` before trusting the number: an optimisation on a flat surface
     (a weakly bound complex) can leave the reactants' basin.
     """
-    from ase_al.simulations import optimize_geometry
+    from ase_al.simulations import IMAGINARY_CM1, optimize_geometry
 
     problem = None
     try:

@@ -25,6 +25,9 @@ log = logging.getLogger("ase_al")
 HBAR = units._hbar * units.J * units.s
 #: |dμ/dQ|² in e²/amu to IR intensity in km/mol (N_A π / (3 c²) · (4π ε0)⁻¹ in these units).
 IR_KM_PER_MOL = 974.8801
+#: cm⁻¹: a harmonic frequency below this counts as an imaginary mode (the numerical Hessian
+#: of a stationary point leaves the translations and rotations within tens of cm⁻¹ of 0)
+IMAGINARY_CM1 = -50.0
 _OPTIMIZERS = ("BFGS", "LBFGS", "FIRE", "BFGSLineSearch", "GPMin")
 
 

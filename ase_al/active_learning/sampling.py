@@ -3,6 +3,7 @@ pooling and selection of the uncertain structures of an iteration."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -149,6 +150,7 @@ class SamplingStage:
         of the pool are chosen; otherwise the first ``new_points`` of the one batch.
         """
         options = self.selection
+        labelled = functools.cache(labelled)  # read once, by selection and relaxations
         first = self.batch(pair, threshold, points, folder / "trajectories")
         for atoms in first:
             atoms.info["sampling_batch"] = 1

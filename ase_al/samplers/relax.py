@@ -1,10 +1,11 @@
-"""Optimisation on a model with an uncertainty, stopped at the first uncertain structure.
+"""Optimisation on a model with an uncertainty: the uncertain structures along its path (the
+first, or a ladder of them to the end of the path).
 
 The dynamics of active learning starts from the reference's minima and saddle points and
 goes where thermal motion takes it. An optimisation on the learned surface goes elsewhere:
 downhill on the *model*, into a minimum that has moved, or into a well the reference does not
 have (a weakly bound complex on a flat surface is the typical case). Following that path
-and labelling its first uncertain structure puts data where a user's optimisation on the
+and labelling its uncertain structures puts data where a user's optimisation on the
 finished model will go.
 """
 

@@ -17,7 +17,7 @@ from ase import Atoms, units
 from ase.vibrations import VibrationsData
 
 from ase_al.errors import same_atoms
-from ase_al.simulations import HBAR, HarmonicAnalysis
+from ase_al.simulations import HBAR, IMAGINARY_CM1, HarmonicAnalysis
 
 
 def _as_harmonic_analysis(vibrations) -> HarmonicAnalysis:
@@ -232,7 +232,7 @@ def transition_state_sampling(
     if direction not in ("forward", "backward", "random"):
         raise ValueError(f"direction must be 'forward', 'backward' or 'random', got {direction!r}")
     omega = analysis.angular_frequencies
-    imaginary = np.flatnonzero(analysis.frequencies < -50.0)
+    imaginary = np.flatnonzero(analysis.frequencies < IMAGINARY_CM1)
     if len(imaginary) != 1:
         raise ValueError(
             "transition-state sampling needs exactly one imaginary mode, found "
