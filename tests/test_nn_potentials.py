@@ -156,6 +156,46 @@ def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
         CLASSES[kind].load(path).train(train + [molecule("HCN")] * 2, warm_start=True)
 
 
+def test_warm_start_weighs_new_structures_like_all_old_ones(trained, data, tmp_path):
+    """A warm start judges its epochs by the mean of the held-out losses over the structures
+    its weights were fitted to and over those appended since (``n_fitted`` marks where, and
+    survives saving); ``new_repeats`` must be a whole number >= 1."""
+    kind, model, _ = trained
+    train, test = data
+    assert model.n_fitted == len(train[::2])
+    loaded = CLASSES[kind].load(save_tmp(model, kind, tmp_path))
+    assert loaded.n_fitted == model.n_fitted
+    images = list(train[::2]) + list(test[:40])
+    monitor = np.arange(0, len(images), 3)
+    cfg = {**loaded.training}
+    old, new = monitor[monitor < 100], monitor[monitor >= 100]
+    with loaded._torch_settings():
+        energies, forces = reference(images)
+        items = loaded._prepare(images, energies, list(forces))
+        loss, e_rmse, _ = loaded._judge(items, monitor, 100, cfg)
+        old_loss, new_loss = loaded._errors(items, old, cfg)[0], loaded._errors(items, new, cfg)[0]
+        assert loss == pytest.approx(0.5 * (old_loss + new_loss), rel=1e-9)
+        assert e_rmse == pytest.approx(loaded._errors(items, monitor, cfg)[1], rel=1e-6)
+        assert loaded._judge(items, old, 100, cfg) == pytest.approx(loaded._errors(items, old, cfg))
+    with pytest.raises(ValueError, match="new_repeats must be a whole number"):
+        loaded.train(images, warm_start=True, new_repeats=0, progress=False)
+    if kind == "ANI":  # the structures new to the fit are visited new_repeats times per epoch
+        visits = np.zeros(len(images), int)
+        chunks = loaded._chunks
+
+        def counted(items, indices, batch_size):
+            if batch_size == loaded.training["batch_size"]:  # training batches
+                np.add.at(visits, indices, 1)
+            return chunks(items, indices, batch_size)
+
+        loaded._chunks = counted
+        loaded.train(images, warm_start=True, new_repeats=3, max_epochs=1, progress=False)
+        assert loaded.n_fitted == len(images)
+        trained_on = np.flatnonzero(visits)
+        assert set(visits[trained_on[trained_on < 100]]) == {1}
+        assert set(visits[trained_on[trained_on >= 100]]) == {3}
+
+
 def test_weight_average_follows_the_exponential_law_and_swaps_in_place(data):
     """The averaged weights after t steps at fixed weights w1, from w0: w1 + (w0 - w1)·d^t;
     with the ramp, the first steps follow the iterates closely; the module's own weights come

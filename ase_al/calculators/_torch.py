@@ -40,6 +40,7 @@ TRAINING_DEFAULTS = {
     "energy_weight": 1.0,
     "force_weight": 1.0,
     "ema_decay": 0.99,
+    "new_repeats": 1,
 }
 
 
@@ -162,6 +163,9 @@ class TorchPotential(TrainableModel):
         ramped up over the first steps of a fit from scratch; 0 switches the average off).
         Adam's own weights jitter from step to step; their average does not, so one epoch's
         validation loss is comparable with another's and with a warm start's weights.
+    new_repeats : int
+        In a warm start, the structures appended since the last fit (from :attr:`n_fitted`
+        on) are visited this many times per epoch (default 1: once, like the others).
     """
 
     implemented_properties = ["energy", "forces"]
@@ -196,6 +200,9 @@ class TorchPotential(TrainableModel):
         self.history: list[dict] = []
         self.validation_rmse: float | None = None
         self.validation_force_rmse: float | None = None
+        #: how many structures the current weights were fitted to (a warm start takes the
+        #: structures from this index on as new)
+        self.n_fitted: int | None = None
 
     # -- subclass interface ----------------------------------------------------------
     def _build(self, symbols: list[str], self_energies: dict, items: list) -> None:
@@ -275,20 +282,25 @@ class TorchPotential(TrainableModel):
             where the previous fit ended (at least 10 × ``min_lr``), ramped up over the first
             epoch, and the best epoch of this fit is kept; the weights it started from only
             when that epoch's validation loss is above :data:`WARM_KEEP` (1.25) times theirs
-            (a fit thrown off; theirs is biased low, as they were chosen on the same
-            validation structures), or with ``max_epochs=0``. The epochs are judged by their
-            averaged weights (``ema_decay``): in a glycine learning run at iteration 10, Adam's
-            own weights were at best 1.35 times the starting weights' validation loss, their
-            average 0.93 times. The validation split is
-            drawn per structure index (:func:`held_out`), from scratch or not, so structures
-            held out before stay held out when the data grow by appending. The active learner
-            uses it with ``ActiveLearner(warm_start=True)``.
+            (a fit thrown off), or with ``max_epochs=0``. The structures from index
+            :attr:`n_fitted` on (appended since the weights were fitted) are new: the epochs
+            are judged by the mean of the held-out loss over the old structures and that over
+            the new ones, so that an iteration's hundred new structures are not outvoted by
+            thousands the weights already fit (judged over all of them, the warm fits of a
+            Diels-Alder learning run kept their epoch 1-3 and did not learn the new labels).
+            The epochs are judged by their averaged weights (``ema_decay``): in a glycine
+            learning run at iteration 10, Adam's own weights were at best 1.35 times the
+            starting weights' validation loss, their average 0.93 times. The validation split
+            is drawn per structure index (:func:`held_out`), from scratch or not, so
+            structures held out before stay held out when the data grow by appending. The
+            active learner uses it with ``ActiveLearner(warm_start=True)``.
         **settings
             Override training settings for this call (``max_epochs=...``, ...).
 
         After training, :attr:`validation_rmse` (eV) and, with forces,
         :attr:`validation_force_rmse` (eV/Å) are the errors on the held-out split and
-        :attr:`history` holds one record per epoch.
+        :attr:`history` holds one record per epoch, and :attr:`n_fitted` the number of
+        structures fitted.
         """
         if not energies:
             raise ValueError(f"{self.model_name} always learns energies; energies=False is refused")
@@ -299,6 +311,9 @@ class TorchPotential(TrainableModel):
         decay = cfg["ema_decay"]
         if not (isinstance(decay, (int, float)) and 0.0 <= decay < 1.0):
             raise ValueError(f"ema_decay must be a number in [0, 1), got {decay!r}")
+        repeats = cfg["new_repeats"]
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"new_repeats must be a whole number >= 1, got {repeats!r}")
         images = list(images)
         if len(images) < 2:
             raise ValueError(f"{self.model_name} needs at least 2 training structures")
@@ -339,7 +354,11 @@ class TorchPotential(TrainableModel):
                     [items[i] for i in train_idx],
                 )
             self.history = []
-            self._fit(items, train_idx, val_idx, cfg, rng, progress, warm_start)
+            new_from = None
+            if warm_start and self.n_fitted is not None and self.n_fitted < len(images):
+                new_from = self.n_fitted
+            self._fit(items, train_idx, val_idx, cfg, rng, progress, new_from, warm_start)
+        self.n_fitted = len(images)
         self.results = {}
         return self
 
@@ -354,8 +373,9 @@ class TorchPotential(TrainableModel):
             loss = loss + cfg["force_weight"] * ((f_pred - f_ref) ** 2).mean()
         return loss, e_pred.detach(), None if f_pred is None else f_pred.detach()
 
-    def _errors(self, items, indices, cfg):
-        """Loss, energy RMSE (eV) and force RMSE (eV/Å) over ``indices``."""
+    def _sums(self, items, indices, cfg) -> np.ndarray:
+        """Summed loss, squared energy errors, squared force errors and force components over
+        ``indices``, and their number."""
         e_sq = f_sq = loss_sum = 0.0
         f_count = 0
         for batch, e_ref, f_ref, n_atoms in self._chunks(items, indices, 256):
@@ -365,11 +385,30 @@ class TorchPotential(TrainableModel):
             if f_ref is not None:
                 f_sq += float(((f_pred - f_ref) ** 2).sum())
                 f_count += f_ref.numel()
-        n = len(indices)
-        f_rmse = math.sqrt(f_sq / f_count) if f_count else None
-        return loss_sum / n, math.sqrt(e_sq / n), f_rmse
+        return np.array([loss_sum, e_sq, f_sq, f_count, len(indices)], float)
 
-    def _fit(self, items, train_idx, val_idx, cfg, rng, progress, warm_start=False):
+    @staticmethod
+    def _rmses(sums):
+        loss_sum, e_sq, f_sq, f_count, n = (float(x) for x in sums)
+        return loss_sum / n, math.sqrt(e_sq / n), math.sqrt(f_sq / f_count) if f_count else None
+
+    def _errors(self, items, indices, cfg):
+        """Loss, energy RMSE (eV) and force RMSE (eV/Å) over ``indices``."""
+        return self._rmses(self._sums(items, indices, cfg))
+
+    def _judge(self, items, monitor, new_from, cfg):
+        """Selection loss, energy RMSE (eV) and force RMSE (eV/Å) over ``monitor``. With
+        ``new_from``, the loss is the mean of the losses over the structures before and from
+        that index, so that the structures new to a warm start count as much as all the old
+        ones together (the errors stay those over all of ``monitor``)."""
+        if new_from is None or not (monitor < new_from).any() or not (monitor >= new_from).any():
+            return self._errors(items, monitor, cfg)
+        old = self._sums(items, monitor[monitor < new_from], cfg)
+        new = self._sums(items, monitor[monitor >= new_from], cfg)
+        _, e_rmse, f_rmse = self._rmses(old + new)
+        return float(0.5 * (old[0] / old[4] + new[0] / new[4])), e_rmse, f_rmse
+
+    def _fit(self, items, train_idx, val_idx, cfg, rng, progress, new_from=None, warm_start=False):
         th = torch()
         optimizer = th.optim.Adam(self.module.parameters(), lr=cfg["learning_rate"])
         scheduler = th.optim.lr_scheduler.ReduceLROnPlateau(
@@ -385,7 +424,10 @@ class TorchPotential(TrainableModel):
             # ramped up over an epoch instead of kicking the trained network away
             ramp = max(1, math.ceil(len(train_idx) / cfg["batch_size"]))
             self.module.eval()
-            start = (*self._errors(items, monitor, cfg), copy.deepcopy(self.module.state_dict()))
+            start = (
+                *self._judge(items, monitor, new_from, cfg),
+                copy.deepcopy(self.module.state_dict()),
+            )
         step = 0
         bar = tqdm(
             range(cfg["max_epochs"]),
@@ -397,6 +439,10 @@ class TorchPotential(TrainableModel):
             self.module.train()
             train_loss = 0.0
             shuffled = train_idx[rng.permutation(len(train_idx))]
+            if new_from is not None and cfg["new_repeats"] > 1:
+                fresh = train_idx[train_idx >= new_from]
+                pool = np.concatenate([train_idx] + [fresh] * (cfg["new_repeats"] - 1))
+                shuffled = pool[rng.permutation(len(pool))]
             for batch, e_ref, f_ref, n_atoms in self._chunks(items, shuffled, cfg["batch_size"]):
                 if step < ramp:
                     optimizer.param_groups[0]["lr"] = cfg["learning_rate"] * (step + 1) / ramp
@@ -409,7 +455,7 @@ class TorchPotential(TrainableModel):
                 train_loss += float(loss.detach()) * len(e_ref)
             self.module.eval()
             with average.in_place():
-                val_loss, e_rmse, f_rmse = self._errors(items, monitor, cfg)
+                val_loss, e_rmse, f_rmse = self._judge(items, monitor, new_from, cfg)
                 if val_loss < best_loss or best_state is None:
                     best_loss, best_epoch = val_loss, epoch
                     best_state = copy.deepcopy(self.module.state_dict())
@@ -418,7 +464,7 @@ class TorchPotential(TrainableModel):
             self.history.append(
                 {
                     "epoch": epoch + 1,
-                    "train_loss": train_loss / len(train_idx),
+                    "train_loss": train_loss / len(shuffled),
                     "validation_loss": val_loss,
                     "energy_rmse": e_rmse,
                     "force_rmse": f_rmse,
@@ -467,6 +513,7 @@ class TorchPotential(TrainableModel):
             "history": self.history,
             "validation_rmse": self.validation_rmse,
             "validation_force_rmse": self.validation_force_rmse,
+            "n_fitted": self.n_fitted,
         }
 
     def _restore_metadata(self, meta: dict) -> None:
@@ -474,6 +521,7 @@ class TorchPotential(TrainableModel):
         self.history = list(meta.get("history", []))
         self.validation_rmse = meta.get("validation_rmse")
         self.validation_force_rmse = meta.get("validation_force_rmse")
+        self.n_fitted = meta.get("n_fitted")
 
     # -- prediction ------------------------------------------------------------------
     def predict(self, images: list[Atoms], forces: bool = True, batch_size: int = 256) -> dict:
