@@ -401,10 +401,11 @@ class TorchPotential(TrainableModel):
         ``new_from``, the loss is the mean of the losses over the structures before and from
         that index, so that the structures new to a warm start count as much as all the old
         ones together (the errors stay those over all of ``monitor``)."""
-        if new_from is None or not (monitor < new_from).any() or not (monitor >= new_from).any():
+        is_new = monitor >= (len(items) if new_from is None else new_from)
+        if not is_new.any() or is_new.all():
             return self._errors(items, monitor, cfg)
-        old = self._sums(items, monitor[monitor < new_from], cfg)
-        new = self._sums(items, monitor[monitor >= new_from], cfg)
+        old = self._sums(items, monitor[~is_new], cfg)
+        new = self._sums(items, monitor[is_new], cfg)
         _, e_rmse, f_rmse = self._rmses(old + new)
         return float(0.5 * (old[0] / old[4] + new[0] / new[4])), e_rmse, f_rmse
 
@@ -428,6 +429,11 @@ class TorchPotential(TrainableModel):
                 *self._judge(items, monitor, new_from, cfg),
                 copy.deepcopy(self.module.state_dict()),
             )
+        # the structures new to a warm start, visited new_repeats times per epoch
+        pool = None
+        if new_from is not None and cfg["new_repeats"] > 1:
+            fresh = train_idx[train_idx >= new_from]
+            pool = np.concatenate([train_idx] + [fresh] * (cfg["new_repeats"] - 1))
         step = 0
         bar = tqdm(
             range(cfg["max_epochs"]),
@@ -439,9 +445,7 @@ class TorchPotential(TrainableModel):
             self.module.train()
             train_loss = 0.0
             shuffled = train_idx[rng.permutation(len(train_idx))]
-            if new_from is not None and cfg["new_repeats"] > 1:
-                fresh = train_idx[train_idx >= new_from]
-                pool = np.concatenate([train_idx] + [fresh] * (cfg["new_repeats"] - 1))
+            if pool is not None:
                 shuffled = pool[rng.permutation(len(pool))]
             for batch, e_ref, f_ref, n_atoms in self._chunks(items, shuffled, cfg["batch_size"]):
                 if step < ramp:
