@@ -83,7 +83,7 @@ def test_upper_rmse_bound_covers_the_true_rmse_at_its_confidence():
     assert np.mean(covered) == pytest.approx(0.9, abs=0.015)
 
 
-def test_check_sample_is_seeded_and_threshold_lowered_only_when_often_wrong():
+def test_check_sample_is_seeded_and_threshold_follows_the_checks():
     frames = CertainFrames(h2(0.74))
     for t in range(50):
         frames.add(h2(0.7 + 0.002 * t).positions, t % 5, t * 5.0, 0.001)
@@ -95,23 +95,37 @@ def test_check_sample_is_seeded_and_threshold_lowered_only_when_often_wrong():
     assert [x.info["uid"] for x in a] == [f"check002-{i:06d}" for i in range(6)]
     assert checks.n_checks(100, 0.03, 5) == 5 and checks.n_checks(1000, 0.03, 5) == 30
     assert checks.n_checks(100, 0.0, 5) == 0
-    often = {"n_checks": 8, "over_target": 3 / 8}
-    rarely = {"n_checks": 8, "over_target": 2 / 8}
-    assert checks.lowered_threshold(0.01, often, 0.005) == pytest.approx(0.007)
-    assert checks.lowered_threshold(0.01, rarely, 0.005) is None
-    assert checks.lowered_threshold(0.01, often, None) is None  # only with a target
-    per_state = {"n_checks": 8, "over_target": [0.5, 0.0]}
-    assert checks.lowered_threshold([0.1, 0.2], per_state, 0.05) == pytest.approx([0.07, 0.2])
+    adjust = checks.adjusted_threshold
+    often = {"n_checks": 8, "over_target": 3 / 8, "meets_target": False}
+    rarely = {"n_checks": 8, "over_target": 2 / 8, "meets_target": True}
+    never = {"n_checks": 8, "over_target": 0.0, "meets_target": True}
+    assert adjust(0.01, often, 0.005, False, 0.1) == pytest.approx(0.007)
+    assert adjust(0.01, often, 0.005, True, 0.1) == pytest.approx(0.007)
+    assert adjust(0.01, rarely, 0.005, False, 0.1) is None  # some over the target: kept
+    assert adjust(0.01, often, None, False, 0.1) is None  # only with a target
+    assert adjust(0.01, never, None, False, 0.1) is None
+    # certain structures all within the target while the run goes on: raised, to the ceiling
+    assert adjust(0.01, never, 0.005, False, 0.1) == pytest.approx(0.01 / 0.7)
+    assert adjust(0.09, never, 0.005, False, 0.1) == pytest.approx(0.1)
+    assert adjust(0.1, never, 0.005, False, 0.1) is None
+    assert adjust(0.01, never, 0.005, False, None) == pytest.approx(0.01 / 0.7)
+    assert adjust(0.01, never, 0.005, True, 0.1) is None  # converged: nothing to sample
+    assert adjust(0.01, {**never, "meets_target": False}, 0.005, False, 0.1) is None
+    assert adjust(0.01, {**never, "n_checks": 0}, 0.005, False, 0.1) is None
+    per_state = {"n_checks": 8, "over_target": [0.5, 0.0], "meets_target": False}
+    assert adjust([0.1, 0.2], per_state, 0.05, False, None) == pytest.approx([0.07, 0.2])
+    per_state = {"n_checks": 8, "over_target": [0.1, 0.0], "meets_target": True}
+    assert adjust([0.1, 0.2], per_state, 0.05, False, [1.0, 0.25]) == pytest.approx([0.1, 0.25])
 
 
-def _learner(workdir, **uncertainty):
+def _learner(workdir, max_iterations=2, **uncertainty):
     return ActiveLearner(
         molecule("H2"),
         "GFN2-xTB",
         workdir=workdir,
         initial_data=InitialData(batch=20, max_points=20),
         sampling=Sampling(n_trajectories=20, options={"max_time_fs": 60.0}),
-        selection=Selection(max_iterations=2, min_new_points=3),
+        selection=Selection(max_iterations=max_iterations, min_new_points=3),
         uncertainty=Uncertainty(**uncertainty),
         seed=2,
         progress=False,
@@ -164,6 +178,36 @@ def test_target_error_holds_the_run_until_the_checks_meet_it(tmp_path):
     run = ase_al.ALRun(tmp_path / "easy")
     assert run.converged and run.history[-1]["meets_target"]
     assert run.history[-1]["check_rmse_upper"] <= 0.02
+
+
+def _stretch(model, images):
+    """An uncertainty (eV) that is the H-H bond's distance from 0.74 Å."""
+    return np.array([abs(a.get_distance(0, 1) - 0.74) for a in images])
+
+
+def test_a_threshold_given_on_resuming_replaces_the_runs_and_checks_raise_it(tmp_path):
+    work = tmp_path / "al"
+    _learner(work, 1, kind=_stretch, target_error=0.02).run()
+    run = ase_al.ALRun(work)
+    measured = run.state["uq_threshold_measured"]
+    ceiling = max(measured, 0.02)
+    assert run.history[0]["threshold"] == pytest.approx(ceiling)
+    # resumed with a tighter threshold: taken at once, in place of the measured one
+    _learner(work, 2, kind=_stretch, target_error=0.02, threshold=0.01).run()
+    run = ase_al.ALRun(work)
+    log = (work / "al.log").read_text()
+    assert "0.01000 eV given on resuming" in log
+    second = run.history[1]
+    assert second["threshold"] == pytest.approx(0.01)
+    # most trajectories leave |r - 0.74 Å| < 0.01 Å: the run goes on, but the certain
+    # structures checked are well within the target, so the threshold was set too tight
+    assert second["n_uncertain"] >= 3 and not run.converged
+    assert second["n_checks"] > 0 and second["meets_target"] and second["over_target"] == 0
+    assert run.state["uq_threshold"] == pytest.approx(min(0.01 / checks.LOWER, ceiling))
+    assert "threshold raised from 0.01000" in log
+    # resumed again with the same threshold: the run's raised one stays
+    _learner(work, 2, kind=_stretch, target_error=0.02, threshold=0.01).run()
+    assert ase_al.ALRun(work).state["uq_threshold"] == pytest.approx(0.01 / checks.LOWER)
 
 
 def test_a_function_as_uncertainty_and_bad_kinds(tmp_path):

@@ -19,9 +19,18 @@ The per-structure (uncertainty, error) pairs are kept in the iteration's summary
 (``calibration``), so :meth:`~ase_al.ALRun.calibration` and ``calibration.png`` can be
 redrawn from ``state.json``. Multistate models: everything per state.
 
-Threshold rule (with ``target_error`` only): when more than a quarter of the checked
-certain structures have an error above the target, the threshold (per state) is multiplied
-by ``LOWER`` for the iterations that follow, and the log says so.
+Threshold rule (with ``target_error`` only), both ways, for the iterations that follow, and
+the log says so:
+
+- when more than a quarter (``TOO_OFTEN``) of the checked certain structures have an error
+  above the target, the threshold (per state) is multiplied by ``LOWER``: the model is
+  overconfident;
+- when none of them does and their RMSE bound meets the target, yet the run goes on (the
+  sampler still stops enough trajectories as uncertain), it is divided by ``LOWER``, up to
+  its ceiling (the threshold the run started from: the measured m+3MAD or the one given).
+  Without this, a threshold lowered while the models were poor stays below the pair's own
+  disagreement on structures they fit well, every trajectory stops in its first
+  femtoseconds, and the learner labels the starting region for ever.
 """
 
 from __future__ import annotations
@@ -210,26 +219,43 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def lowered_threshold(threshold, summary: dict, target):
-    """The threshold for the next iterations: lowered by :data:`LOWER` in the states whose
-    checked certain structures exceed ``target`` more often than :data:`TOO_OFTEN` (only
-    with a ``target_error``); None when it stays."""
+def adjusted_threshold(threshold, summary: dict, target, converged: bool, ceiling=None):
+    """The threshold for the next iterations (only with a ``target``), None when it stays.
+
+    Lowered by :data:`LOWER` in the states whose checked certain structures exceed
+    ``target`` more often than :data:`TOO_OFTEN`. Otherwise, when the run is not
+    ``converged``, the checks meet the target (``summary["meets_target"]``) and none of them
+    exceeds it in a state, raised there by 1/:data:`LOWER`, but not above ``ceiling`` (eV,
+    one or per state; None: no bound)."""
     if target is None or not summary["n_checks"]:
         return None
     over = np.atleast_1d(np.asarray(summary["over_target"], float))
-    if not np.any(over > TOO_OFTEN):
-        return None
     values = np.broadcast_to(np.asarray(threshold, float), over.shape).copy()
-    values[over > TOO_OFTEN] *= LOWER
-    lowered = float(values[0]) if np.ndim(threshold) == 0 else [float(v) for v in values]
+    if np.any(over > TOO_OFTEN):
+        values[over > TOO_OFTEN] *= LOWER
+        verb = "lowered"
+        why = "%.0f %% of the checked certain structures exceed the target error" % (
+            100 * np.max(over)
+        )
+    elif not converged and summary.get("meets_target") and np.any(over == 0):
+        top = np.broadcast_to(np.inf if ceiling is None else np.asarray(ceiling, float), over.shape)
+        raised = np.where(over == 0, np.minimum(values / LOWER, top), values)
+        if np.all(raised <= values):  # at the ceiling
+            return None
+        values = np.maximum(raised, values)
+        verb = "raised"
+        why = "the checked certain structures meet the target error, none exceeds it"
+    else:
+        return None
+    adjusted = float(values[0]) if np.ndim(threshold) == 0 else [float(v) for v in values]
     log.warning(
-        "%.0f %% of the checked certain structures exceed the target error: threshold lowered "
-        "from %s to %s eV",
-        100 * np.max(over),
+        "%s: threshold %s from %s to %s eV",
+        why,
+        verb,
         format_threshold(threshold),
-        format_threshold(lowered),
+        format_threshold(adjusted),
     )
-    return lowered
+    return adjusted
 
 
 def plot_calibration(history: list[dict], path: str | Path) -> None:
@@ -292,11 +318,11 @@ def plot_calibration(history: list[dict], path: str | Path) -> None:
 __all__ = [
     "LOWER",
     "TOO_OFTEN",
+    "adjusted_threshold",
     "check_and_label",
     "check_bounds",
     "draw",
     "errors",
-    "lowered_threshold",
     "meets_target",
     "n_checks",
     "plot_calibration",

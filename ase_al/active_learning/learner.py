@@ -27,6 +27,7 @@ from ase_al.active_learning import initial_data as initial
 from ase_al.active_learning.plots import plot_progress
 from ase_al.active_learning.run import ALRun
 from ase_al.active_learning.sampling import SamplingStage
+from ase_al.active_learning.selection import format_threshold
 from ase_al.active_learning.settings import (
     KINDS,
     LEGACY,
@@ -366,7 +367,9 @@ class ActiveLearner:
         try:
             points = self._starting_points()
             state = self._state()
-            state["settings"] = self._settings()
+            settings = self._settings()
+            self._adopt_new_threshold(state, settings)
+            state["settings"] = settings
             self._save_state(state)
             self._initial_data(points, state)
             yield from self._iterate(points, state)
@@ -374,6 +377,38 @@ class ActiveLearner:
             log.setLevel(level)
             log.removeHandler(handler)
             handler.close()
+
+    def _threshold_ceiling(self, state: dict):
+        """eV: how far the checks may raise the threshold: the one the run started from (the
+        measured m+3MAD, not below ``Uncertainty.floor``) or the one given, the larger; None
+        when neither is known."""
+        given = state.get("settings", {}).get("uq_threshold")
+        measured = state.get("uq_threshold_measured")
+        if measured is not None:
+            measured = np.maximum(measured, self.uncertainty.floor)
+        known = [np.asarray(t, float) for t in (given, measured) if t is not None]
+        if not known:
+            return None
+        top = known[0] if len(known) == 1 else np.maximum(*known)
+        return float(top) if top.ndim == 0 else top.tolist()
+
+    @staticmethod
+    def _adopt_new_threshold(state: dict, settings: dict) -> None:
+        """A resumed run given an explicit ``Uncertainty(threshold=...)`` other than the one
+        it was started (or last resumed) with takes it from now on, in place of the threshold
+        the run had come to (measured, lowered or raised by the checks); the log says so."""
+        given = settings["uq_threshold"]
+        if given is None or "uq_threshold" not in state:
+            return
+        before = state.get("settings", {}).get("uq_threshold")
+        if before is not None and np.allclose(before, given):
+            return
+        log.info(
+            "uncertainty threshold %s eV given on resuming: it replaces the run's %s eV",
+            format_threshold(given),
+            format_threshold(state["uq_threshold"]),
+        )
+        state["uq_threshold"] = given
 
     def _settings(self) -> dict:
         """What this run samples with, in ASE units (K, eV, fs), as recorded in state.json."""
@@ -506,9 +541,15 @@ class ActiveLearner:
                     **checked,
                 }
             )
-            lowered = checks.lowered_threshold(threshold, checked, self.uncertainty.target_error)
-            if lowered is not None:
-                state["uq_threshold"] = lowered
+            adjusted = checks.adjusted_threshold(
+                threshold,
+                checked,
+                self.uncertainty.target_error,
+                converged,
+                self._threshold_ceiling(state),
+            )
+            if adjusted is not None:
+                state["uq_threshold"] = adjusted
             state["converged"] = converged
             self._save_state(state)
             plot_progress(history, self.workdir / "progress.png")

@@ -225,15 +225,18 @@ class Uncertainty:
         + ``multiplier``·MAD of the uncertainties on a held-out ``validation_fraction`` of the
         labelled data (MLatom's m+3mad), but not below ``target_error`` (or 0.1 kcal/mol
         without one: an uncertainty smaller than what matters is no reason to label), then
-        kept (see ``target_error`` for the one exception).
+        kept (see ``target_error`` for the exception). A run resumed with a threshold other
+        than the one it was started (or last resumed) with takes the new one.
     multiplier : float
     validation_fraction : float
     target_error : float, optional
         eV: the energy error that matters. It is the initial data's target RMSE (unless
-        :attr:`InitialData.rmse` is given) and the lowest automatic threshold; with it, a run
+        :attr:`InitialData.rmse` is given) and the lowest measured threshold; with it, a run
         converges only when the checked certain structures meet it (their RMSE's upper
-        ``confidence`` bound at most ``target_error``), and the threshold is lowered by 0.7
-        when more than a quarter of them exceed it (:mod:`ase_al.active_learning.checks`).
+        ``confidence`` bound at most ``target_error``), and the threshold follows the checks
+        (:mod:`ase_al.active_learning.checks`): multiplied by 0.7 when more than a quarter of
+        them exceed the target, divided by 0.7 (up to the threshold the run started from)
+        when none does, their bound meets it and the run goes on.
     check_fraction : float
         Overconfidence checks: this fraction of the trajectories of an iteration's first
         sampling batch, as a random sample of the structures the sampler passed as certain,
