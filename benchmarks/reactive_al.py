@@ -174,12 +174,56 @@ def judge_diels_alder(learned: dict, direct: dict, barrier_deviation: float, bas
     }
 
 
+#: time windows (fs from the barrier top, both halves) of :func:`errors_along`
+WINDOWS = ((0, 20), (20, 50), (50, 100.5))
+
+
+def reference_frames(folder: Path, n: int, every: int = 5):
+    """Every ``every``-th frame (1 fs apart) of the first ``n`` trajectories' halves in
+    ``folder`` (the example's direct GFN2-xTB run), with their times (fs)."""
+    from ase.io import read
+
+    frames, times = [], []
+    for k in range(n):
+        for way in ("forward", "backward"):
+            half = read(folder / f"{k:03d}_{way}.traj", f"::{every}")
+            frames += half
+            times += [every * j for j in range(len(half))]
+    return frames, times
+
+
+def errors_along(model, frames, times) -> dict:
+    """The model's errors on GFN2-xTB's own trajectories (:func:`reference_frames`), per
+    window of :data:`WINDOWS`: the energy error's mean and standard deviation, its largest
+    magnitude (kcal/mol) and the force RMSE (kcal/mol/Å). Where the learned potential is
+    wrong along the dynamics it is meant to reproduce, not only at stationary points."""
+    import numpy as np
+    from ase import units
+
+    kcal_mol = units.kcal / units.mol
+    predicted = model.predict(frames, forces=True)
+    de = (predicted["energy"] - np.array([a.get_potential_energy() for a in frames])) / kcal_mol
+    df = (predicted["forces"] - np.array([a.get_forces() for a in frames])) / kcal_mol
+    times = np.asarray(times)
+    result = {}
+    for lo, hi in WINDOWS:
+        s = (times >= lo) & (times < hi)
+        result[f"{lo}-{hi:.0f} fs"] = {
+            "energy_mean": round(float(de[s].mean()), 3),
+            "energy_sd": round(float(de[s].std()), 3),
+            "energy_max_abs": round(float(np.abs(de[s]).max()), 2),
+            "force_rmse": round(float(np.sqrt(np.mean(df[s] ** 2))), 3),
+        }
+    return result
+
+
 def diels_alder_along_the_run(args, work: Path) -> dict:
     """Every finished iteration's main model of ``WORK/al`` (or those of ``--iterations``, with
     those judged before) judged like the final one: its own barrier
     (``ase_al.reactions.barrier`` from GFN2-xTB's saddle point and complex), its energies at
-    GFN2-xTB's stationary points, and the example's N initial conditions propagated on it,
-    against the direct GFN2-xTB run of the example (``WORK/summary.json``). One iteration's
+    GFN2-xTB's stationary points and along GFN2-xTB's own trajectories (:func:`errors_along`),
+    and the example's N initial conditions propagated on it, against the direct GFN2-xTB run
+    of the example (``WORK/summary.json``). One iteration's
     trajectories take minutes: each result is kept in ``WORK/along_the_run/iteration_<k>.json``
     and read back."""
     import numpy as np
@@ -205,11 +249,17 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
     cache = work / "along_the_run"
     cache.mkdir(exist_ok=True)
     rows = []
+    along = reference_frames(work / "GFN2-xTB", n)
     for entry in run.history:
         k = entry["iteration"]
         path = cache / f"iteration_{k}.json"
         if path.exists():  # judged before: reported again, whatever --iterations says
-            rows.append(json.loads(path.read_text()))
+            row = json.loads(path.read_text())
+            if "errors_along_reference" not in row:  # judged before this measure existed
+                main = run.model(iteration=k).members[0]
+                row["errors_along_reference"] = errors_along(main, *along)
+                path.write_text(json.dumps(row, indent=1))
+            rows.append(row)
             continue
         if wanted is not None and k not in wanted:
             continue
@@ -234,6 +284,7 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
                     strict=True,
                 )
             ),
+            "errors_along_reference": errors_along(main, *along),
             "barrier_kcal_mol": own.energy / kcal_mol,
             "barrier_problem": own.problem,
             "reactant_optimisation_ends_in": own.species,
@@ -244,6 +295,12 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
         rows.append(row)
     for row in rows:
         t = row["trajectories"]
+        late = row["errors_along_reference"]["50-100 fs"]
+        print(
+            f"iteration {row['iteration']:2d}: along GFN2-xTB's trajectories, 50-100 fs: "
+            f"energy error sd {late['energy_sd']:.2f} kcal/mol, "
+            f"force RMSE {late['force_rmse']:.2f} kcal/mol/Å"
+        )
         print(
             f"iteration {row['iteration']:2d}: {row['labels']:5d} labels, "
             f"barrier {row['barrier_kcal_mol']:5.1f} kcal/mol "
