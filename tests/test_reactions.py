@@ -4,6 +4,7 @@ of trajectory ends by connectivity."""
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 from ase.db import connect
 from ase.io import read
 
@@ -244,13 +245,57 @@ def test_transition_state_sampling_follows_the_flux_distribution(hcn_saddle):
 
 def ladder_steps(u, threshold, factor):
     """The steps a ladder takes along uncertainties ``u``: the first above the threshold,
-    then each above ``factor`` times the last taken."""
+    then each above ``factor`` times the last taken, and the last step when it is above the
+    threshold."""
     steps, bar = [], threshold
     for step, x in enumerate(u):
         if x > bar:
             steps.append(step)
             bar = factor * x
+    if u[-1] > threshold and (not steps or steps[-1] != len(u) - 1):
+        steps.append(len(u) - 1)
     return steps
+
+
+class SlidingDimer(Calculator):
+    """A harmonic dimer, E = k (r - r0)² (eV, Å), whose ``energy_uncertainty`` grows slowly
+    as it contracts, u = 1 + 0.2 (1.5 - r) eV: an optimisation from r = 1.5 Å never doubles
+    the uncertainty of its first structure, like a complex sliding into a spurious well."""
+
+    implemented_properties = ["energy", "forces", "energy_uncertainty"]
+    k, r0 = 2.0, 0.74
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions[1] - self.atoms.positions[0]
+        r = float(np.linalg.norm(d))
+        f1 = -2.0 * self.k * (r - self.r0) * d / r
+        self.results = {
+            "energy": self.k * (r - self.r0) ** 2,
+            "forces": np.array([-f1, f1]),
+            "energy_uncertainty": 1.0 + 0.2 * (1.5 - r),
+        }
+
+
+def test_a_ladder_also_takes_the_uncertain_end_of_the_path():
+    """With a ladder, the path's end (the model's own minimum) is taken when it is above the
+    threshold though never twice as uncertain as the first structure taken; not when it is
+    below the threshold, and not twice when the ladder took it already."""
+    start = Atoms("H2", [(0, 0, 0), (0, 0, 1.5)])
+    result = relax_until_uncertain(start, SlidingDimer(), 0.5, ladder=2.0)
+    u = [frame.info["uncertainty"] for frame in result.path]
+    assert result.converged and len(u) > 2 and max(u) < 2 * u[0]
+    assert abs(result.path[-1].get_distance(0, 1) - SlidingDimer.r0) < 1e-3
+    assert result.uncertain_steps == [0, len(u) - 1] == ladder_steps(u, 0.5, 2.0)
+    np.testing.assert_allclose(result.uncertain[-1].positions, result.path[-1].positions)
+    # above every structure's uncertainty: nothing taken, the end included
+    assert relax_until_uncertain(start, SlidingDimer(), 1.2, ladder=2.0).uncertain == []
+    # a ladder factor small enough to take every step takes the end once
+    every = relax_until_uncertain(start, SlidingDimer(), 0.5, ladder=1.0 + 1e-9)
+    assert every.uncertain_steps == sorted(set(every.uncertain_steps))
+    assert every.uncertain_steps[-1] == len(every.path) - 1
+    # without a ladder, only the first
+    assert relax_until_uncertain(start, SlidingDimer(), 0.5).uncertain_steps == [0]
 
 
 def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):

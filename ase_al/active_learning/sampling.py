@@ -28,8 +28,9 @@ from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
 
-#: the relaxations take the first uncertain structure of each path and then each one this
-#: many times as uncertain as the last taken (see ``relax_until_uncertain(ladder=...)``)
+#: the relaxations take the first uncertain structure of each path, then each one this many
+#: times as uncertain as the last taken, and the path's end when it is uncertain (see
+#: ``relax_until_uncertain(ladder=...)``)
 RELAXATION_LADDER = 2.0
 
 
@@ -196,7 +197,8 @@ class SamplingStage:
     def relaxations(self, pair, threshold, points, folder, labelled):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
         the uncertain structures of each path not ``labelled`` yet (the first, then each
-        twice as uncertain as the last, to the end of the path), and a summary per point."""
+        twice as uncertain as the last, to the end of the path, and the end itself when it is
+        uncertain), and a summary per point."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries = [], []
         for index, point in enumerate(points):

@@ -115,7 +115,8 @@ class Sampling:
         Each iteration, also optimise every starting structure on the model (minima by BFGS,
         transition states by Sella, to 1e-3 eV/Å, at most 300 steps) and label the first
         structure on each path whose uncertainty exceeds the threshold, then each one twice
-        as uncertain as the last labelled, to the end of the path
+        as uncertain as the last labelled, to the end of the path, and the end itself (the
+        model's own minimum or saddle point) when it exceeds the threshold
         (:func:`ase_al.samplers.relax.relax_until_uncertain`; these come on top of
         :attr:`Selection.new_points`, a few per starting structure). Trajectories from the
         reference's stationary points do not go where an optimisation on the learned surface

@@ -81,6 +81,12 @@ def relax_until_uncertain(
         ``ladder`` times that of the last one taken: a path that runs into a hole of the
         model (a spurious well, atoms pressed together) gives structures from its rim to its
         bottom, about log(max/threshold)/log(ladder) of them, instead of one at the rim.
+        The path's last structure (the model's own minimum or saddle point when converged)
+        is also taken when it is above ``uq_threshold``, however uncertain the last one taken
+        was: in a Diels-Alder run the ethene-butadiene complex slid on the model into wells
+        7-12 kcal/mol too deep (0.85-1.5 eV uncertain) without the uncertainty ever doubling
+        along the way, and those ends, where an optimisation on the finished model lands,
+        were never labelled.
 
     Returns a :class:`Relaxation`; its ``uncertain`` structures carry the model's energy and
     uncertainty in ``info`` (``model_energy``, ``uncertainty``) and no calculator.
@@ -123,6 +129,19 @@ def relax_until_uncertain(
             if ladder is None:
                 break
             bar = ladder * u
+    end = path[-1] if path else None
+    if (
+        ladder is not None
+        and end is not None
+        and end.info["uncertainty"] > uq_threshold
+        and not (taken and taken[-1] is end)
+        and not (len(known) and np.abs(known - end.positions).max(axis=(1, 2)).min() < 1e-6)
+    ):
+        # the end of the path, the model's own stationary point: where an optimisation on
+        # the finished model lands (and a learned barrier is measured); on a flat surface the
+        # path can slide into a deep spurious well without ever becoming twice as uncertain
+        taken.append(end)
+        taken_steps.append(len(path) - 1)
     largest = max(f.info["uncertainty"] for f in path)
     finished = bool(converged) and (ladder is not None or not taken)
     return Relaxation(taken, taken_steps, len(path) - 1, finished, largest, path)
