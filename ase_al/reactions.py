@@ -210,13 +210,18 @@ def connectivity(atoms: Atoms, scale: float = 1.3) -> np.ndarray:
     return bonds
 
 
-def species(atoms: Atoms, scale: float = 1.3) -> list[str]:
-    """Chemical formulas of the connected fragments (sorted), e.g. ``['CH4', 'H2O']``."""
+def fragments(atoms: Atoms, scale: float = 1.3) -> list[np.ndarray]:
+    """The atom indices of each connected fragment (molecule) of ``atoms``, bonded as
+    :func:`connectivity` says."""
     from scipy.sparse.csgraph import connected_components
 
-    bonds = connectivity(atoms, scale)
-    n, labels = connected_components(bonds, directed=False)
-    return sorted(atoms[labels == k].get_chemical_formula() for k in range(n))
+    n, labels = connected_components(connectivity(atoms, scale), directed=False)
+    return [np.flatnonzero(labels == k) for k in range(n)]
+
+
+def species(atoms: Atoms, scale: float = 1.3) -> list[str]:
+    """Chemical formulas of the connected fragments (sorted), e.g. ``['CH4', 'H2O']``."""
+    return sorted(atoms[part].get_chemical_formula() for part in fragments(atoms, scale))
 
 
 def bonds_formed_and_broken(start: Atoms, end: Atoms, scale: float = 1.3):

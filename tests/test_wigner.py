@@ -157,3 +157,93 @@ def test_freezing_the_soft_modes_of_a_complex_keeps_its_molecules_whole():
     points = StartingPoints([StartingPoint(complex_, vib)])
     batch = points.sample(12, 300.0, np.random.default_rng(0), freeze_below_cm1=100.0)
     assert all(species(s) == ["C2H4", "C4H6"] for s in batch)
+
+
+def test_separate_molecules_get_free_relative_motion(tmp_path):
+    """A structure of separate molecules (``info["separated"]``): each molecule is optimised
+    alone where it stands, and the relative translations and rotations (6 for two
+    non-linear molecules; frequencies near zero) keep their positions with classical thermal
+    momenta, mass-weighted variance kT; the vibrations are sampled as always."""
+    from ase import Atoms
+    from ase.collections import s22
+
+    from ase_al.active_learning.starting_points import (
+        StartingPoint,
+        StartingPoints,
+        build_starting_points,
+        free_motions,
+        molecules_optimised_alone,
+    )
+    from ase_al.reactions import fragments
+    from ase_al.simulations import equilibrium_and_modes
+
+    water = molecule("H2O")
+
+    def moved(atoms, by):
+        copy = atoms.copy()
+        copy.translate(by)
+        return copy
+
+    assert free_motions(water + moved(water, (8, 0, 0))) == 6
+    assert free_motions(molecule("H2") + moved(water, (8, 0, 0))) == 5
+    assert free_motions(Atoms("Ar2", [(0, 0, 0), (8, 0, 0)])) == 1
+    with pytest.raises(ValueError, match="is one molecule"):
+        free_motions(water)
+
+    calc = methods("GFN2-xTB")
+    alone = optimize_geometry(water, calc, fmax=1e-4)
+    dimer = s22["Water_dimer"]  # O H H O H H
+    pair = dimer.copy()
+    axis = dimer.positions[3] - dimer.positions[0]
+    pair.positions[3:] += 6.0 * axis / np.linalg.norm(axis)  # O-O 8.9 Å
+    pair.positions[1] += (0.0, 0.1, 0.05)  # one O-H bond stretched, the angle opened
+    centres = [pair[part].get_center_of_mass() for part in fragments(pair)]
+    optimised = molecules_optimised_alone(pair, calc)
+    for part, centre in zip(fragments(optimised), centres, strict=True):
+        one = optimised[part]
+        np.testing.assert_allclose(one.get_center_of_mass(), centre, atol=1e-8)
+        np.testing.assert_allclose(
+            sorted(one.get_all_distances().ravel()),
+            sorted(alone.get_all_distances().ravel()),
+            atol=3e-3,
+        )
+    eq, vib = equilibrium_and_modes(optimised, calc, tmp_path / "pair", optimize=False)
+    # six relative motions (dipoles 8 Å apart still feel each other), then the vibrations
+    assert np.sort(np.abs(vib.frequencies))[5] < 100 < np.sort(np.abs(vib.frequencies))[6]
+    free = np.argsort(np.abs(vib.angular_frequencies))[:6]
+    kT = units.kB * 300.0
+    samples = wigner(eq, vib, 3000, 300.0, seed=2, free_modes=6)
+    sqrt_m = np.sqrt(np.repeat(eq.get_masses(), 3))
+    shift = np.array([(s.positions - eq.positions).ravel() * sqrt_m for s in samples])
+    momenta = np.array([s.get_momenta().ravel() / sqrt_m for s in samples])
+    q_free = shift @ vib.mass_weighted_modes[free].T
+    p_free = momenta @ vib.mass_weighted_modes[free].T
+    assert np.abs(q_free).max() < 1e-8  # the molecules stay where they were placed
+    np.testing.assert_allclose(p_free.var(axis=0), kT, rtol=0.1)  # classical, per mode
+    cold = wigner(eq, vib, 50, 0.0, seed=2, free_modes=6)
+    p_cold = (
+        np.array([s.get_momenta().ravel() / sqrt_m for s in cold]) @ vib.mass_weighted_modes[free].T
+    )
+    # none at 0 K (but for what removing the vibrations' angular momentum leaves)
+    assert (p_cold**2).mean() < 0.01 * kT
+    with pytest.raises(ValueError, match="free_modes = 99"):
+        wigner(eq, vib, 1, 300.0, free_modes=99)
+
+    # through the learner's starting points: a water dimer (minimum) and the pair apart
+    dimer = optimize_geometry(dimer, calc)
+    pair.info["separated"] = True
+    points = build_starting_points([dimer, pair], calc, tmp_path / "points")
+    assert [p.free_modes for p in points] == [0, 6]
+    assert points.reference is points.points[0].atoms
+    apart = points.points[1].atoms
+    np.testing.assert_allclose(apart.positions, optimised.positions, atol=1e-6)
+    batch = points.sample(40, 300.0, np.random.default_rng(0))
+    assert [s.info["starting_point"] for s in batch] == [0] * 20 + [1] * 20
+    with pytest.raises(ValueError, match="both info.'transition_state'. and info.'separated'."):
+        marked = pair.copy()
+        marked.info["transition_state"] = True
+        build_starting_points([dimer, marked], calc, tmp_path / "both")
+    with pytest.raises(ValueError, match="separate molecules: give at least one minimum"):
+        build_starting_points([pair], calc, tmp_path / "alone")
+    with pytest.raises(ValueError, match="separate molecules: give at least one minimum"):
+        StartingPoints([StartingPoint(eq, vib, free_modes=6)])

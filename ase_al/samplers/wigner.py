@@ -17,6 +17,7 @@ from ase import Atoms, units
 from ase.vibrations import VibrationsData
 
 from ase_al.errors import same_atoms
+from ase_al.options import check_int
 from ase_al.simulations import HBAR, IMAGINARY_CM1, HarmonicAnalysis
 
 
@@ -50,6 +51,7 @@ def wigner(
     temperature: float = 0.0,
     seed: int | None = None,
     freeze_below_cm1: float = 0.0,
+    free_modes: int = 0,
 ) -> list[Atoms]:
     """Sample ``n`` geometries with momenta from the harmonic Wigner distribution.
 
@@ -73,6 +75,12 @@ def wigner(
         100 cm⁻¹ at 300 K give structures 270 kcal/mol above the minimum on average, most of
         them in fragments. The momenta carry the thermal energy of those modes (at most
         about kT each) into dynamics on the real surface. Default 0: every mode sampled.
+    free_modes : int
+        The ``free_modes`` modes nearest zero frequency are free motions, not vibrations:
+        the relative translations and rotations of separate molecules (6 for a second
+        non-linear molecule), whose frequencies come out near zero, real or imaginary. They
+        keep their positions and get classical thermal momenta (mass-weighted standard
+        deviation √(kT); none at 0 K). Default 0: a single molecule or a bound complex.
 
     Returns
     -------
@@ -91,17 +99,32 @@ def wigner(
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 K, got {temperature}")
     omega = analysis.angular_frequencies
-    if np.any(omega <= 0):
+    free = _free(omega, free_modes)
+    if np.any(omega[~free] <= 0):
         raise ValueError(
             "Wigner sampling needs a minimum; imaginary or zero modes at "
-            f"{analysis.frequencies[omega <= 0].round(1)} cm⁻¹"
+            f"{analysis.frequencies[~free & (omega <= 0)].round(1)} cm⁻¹"
+            + ("" if free_modes else " (separate molecules: give free_modes)")
         )
-    frozen = _frozen(analysis, freeze_below_cm1)
+    frozen = _frozen(analysis, freeze_below_cm1) | free
     _warn_about_soft_modes(analysis, temperature, frozen)
     rng = np.random.default_rng(seed)
-    q, p = _wigner_draws(omega, temperature, n, rng)
+    q = np.zeros((n, omega.size))
+    p = np.zeros((n, omega.size))
+    q[:, ~free], p[:, ~free] = _wigner_draws(omega[~free], temperature, n, rng)
+    p[:, free] = rng.standard_normal((n, int(free.sum()))) * np.sqrt(units.kB * temperature)
     q[:, frozen] = 0.0
     return _structures(atoms, analysis, q, p, dict(atoms.info), temperature)
+
+
+def _free(omega: np.ndarray, free_modes: int) -> np.ndarray:
+    """Which modes are free motions: the ``free_modes`` nearest zero frequency."""
+    check_int("free_modes", free_modes, minimum=0)
+    if free_modes > omega.size:
+        raise ValueError(f"free_modes = {free_modes}, but there are only {omega.size} modes")
+    free = np.zeros(omega.size, dtype=bool)
+    free[np.argsort(np.abs(omega), kind="stable")[:free_modes]] = True
+    return free
 
 
 #: a mode whose Wigner spread moves some atom farther than this (Å, RMS) is worth a warning
