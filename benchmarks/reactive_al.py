@@ -217,11 +217,53 @@ def errors_along(model, frames, times) -> dict:
     return result
 
 
+#: Å ethene is moved away from butadiene in :func:`dissociation`
+SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
+
+
+def dissociation(reactants):
+    """GFN2-xTB's complex with ethene moved rigidly away from butadiene (along the line
+    between their centres of mass, by :data:`SHIFTS`) and GFN2-xTB's energies there relative
+    to the complex (kcal/mol): the asymptote every backward half runs to."""
+    import numpy as np
+    from ase import units
+
+    import ase_al
+    from ase_al.reactions import fragments
+
+    ethene = next(part for part in fragments(reactants) if len(part) == 6)
+    rest = np.setdiff1d(np.arange(len(reactants)), ethene)
+    axis = reactants.positions[ethene].mean(axis=0) - reactants.positions[rest].mean(axis=0)
+    frames = []
+    for shift in SHIFTS:
+        frame = reactants.copy()
+        frame.info.clear()
+        frame.positions[ethene] += shift * axis / np.linalg.norm(axis)
+        frames.append(frame)
+    gfn2 = ase_al.methods("GFN2-xTB")
+    energies = []
+    for frame in frames:
+        probe = frame.copy()
+        probe.calc = gfn2
+        energies.append(probe.get_potential_energy())
+    return frames, (np.array(energies) - energies[0]) / (units.kcal / units.mol)
+
+
+def dissociation_errors(model, frames, reference) -> dict:
+    """The model's errors (kcal/mol) along :func:`dissociation`'s curve, by shift (Å)."""
+    from ase import units
+
+    e = model.predict(frames, forces=False)["energy"]
+    errors = (e - e[0]) / (units.kcal / units.mol) - reference
+    return {f"{shift:g}": round(float(x), 2) for shift, x in zip(SHIFTS, errors, strict=True)}
+
+
 def diels_alder_along_the_run(args, work: Path) -> dict:
     """Every finished iteration's main model of ``WORK/al`` (or those of ``--iterations``, with
     those judged before) judged like the final one: its own barrier
     (``ase_al.reactions.barrier`` from GFN2-xTB's saddle point and complex), its energies at
-    GFN2-xTB's stationary points and along GFN2-xTB's own trajectories (:func:`errors_along`),
+    GFN2-xTB's stationary points, along GFN2-xTB's own trajectories (:func:`errors_along`) and
+    along the complex's dissociation (:func:`dissociation`),
     and the example's N initial conditions propagated on it, against the direct GFN2-xTB run
     of the example (``WORK/summary.json``). One iteration's
     trajectories take minutes: each result is kept in ``WORK/along_the_run/iteration_<k>.json``
@@ -250,14 +292,16 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
     cache.mkdir(exist_ok=True)
     rows = []
     along = reference_frames(work / "GFN2-xTB", n)
+    apart = dissociation(reactants)
     for entry in run.history:
         k = entry["iteration"]
         path = cache / f"iteration_{k}.json"
         if path.exists():  # judged before: reported again, whatever --iterations says
             row = json.loads(path.read_text())
-            if "errors_along_reference" not in row:  # judged before this measure existed
+            if "dissociation_errors_kcal_mol" not in row:  # judged before these measures
                 main = run.model(iteration=k).members[0]
-                row["errors_along_reference"] = errors_along(main, *along)
+                row.setdefault("errors_along_reference", errors_along(main, *along))
+                row["dissociation_errors_kcal_mol"] = dissociation_errors(main, *apart)
                 path.write_text(json.dumps(row, indent=1))
             rows.append(row)
             continue
@@ -285,6 +329,7 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
                 )
             ),
             "errors_along_reference": errors_along(main, *along),
+            "dissociation_errors_kcal_mol": dissociation_errors(main, *apart),
             "barrier_kcal_mol": own.energy / kcal_mol,
             "barrier_problem": own.problem,
             "reactant_optimisation_ends_in": own.species,
@@ -300,6 +345,12 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
             f"iteration {row['iteration']:2d}: along GFN2-xTB's trajectories, 50-100 fs: "
             f"energy error sd {late['energy_sd']:.2f} kcal/mol, "
             f"force RMSE {late['force_rmse']:.2f} kcal/mol/Å"
+        )
+        apart = row["dissociation_errors_kcal_mol"]
+        print(
+            f"iteration {row['iteration']:2d}: ethene moved away from the complex: error "
+            + ", ".join(f"{v:+.1f} at {k} Å" for k, v in apart.items() if k in ("1", "2", "10"))
+            + " kcal/mol"
         )
         print(
             f"iteration {row['iteration']:2d}: {row['labels']:5d} labels, "
