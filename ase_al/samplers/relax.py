@@ -113,6 +113,11 @@ def relax_until_uncertain(
         optimizer = BFGS(probe, logfile=None)
     known = [a.positions for a in labelled or () if np.array_equal(a.numbers, atoms.numbers)]
     known = np.array(known) if known else np.empty((0, len(atoms), 3))
+
+    def seen(frame) -> bool:
+        """``frame`` is at the geometry of a structure labelled already."""
+        return bool(len(known)) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
+
     path, taken, taken_steps, bar = [], [], [], uq_threshold
     converged = False
     for step, done in enumerate(optimizer.irun(fmax=fmax, steps=steps)):
@@ -122,20 +127,18 @@ def relax_until_uncertain(
         frame = probe.copy()
         frame.info.update(model_energy=float(model.get_property("energy", probe)), uncertainty=u)
         path.append(frame)
-        seen = len(known) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
-        if u > bar and not seen:
+        if u > bar and not seen(frame):
             taken.append(frame)
             taken_steps.append(step)
             if ladder is None:
                 break
             bar = ladder * u
-    end = path[-1] if path else None
+    end = path[-1]  # irun yields the starting structure at least
     if (
         ladder is not None
-        and end is not None
         and end.info["uncertainty"] > uq_threshold
         and not (taken and taken[-1] is end)
-        and not (len(known) and np.abs(known - end.positions).max(axis=(1, 2)).min() < 1e-6)
+        and not seen(end)
     ):
         # the end of the path, the model's own stationary point: where an optimisation on
         # the finished model lands (and a learned barrier is measured); on a flat surface the
