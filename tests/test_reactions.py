@@ -355,6 +355,27 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         u = [frame.info["uncertainty"] for frame in path]
         assert r["uncertain_steps"] == ladder_steps(u, iteration["threshold"], 2.0)
         assert r["found_uncertain"] == bool(r["uncertain_steps"])
+    # each path's end below the threshold (the model's own minimum or saddle point) was
+    # labelled as an overconfidence check, and counts in the checks' statistics
+    ends = {
+        row.starting_point: row
+        for row in connect(tmp_path / "al" / "labelled.db").select(sampled_by="relaxation end")
+    }
+    assert sorted(ends) == [r["starting_point"] for r in relaxations if r["end_checked"]]
+    assert ends, "no relaxation ended below the threshold"
+    for index, row in ends.items():
+        path = read(tmp_path / "al" / "iteration_1" / "relaxations" / f"{index:02d}.traj", ":")
+        np.testing.assert_allclose(row.positions, path[-1].positions)
+        assert row.source == "check" and row.uid == f"check001-end{index:02d}"
+        assert row.uncertainty == pytest.approx(path[-1].info["uncertainty"])
+        assert row.uncertainty <= iteration["threshold"]
+    for r in relaxations:
+        path = read(
+            tmp_path / "al" / "iteration_1" / "relaxations" / f"{r['starting_point']:02d}.traj", ":"
+        )
+        if not r["end_checked"]:  # taken as uncertain instead
+            assert r["uncertain_steps"][-1] == len(path) - 1
+    assert iteration["n_checks"] == len(ends) + 5
     for row in rows:
         assert row.uncertainty > iteration["threshold"]
         assert pair.predict([row.toatoms()], forces=False)["energy_uncertainty"][0] == (

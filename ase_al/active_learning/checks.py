@@ -2,7 +2,9 @@
 
 Each iteration a small, seeded random sample of the structures the sampler passed as certain
 (``Uncertainty.check_fraction`` of the trajectories, at least ``Uncertainty.min_checks``) is
-labelled as well, stored with ``source="check"``. The iteration's model did not see them (it
+labelled as well, stored with ``source="check"``; with ``Sampling.relax_starting_points``,
+so is the end of each relaxation on the model that is certain (the model's own minimum or
+saddle point, ``sampled_by="relaxation end"``). The iteration's model did not see them (it
 was trained before they were drawn); later iterations train on them like any label. With the
 structures selected as uncertain (when they are labelled) they measure:
 

@@ -504,7 +504,7 @@ class ActiveLearner:
                 sampled = json.loads(summary_path.read_text())
                 check_queue = read_traj(checks_path) if checks_path.exists() else []
             else:
-                selected, sampled, certain = self.stage.iteration(
+                selected, sampled, certain, ends = self.stage.iteration(
                     pair, threshold, points, folder, self.labelled
                 )
                 for index, atoms in enumerate(selected):
@@ -515,6 +515,13 @@ class ActiveLearner:
                     self.uncertainty.min_checks,
                 )
                 check_queue = checks.draw(certain, n, self.seed, k)
+                if n:  # the model's own stationary points, where it is certain
+                    for atoms in ends:
+                        atoms.info["uid"] = f"check{k:03d}-end{atoms.info['starting_point']:02d}"
+                    check_queue += ends
+                else:  # no checks in this run
+                    for relaxation in sampled.get("relaxations", []):
+                        relaxation["end_checked"] = False
                 write_traj(checks_path, check_queue)
                 write_traj(selected_path, selected)
                 summary_path.write_text(json.dumps(sampled))

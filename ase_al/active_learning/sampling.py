@@ -23,7 +23,7 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.relax import relax_until_uncertain
+from ase_al.samplers.relax import labelled_geometries, relax_until_uncertain
 from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
@@ -142,8 +142,10 @@ class SamplingStage:
         return conditions
 
     def iteration(self, pair, threshold, points, folder, labelled):
-        """The structures to label this iteration, a summary of the sampling, and the first
-        batch's certain structures (:class:`~ase_al.samplers.stop.CertainFrames` or None).
+        """The structures to label this iteration, a summary of the sampling, the first
+        batch's certain structures (:class:`~ase_al.samplers.stop.CertainFrames` or None),
+        and the certain ends of the relaxations on the model (to be checked; see
+        :meth:`relaxations`).
 
         The first batch decides convergence (``n_uncertain`` < ``min_new_points``). With
         ``Selection.fill`` further batches follow until ``pool_factor·new_points`` uncertain
@@ -186,21 +188,25 @@ class SamplingStage:
             "n_uncertain": len(first),
             "sampling_batches": batches,
         }
-        selected = pool[: options.new_points]
+        selected, ends = pool[: options.new_points], []
         if self.sampling.relax_starting_points:
-            found, summary["relaxations"] = self.relaxations(
+            found, summary["relaxations"], ends = self.relaxations(
                 pair, threshold, points, folder / "relaxations", labelled()
             )
             selected += found
-        return selected, summary, first.certain
+        return selected, summary, first.certain, ends
 
     def relaxations(self, pair, threshold, points, folder, labelled):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
         the uncertain structures of each path not ``labelled`` yet (the first, then each
         twice as uncertain as the last, to the end of the path, and the end itself when it is
-        uncertain), and a summary per point."""
+        uncertain), a summary per point, and each path's end when it is certain and not
+        labelled yet: the model's own minimum or saddle point, labelled as an overconfidence
+        check (``sampled_by="relaxation end"``), since a learned barrier or binding energy is
+        measured there and the committee can agree on a wrong well."""
         folder.mkdir(parents=True, exist_ok=True)
-        found, summaries = [], []
+        found, summaries, ends = [], [], []
+        seen = labelled_geometries(labelled, self.molecule)
         for index, point in enumerate(points):
             result = relax_until_uncertain(
                 point.atoms,
@@ -211,7 +217,11 @@ class SamplingStage:
                 ladder=RELAXATION_LADDER,
             )
             write_traj(folder / f"{index:02d}.traj", result.path)
-            summaries.append({"starting_point": index, **result.summary()})
+            end = result.path[-1]
+            certain_end = end.info["uncertainty"] <= threshold and not seen(end)
+            summaries.append(
+                {"starting_point": index, **result.summary(), "end_checked": certain_end}
+            )
             log.info(
                 "relaxation of starting structure %d (%s) on the model: %s after %d steps; "
                 "%d uncertain structures taken (largest uncertainty %.3g eV)",
@@ -226,7 +236,11 @@ class SamplingStage:
                 atoms.info["starting_point"] = index
                 atoms.info["sampled_by"] = "relaxation"
                 found.append(atoms)
-        return found, summaries
+            if certain_end:
+                end = end.copy()
+                end.info.update(starting_point=index, sampled_by="relaxation end")
+                ends.append(end)
+        return found, summaries, ends
 
     def batch(self, pair, threshold, points, trajectory_dir) -> SamplingResult:
         kwargs = dict(self.sampler_options)

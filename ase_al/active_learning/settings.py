@@ -118,7 +118,11 @@ class Sampling:
         as uncertain as the last labelled, to the end of the path, and the end itself (the
         model's own minimum or saddle point) when it exceeds the threshold
         (:func:`ase_al.samplers.relax.relax_until_uncertain`; these come on top of
-        :attr:`Selection.new_points`, a few per starting structure). Trajectories from the
+        :attr:`Selection.new_points`, a few per starting structure); an end below the
+        threshold is labelled as an overconfidence check instead (one more label per
+        starting structure and iteration, with ``Uncertainty.check_fraction`` > 0): a
+        learned barrier or binding energy is measured at those points, and a committee can
+        agree on a well 2 kcal/mol too deep. Trajectories from the
         reference's stationary points do not go where an optimisation on the learned surface
         goes: into a minimum that has moved, or a spurious well beside a weakly bound
         complex. The run is not converged while a path meets an uncertain structure. The

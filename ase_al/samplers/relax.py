@@ -44,6 +44,18 @@ class Relaxation:
         }
 
 
+def labelled_geometries(labelled, atoms: Atoms):
+    """A test ``seen(frame)``: is ``frame`` at the geometry (within 1e-6 Å) of one of the
+    ``labelled`` structures with ``atoms``' elements?"""
+    known = [a.positions for a in labelled if np.array_equal(a.numbers, atoms.numbers)]
+    known = np.array(known) if known else np.empty((0, len(atoms), 3))
+
+    def seen(frame) -> bool:
+        return bool(len(known)) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
+
+    return seen
+
+
 def relax_until_uncertain(
     atoms: Atoms,
     model: Calculator,
@@ -111,13 +123,7 @@ def relax_until_uncertain(
         from ase.optimize import BFGS
 
         optimizer = BFGS(probe, logfile=None)
-    known = [a.positions for a in labelled or () if np.array_equal(a.numbers, atoms.numbers)]
-    known = np.array(known) if known else np.empty((0, len(atoms), 3))
-
-    def seen(frame) -> bool:
-        """``frame`` is at the geometry of a structure labelled already."""
-        return bool(len(known)) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
-
+    seen = labelled_geometries(labelled or (), atoms)
     path, taken, taken_steps, bar = [], [], [], uq_threshold
     converged = False
     for step, done in enumerate(optimizer.irun(fmax=fmax, steps=steps)):
@@ -150,4 +156,4 @@ def relax_until_uncertain(
     return Relaxation(taken, taken_steps, len(path) - 1, finished, largest, path)
 
 
-__all__ = ["Relaxation", "relax_until_uncertain"]
+__all__ = ["Relaxation", "labelled_geometries", "relax_until_uncertain"]
