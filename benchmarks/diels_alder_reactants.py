@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_result  # noqa: E402
-from reactive_al import SHIFTS, dissociation  # noqa: E402
+from reactive_al import SHIFTS, dissociation, ethene_and_butadiene  # noqa: E402
 
 
 def judge(work: Path) -> dict:
@@ -34,13 +34,12 @@ def judge(work: Path) -> dict:
     from ase.io import read
 
     import ase_al
-    from ase_al.reactions import fragments, species
+    from ase_al.reactions import species
 
     kcal_mol = units.kcal / units.mol
     saddle, reactants, cyclohexene = read(work / "stationary.traj", ":")
     frames, reference = dissociation(reactants)
-    ethene = next(part for part in fragments(reactants) if len(part) == 6)
-    rest = np.setdiff1d(np.arange(len(reactants)), ethene)
+    ethene, rest = ethene_and_butadiene(reactants)
     gfn2 = ase_al.methods("GFN2-xTB")
     run = ase_al.ALRun(work / "al")
     starts = len(list((work / "al" / "starting_points").iterdir()))

@@ -221,6 +221,16 @@ def errors_along(model, frames, times) -> dict:
 SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
 
 
+def ethene_and_butadiene(reactants):
+    """The atom indices of the ethene (six atoms) and of the butadiene in ``reactants``."""
+    import numpy as np
+
+    from ase_al.reactions import fragments
+
+    ethene = next(part for part in fragments(reactants) if len(part) == 6)
+    return ethene, np.setdiff1d(np.arange(len(reactants)), ethene)
+
+
 def dissociation(reactants):
     """GFN2-xTB's complex with ethene moved rigidly away from butadiene (along the line
     between their centres of mass, by :data:`SHIFTS`) and GFN2-xTB's energies there relative
@@ -229,10 +239,8 @@ def dissociation(reactants):
     from ase import units
 
     import ase_al
-    from ase_al.reactions import fragments
 
-    ethene = next(part for part in fragments(reactants) if len(part) == 6)
-    rest = np.setdiff1d(np.arange(len(reactants)), ethene)
+    ethene, rest = ethene_and_butadiene(reactants)
     axis = reactants.positions[ethene].mean(axis=0) - reactants.positions[rest].mean(axis=0)
     frames = []
     for shift in SHIFTS:

@@ -52,6 +52,7 @@ from ase_al.reactions import (  # noqa: E402
     classify,
     descend_from_saddle,
     find_transition_state,
+    fragments,
     propagate_both_ways,
     species,
 )
@@ -186,11 +187,7 @@ if model_name is not None:
     # kcal/mol above the complex), so that the complex was not bound on the learned surface
     apart = reactants.copy()
     apart.info.clear()
-    ethene = [
-        i
-        for i in range(len(apart))
-        if i in (3, 4) or min(apart.get_distance(i, 3), apart.get_distance(i, 4)) < 1.2
-    ]
+    ethene = next(part for part in fragments(apart) if len(part) == 6)
     axis = apart.positions[ethene].mean(axis=0) - np.delete(apart.positions, ethene, 0).mean(axis=0)
     apart.positions[ethene] += 6.0 * axis / np.linalg.norm(axis)
     apart.info["separated"] = True

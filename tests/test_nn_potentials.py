@@ -159,7 +159,7 @@ def test_warm_start_continues_from_the_weights(trained, data, tmp_path):
 def test_warm_start_weighs_new_structures_like_all_old_ones(trained, data, tmp_path):
     """A warm start judges its epochs by the mean of the held-out losses over the structures
     its weights were fitted to and over those appended since (``n_fitted`` marks where, and
-    survives saving); ``new_repeats`` must be a whole number >= 1."""
+    survives saving); ``new_repeats`` must be an integer >= 1."""
     kind, model, _ = trained
     train, test = data
     assert model.n_fitted == len(train[::2])
@@ -177,8 +177,10 @@ def test_warm_start_weighs_new_structures_like_all_old_ones(trained, data, tmp_p
         assert loss == pytest.approx(0.5 * (old_loss + new_loss), rel=1e-9)
         assert e_rmse == pytest.approx(loaded._errors(items, monitor, cfg)[1], rel=1e-6)
         assert loaded._judge(items, old, 100, cfg) == pytest.approx(loaded._errors(items, old, cfg))
-    with pytest.raises(ValueError, match="new_repeats must be a whole number"):
+    with pytest.raises(ValueError, match="new_repeats must be >= 1"):
         loaded.train(images, warm_start=True, new_repeats=0, progress=False)
+    with pytest.raises(TypeError, match="new_repeats must be an integer"):
+        loaded.train(images, warm_start=True, new_repeats=1.5, progress=False)
     if kind == "ANI":  # the structures new to the fit are visited new_repeats times per epoch
         visits = np.zeros(len(images), int)
         chunks = loaded._chunks

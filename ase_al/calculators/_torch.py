@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ase_al.calculators.base import TrainableModel
 from ase_al.errors import NotTrainedError, check_atoms, require
+from ase_al.options import check_int
 
 log = logging.getLogger("ase_al")
 
@@ -311,9 +312,7 @@ class TorchPotential(TrainableModel):
         decay = cfg["ema_decay"]
         if not (isinstance(decay, (int, float)) and 0.0 <= decay < 1.0):
             raise ValueError(f"ema_decay must be a number in [0, 1), got {decay!r}")
-        repeats = cfg["new_repeats"]
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise ValueError(f"new_repeats must be a whole number >= 1, got {repeats!r}")
+        check_int("new_repeats", cfg["new_repeats"], minimum=1)
         images = list(images)
         if len(images) < 2:
             raise ValueError(f"{self.model_name} needs at least 2 training structures")
