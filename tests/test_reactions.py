@@ -354,6 +354,8 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         path = read(tmp_path / "al" / "iteration_1" / "relaxations" / name, ":")
         u = [frame.info["uncertainty"] for frame in path]
         assert r["uncertain_steps"] == ladder_steps(u, iteration["threshold"], 2.0)
+        # the start's reference energy does not travel along the path
+        assert set(path[-1].info) == {"model_energy", "uncertainty"}
         assert r["found_uncertain"] == bool(r["uncertain_steps"])
     # each path's end below the threshold (the model's own minimum or saddle point) was
     # labelled as an overconfidence check, and counts in the checks' statistics

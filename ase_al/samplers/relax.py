@@ -100,12 +100,14 @@ def relax_until_uncertain(
         along the way, and those ends, where an optimisation on the finished model lands,
         were never labelled.
 
-    Returns a :class:`Relaxation`; its ``uncertain`` structures carry the model's energy and
-    uncertainty in ``info`` (``model_energy``, ``uncertainty``) and no calculator.
+    Returns a :class:`Relaxation`; its structures (``uncertain`` and ``path``) carry the
+    model's energy and uncertainty in ``info`` (``model_energy``, ``uncertainty``; nothing
+    of the start's ``info``) and no calculator.
     """
     if ladder is not None and not ladder > 1.0:
         raise ValueError(f"ladder must be a factor above 1, got {ladder!r}")
     probe = atoms.copy()
+    probe.info = {}  # the start's labels (reference_energy, ...) do not hold along the path
     probe.calc = model
     try:
         model.get_property("energy_uncertainty", probe)
