@@ -12,9 +12,12 @@ For each finished iteration of ``WORKDIR/al``:
 - the iteration's own relaxation of the complex on the model (``relaxations/02.traj``, the
   learner's ``relax_starting_points``): how far the model's energy fell, GFN2-xTB's energy at
   the end relative to the complex, and the closest C-C contact between the two molecules
-  there (3.70 Å in GFN2-xTB's complex).
+  there (3.70 Å in GFN2-xTB's complex);
+- the main network's own barrier (``ase_al.reactions.barrier`` from GFN2-xTB's saddle point
+  and complex; GFN2-xTB 7.0 kcal/mol), its barrier at GFN2-xTB's two geometries, and
+  GFN2-xTB's energy at the network's own complex minimum (relative to GFN2-xTB's complex).
 
-Seconds per iteration (GFN2-xTB single points, no trajectories); writes
+About 15 s per iteration (GFN2-xTB single points, no trajectories); writes
 ``results/<NAME>.json`` (default ``diels_alder_reactants``).
 """
 
@@ -34,7 +37,7 @@ def judge(work: Path) -> dict:
     from ase.io import read
 
     import ase_al
-    from ase_al.reactions import species
+    from ase_al.reactions import barrier, species
 
     kcal_mol = units.kcal / units.mol
     saddle, reactants, cyclohexene = read(work / "stationary.traj", ":")
@@ -84,6 +87,21 @@ def judge(work: Path) -> dict:
                 "closest_C_C_contact_A": round(float(contact.min()), 2),
                 "species": species(end),
             }
+        main = pair.members[0]
+        own = barrier(main, saddle, reactants)
+        at_gfn2 = main.predict([saddle, reactants], forces=False)["energy"]
+        minimum = own.minimum.copy()
+        minimum.calc = gfn2
+        row["learned_barrier"] = {
+            "own_kcal_mol": round(own.energy / kcal_mol, 2),
+            "at_gfn2_geometries_kcal_mol": round(float(at_gfn2[0] - at_gfn2[1]) / kcal_mol, 2),
+            "own_complex_gfn2_above_complex_kcal_mol": round(
+                (minimum.get_potential_energy() - reactants.info["reference_energy"]) / kcal_mol,
+                2,
+            ),
+            "own_complex_species": own.species,
+            "problem": own.problem,
+        }
         rows.append(row)
         apart = row["dissociation_errors_kcal_mol"]
         relaxed = row.get("complex_relaxed_on_the_model", {})
@@ -92,7 +110,8 @@ def judge(work: Path) -> dict:
             f"{apart['1']:+.1f} at 1 Å, {apart['10']:+.1f} at 10 Å; complex relaxed on the "
             f"model: {relaxed.get('model_energy_change_kcal_mol', float('nan')):+.1f} on it, "
             f"GFN2-xTB {relaxed.get('gfn2_energy_above_complex_kcal_mol', float('nan')):+.1f}, "
-            f"C-C {relaxed.get('closest_C_C_contact_A', float('nan')):.2f} Å",
+            f"C-C {relaxed.get('closest_C_C_contact_A', float('nan')):.2f} Å; learned barrier "
+            f"{row['learned_barrier']['own_kcal_mol']:.2f} (GFN2-xTB 7.00)",
             flush=True,
         )
     return {
