@@ -131,6 +131,28 @@ def test_outputs_are_ase_data(h2_run):
         assert (learner.workdir / name).stat().st_size > 0
 
 
+def test_training_data_grow_by_appending(h2_run):
+    """Each iteration's training list is the previous one with that iteration's labels
+    (its checks, then its selection) appended: the networks' validation split is drawn per
+    index and a warm start takes the structures past the index it had fitted as the new ones.
+    (Sorted by uid alone, every iteration's checks went in front of the initial data.)"""
+    learner, _ = h2_run
+    state = learner._state()
+    labelled = learner.labelled()
+    iterations = [a.info["key_value_pairs"]["iteration"] for a in labelled]
+    assert iterations == sorted(iterations)
+    uids = [a.info["key_value_pairs"]["uid"] for a in labelled]
+    checked = [it for it in state["iterations"] if it["n_checks"]]
+    assert len(checked) >= 2 and uids[0].startswith("init")
+    for it in state["iterations"][1:]:
+        k = it["iteration"]
+        # the fit of iteration k saw exactly the labels of the iterations before it, in front
+        assert it["n_train"] == sum(i < k for i in iterations)
+    for k in {i for i in iterations if i}:
+        mine = [u for u, i in zip(uids, iterations, strict=True) if i == k]
+        assert mine == sorted(mine, key=lambda u: (not u.startswith("check"), u))
+
+
 def test_rerun_of_a_finished_run_does_nothing_new(h2_run):
     learner, _ = h2_run
     before = len(learner.labelled())

@@ -32,6 +32,16 @@ from ase_al.files import atomic_write, open_database
 from ase_al.io import read_row
 
 
+def queue_order(row) -> tuple:
+    """The key that sorts ``labelled.db`` rows in the order they were queued: iteration
+    (0 for the initial data), then uid, then row id. Sorting by uid alone put every
+    iteration's checks (``check<k>-...``) before the initial data (``init...``) and the
+    earlier iterations' selections (``it<k>-...``), so that the training list did not grow by
+    appending: each fit drew a different validation split, held out structures the warm-started
+    weights had trained on, and took old structures as the new ones."""
+    return (int(row.get("iteration", 0)), row.get("uid", ""), row.id)
+
+
 class ALRun:
     """Read (and, for the learner, write) an active-learning run directory.
 
@@ -95,13 +105,17 @@ class ALRun:
 
     def labelled(self, **selection) -> list[Atoms]:
         """All labelled structures (optionally selected by key-value pairs, e.g.
-        ``iteration=0``), in the order they were queued (by uid), whatever order the parallel
-        labelling finished them in: the training data, and so the models, do not depend on
-        worker timing. Multistate labels carry ``state_energies``/``state_forces``."""
+        ``iteration=0``), in the order they were queued (by iteration, then uid: an
+        iteration's checks, ``check<k>-...``, before its selected structures, ``it<k>-...``),
+        whatever order the parallel labelling finished them in: the training data, and so
+        the models, do not depend on worker timing, and each iteration's list is the last one
+        with the new labels appended (the networks' validation split is drawn per index, and
+        a warm start takes the structures from the index it had fitted on as the new ones).
+        Multistate labels carry ``state_energies``/``state_forces``."""
         if not (self.workdir / "labelled.db").exists():
             return []
         db = self.database()
-        rows = sorted(db.select(**selection), key=lambda row: (row.get("uid", ""), row.id))
+        rows = sorted(db.select(**selection), key=queue_order)
         return [read_row(row) for row in rows]
 
     def model(self, iteration: int | None = None, uncertainty=None):
