@@ -192,6 +192,54 @@ def reference_frames(folder: Path, n: int, every: int = 5):
     return frames, times
 
 
+def reference_labels(folder: Path, n: int, reactants, product) -> list[str]:
+    """The class of every half (forward, backward of each trajectory) of the example's
+    direct GFN2-xTB run in ``folder``, from its last frame."""
+    from ase.io import read
+
+    from ase_al.reactions import classify
+
+    ends = [
+        [read(folder / f"{k:03d}_{way}.traj", -1)]
+        for k in range(n)
+        for way in ("forward", "backward")
+    ]
+    return classify(ends, reactants, product).labels
+
+
+def paired(learned: list[str], reference: list[str]) -> dict:
+    """The two potentials' outcomes compared trajectory by trajectory (they start from the
+    same initial conditions): how many are direct on both, on the learned one only and on
+    the reference only; the difference of the direct fractions with its paired standard
+    error, √(b + c − (b − c)²/n)/n; and McNemar's exact two-sided p-value for it (a binomial
+    test on the b + c discordant trajectories)."""
+    import math
+
+    from scipy.stats import binomtest
+
+    def direct(labels):
+        return [
+            sorted(labels[2 * k : 2 * k + 2]) == ["product", "reactant"]
+            for k in range(len(labels) // 2)
+        ]
+
+    mine, theirs = direct(learned), direct(reference)
+    n = len(mine)
+    both = sum(a and b for a, b in zip(mine, theirs, strict=True))
+    only_learned = sum(a and not b for a, b in zip(mine, theirs, strict=True))
+    only_reference = sum(b and not a for a, b in zip(mine, theirs, strict=True))
+    discordant = only_learned + only_reference
+    return {
+        "direct_on_both": both,
+        "direct_on_the_learned_only": only_learned,
+        "direct_on_the_reference_only": only_reference,
+        "direct_fraction_difference": (only_learned - only_reference) / n,
+        "paired_error": math.sqrt(max(discordant - (only_learned - only_reference) ** 2 / n, 0.0))
+        / n,
+        "mcnemar_p": float(binomtest(only_learned, discordant, 0.5).pvalue) if discordant else 1.0,
+    }
+
+
 def errors_along(model, frames, times) -> dict:
     """The model's errors on GFN2-xTB's own trajectories (:func:`reference_frames`), per
     window of :data:`WINDOWS`: the energy error's mean and standard deviation, its largest
@@ -321,8 +369,10 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
         t0 = time.perf_counter()
         pairs = propagate_both_ways(samples, main, fs, 0.5, 2, progress=False)
         halves = [half for pair in pairs for half in pair]
-        learned = classify(halves, reactants, cyclohexene, time_step_fs=1.0).summary()
+        outcomes = classify(halves, reactants, cyclohexene, time_step_fs=1.0)
+        learned = outcomes.summary()
         learned["wall_s"] = time.perf_counter() - t0
+        learned["labels"] = outcomes.labels
         learned.pop("bond_formation_gaps_fs")
         deviation = own.energy / kcal_mol - reference["barrier_kcal_mol"]
         row = {
@@ -346,6 +396,13 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
         }
         path.write_text(json.dumps(row, indent=1))
         rows.append(row)
+    ends = None
+    for row in rows:  # judged before these measures: without labels, no paired comparison
+        if "labels" in row["trajectories"] and "paired" not in row:
+            if ends is None:
+                ends = reference_labels(work / "GFN2-xTB", n, reactants, cyclohexene)
+            row["paired"] = paired(row["trajectories"]["labels"], ends)
+            (cache / f"iteration_{row['iteration']}.json").write_text(json.dumps(row, indent=1))
     for row in rows:
         t = row["trajectories"]
         late = row["errors_along_reference"]["50-100 fs"]
@@ -367,6 +424,15 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
             f"direct {100 * t['direct_fraction']:.0f} ± {100 * t['direct_fraction_error']:.0f} %, "
             f"gap {t['gap_mean_fs']:.1f} ± {t['gap_error_fs']:.1f} fs"
         )
+        if "paired" in row:
+            pair = row["paired"]
+            print(
+                f"iteration {row['iteration']:2d}: trajectory by trajectory, direct on both "
+                f"{pair['direct_on_both']}, on it only {pair['direct_on_the_learned_only']}, "
+                f"on GFN2-xTB only {pair['direct_on_the_reference_only']}: difference "
+                f"{100 * pair['direct_fraction_difference']:+.0f} ± "
+                f"{100 * pair['paired_error']:.0f} % (McNemar p = {pair['mcnemar_p']:.2g})"
+            )
     direct = {k: v for k, v in direct.items() if k != "bond_formation_gaps_fs"}
     return {
         "task": "ethene + 1,3-butadiene Diels-Alder, GFN2-xTB: every iteration's model",
