@@ -11,9 +11,10 @@ the same on an actively learned potential, side by side.
 2. N initial conditions by transition-state sampling at 300 K (real modes Wigner, the reaction
    coordinate with a thermal-flux momentum); each is run forward and, with all momenta
    reversed, backward, FS_EACH_WAY fs each (velocity Verlet, 0.5 fs), on both cores.
-3. Each half's end is classified by its bonds (covalent radii): a *direct* trajectory joins
-   reactants and product; for the product half, the time between the formation of the two new
-   C-C bonds says how asynchronous the reaction is.
+3. Each half's end is classified by the bonds (covalent radii) it holds over its last 20 fs
+   (a hot product's bond caught stretched in one frame is still a bond): a *direct*
+   trajectory joins reactants and product; for the product half, the time between the
+   formation of the two new C-C bonds says how asynchronous the reaction is.
 4. With MODEL (``ANI``, ``MACE``; MAX_EPOCHS for the networks): a potential is actively learned
    from the saddle point (transition-state sampling), cyclohexene and the ethene-butadiene
    complex (Wigner sampling, the modes below 100 cm-1 kept at their equilibrium positions),
@@ -165,7 +166,10 @@ def trajectories(name, potential, executor):
 
 
 def analyse(name, halves, wall):
-    outcomes = classify(halves, reactants, cyclohexene, time_step_fs=1.0)  # a frame every 1 fs
+    # a frame every 1 fs; the end is the bonds held over the last 20 fs: cyclohexene formed
+    # with 64 kcal/mol to spare stretches a C-C or C-H bond past the cutoff now and then, and
+    # by its last frame alone 17 of GFN2-xTB's 200 halves were "other" that are cyclohexene
+    outcomes = classify(halves, reactants, cyclohexene, time_step_fs=1.0, end_fs=20.0)
     outcomes.write(halves, workdir / f"outcomes_{name}")
     return {**outcomes.summary(), "wall_s_this_call": wall}
 

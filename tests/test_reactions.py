@@ -129,6 +129,19 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert summary["direct_fraction_error"] == pytest.approx(np.sqrt(0.25 / 2))
     assert summary["end_fractions"] == {"reactant": 0.25, "product": 0.5, "other": 0.25}
     assert summary["bond_formation_gaps_fs"] == [] and summary["gap_mean_fs"] is None
+    # a hot product: its N-H bond stretched past the 1.33 Å cutoff in the last frame only
+    # (and in one frame before): "other" by its last frame, the product over its last 2 fs
+    hot = path([2.16] * 8 + [2.6, 2.16, 2.6])
+    assert classify([hot], reactant, product, 0.5).labels == ["other"]
+    assert classify([hot], reactant, product, 0.5, end_fs=0.0).labels == ["other"]
+    assert classify([hot], reactant, product, 0.5, end_fs=2.0).labels == ["product"]
+    # ... whereas a bond gone for most of the window is gone, and one formed in the last
+    # frame only is not yet counted
+    assert classify([leaving], reactant, product, 0.5, end_fs=2.0).labels == ["other"]
+    late = path([-1.07] * 10 + [2.16])
+    assert classify([late], reactant, product, 0.5, end_fs=2.0).labels == ["reactant"]
+    with pytest.raises(ValueError, match="end_fs=2.0: a window at the end needs time_step_fs"):
+        classify([hot], reactant, product, end_fs=2.0)
 
 
 def test_both_ways_halves_are_one_time_reversible_trajectory():
