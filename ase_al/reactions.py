@@ -264,18 +264,23 @@ class Outcomes:
             write(paths[label], frames)
         return paths
 
-    def direct(self) -> tuple[int, float, float]:
+    def joins(self) -> list[bool]:
         """For halves classified in pairs, as :func:`propagate_both_ways` gives them (forward
-        then backward of each initial condition): the number of trajectories whose two ends
-        are the reactant and the product, their fraction and its binomial standard error."""
+        then backward of each initial condition): per trajectory, whether its two ends are
+        the reactant and the product (a *direct* trajectory)."""
         if len(self.labels) % 2:
             raise ValueError(
                 f"{len(self.labels)} trajectories classified: direct() needs forward and "
                 "backward halves in pairs"
             )
-        n = len(self.labels) // 2
-        ends = [sorted(self.labels[2 * k : 2 * k + 2]) for k in range(n)]
-        count = sum(e == ["product", "reactant"] for e in ends)
+        pairs = (sorted(self.labels[k : k + 2]) for k in range(0, len(self.labels), 2))
+        return [ends == ["product", "reactant"] for ends in pairs]
+
+    def direct(self) -> tuple[int, float, float]:
+        """For halves in pairs (see :meth:`joins`): the number of direct trajectories, their
+        fraction and its binomial standard error."""
+        joins = self.joins()
+        count, n = sum(joins), len(joins)
         fraction = count / n
         return count, fraction, math.sqrt(fraction * (1 - fraction) / n)
 

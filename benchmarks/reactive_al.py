@@ -215,17 +215,11 @@ def reference_labels(folder: Path, n: int, reactants, product) -> tuple[list, li
 
 
 def direct_fraction(labels: list[str]) -> dict:
-    """The direct trajectories of halves in pairs, their fraction and its binomial error."""
-    import math
+    """The direct trajectories of halves in pairs (``Outcomes.direct``), as JSON."""
+    from ase_al.reactions import Outcomes
 
-    n = len(labels) // 2
-    count = sum(sorted(labels[2 * k : 2 * k + 2]) == ["product", "reactant"] for k in range(n))
-    p = count / n
-    return {
-        "direct": count,
-        "direct_fraction": p,
-        "direct_fraction_error": math.sqrt(p * (1 - p) / n),
-    }
+    count, fraction, error = Outcomes(labels).direct()
+    return {"direct": count, "direct_fraction": fraction, "direct_fraction_error": error}
 
 
 def paired(learned: list[str], reference: list[str]) -> dict:
@@ -238,13 +232,9 @@ def paired(learned: list[str], reference: list[str]) -> dict:
 
     from scipy.stats import binomtest
 
-    def direct(labels):
-        return [
-            sorted(labels[2 * k : 2 * k + 2]) == ["product", "reactant"]
-            for k in range(len(labels) // 2)
-        ]
+    from ase_al.reactions import Outcomes
 
-    mine, theirs = direct(learned), direct(reference)
+    mine, theirs = Outcomes(learned).joins(), Outcomes(reference).joins()
     n = len(mine)
     both = sum(a and b for a, b in zip(mine, theirs, strict=True))
     only_learned = sum(a and not b for a, b in zip(mine, theirs, strict=True))

@@ -185,6 +185,7 @@ def test_direct_trajectories_join_reactant_and_product():
     labels += ["product", "other"]
     count, fraction, error = Outcomes(labels).direct()
     assert (count, fraction) == (2, 0.5)  # a recrossing and a side product are not direct
+    assert Outcomes(labels).joins() == [True, True, False, False]
     assert error == pytest.approx(np.sqrt(0.25 / 4))
     with pytest.raises(ValueError, match="in pairs"):
         Outcomes(labels[:3]).direct()
