@@ -400,7 +400,9 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     # the optimiser alone: with no threshold it converges on the model; with one inside the
     # path's range it stops at the path's first structure above it
     free = relax_until_uncertain(product, pair, np.inf)
-    assert free.converged and free.uncertain == []
+    assert free.converged and free.uncertain == [] and not free.end_labelled
+    # the same path again, its end now labelled: said so (the learner then does not check it)
+    assert relax_until_uncertain(product, pair, np.inf, labelled=[free.path[-1]]).end_labelled
     end = free.path[-1].copy()
     end.calc = pair.members[0]
     assert np.linalg.norm(end.get_forces(), axis=1).max() < 1e-3

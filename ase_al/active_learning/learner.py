@@ -515,13 +515,13 @@ class ActiveLearner:
                     self.uncertainty.min_checks,
                 )
                 check_queue = checks.draw(certain, n, self.seed, k)
-                if n:  # the model's own stationary points, where it is certain
-                    for atoms in ends:
-                        atoms.info["uid"] = f"check{k:03d}-end{atoms.info['starting_point']:02d}"
-                    check_queue += ends
-                else:  # no checks in this run
-                    for relaxation in sampled.get("relaxations", []):
-                        relaxation["end_checked"] = False
+                ends = ends if n else []  # the model's own stationary points, where certain
+                for atoms in ends:
+                    atoms.info["uid"] = f"check{k:03d}-end{atoms.info['starting_point']:02d}"
+                check_queue += ends
+                checked = {atoms.info["starting_point"] for atoms in ends}
+                for relaxation in sampled.get("relaxations", []):
+                    relaxation["end_checked"] = relaxation["starting_point"] in checked
                 write_traj(checks_path, check_queue)
                 write_traj(selected_path, selected)
                 summary_path.write_text(json.dumps(sampled))

@@ -23,7 +23,7 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.relax import labelled_geometries, relax_until_uncertain
+from ase_al.samplers.relax import relax_until_uncertain
 from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
@@ -206,7 +206,6 @@ class SamplingStage:
         measured there and the committee can agree on a wrong well."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries, ends = [], [], []
-        seen = labelled_geometries(labelled, self.molecule)
         for index, point in enumerate(points):
             result = relax_until_uncertain(
                 point.atoms,
@@ -217,11 +216,7 @@ class SamplingStage:
                 ladder=RELAXATION_LADDER,
             )
             write_traj(folder / f"{index:02d}.traj", result.path)
-            end = result.path[-1]
-            certain_end = end.info["uncertainty"] <= threshold and not seen(end)
-            summaries.append(
-                {"starting_point": index, **result.summary(), "end_checked": certain_end}
-            )
+            summaries.append({"starting_point": index, **result.summary()})
             log.info(
                 "relaxation of starting structure %d (%s) on the model: %s after %d steps; "
                 "%d uncertain structures taken (largest uncertainty %.3g eV)",
@@ -236,7 +231,8 @@ class SamplingStage:
                 atoms.info["starting_point"] = index
                 atoms.info["sampled_by"] = "relaxation"
                 found.append(atoms)
-            if certain_end:
+            end = result.path[-1]
+            if end.info["uncertainty"] <= threshold and not result.end_labelled:
                 end = end.copy()
                 end.info.update(starting_point=index, sampled_by="relaxation end")
                 ends.append(end)

@@ -24,8 +24,9 @@ from ase_al.errors import require
 class Relaxation:
     """The outcome of :func:`relax_until_uncertain`: the uncertain structures taken (the
     first, and with a ``ladder`` the later ones), the step of each, the steps taken, whether
-    the optimisation converged (on the model), the largest uncertainty met (eV) and every
-    structure visited (``path``)."""
+    the optimisation converged (on the model), the largest uncertainty met (eV), every
+    structure visited (``path``) and whether the path's end is at the geometry of a
+    structure labelled already (``end_labelled``)."""
 
     uncertain: list
     uncertain_steps: list
@@ -33,6 +34,7 @@ class Relaxation:
     converged: bool
     max_uncertainty: float
     path: list
+    end_labelled: bool = False
 
     def summary(self) -> dict:
         return {
@@ -42,18 +44,6 @@ class Relaxation:
             "converged": self.converged,
             "max_uncertainty": self.max_uncertainty,
         }
-
-
-def labelled_geometries(labelled, atoms: Atoms):
-    """A test ``seen(frame)``: is ``frame`` at the geometry (within 1e-6 Å) of one of the
-    ``labelled`` structures with ``atoms``' elements?"""
-    known = [a.positions for a in labelled if np.array_equal(a.numbers, atoms.numbers)]
-    known = np.array(known) if known else np.empty((0, len(atoms), 3))
-
-    def seen(frame) -> bool:
-        return bool(len(known)) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
-
-    return seen
 
 
 def relax_until_uncertain(
@@ -125,7 +115,13 @@ def relax_until_uncertain(
         from ase.optimize import BFGS
 
         optimizer = BFGS(probe, logfile=None)
-    seen = labelled_geometries(labelled or (), atoms)
+    known = [a.positions for a in labelled or () if np.array_equal(a.numbers, atoms.numbers)]
+    known = np.array(known) if known else np.empty((0, len(atoms), 3))
+
+    def seen(frame) -> bool:
+        """``frame`` is at the geometry of a structure labelled already."""
+        return bool(len(known)) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
+
     path, taken, taken_steps, bar = [], [], [], uq_threshold
     converged = False
     for step, done in enumerate(optimizer.irun(fmax=fmax, steps=steps)):
@@ -142,11 +138,12 @@ def relax_until_uncertain(
                 break
             bar = ladder * u
     end = path[-1]  # irun yields the starting structure at least
+    end_labelled = seen(end)
     if (
         ladder is not None
         and end.info["uncertainty"] > uq_threshold
         and not (taken and taken[-1] is end)
-        and not seen(end)
+        and not end_labelled
     ):
         # the end of the path, the model's own stationary point: where an optimisation on
         # the finished model lands (and a learned barrier is measured); on a flat surface the
@@ -155,7 +152,7 @@ def relax_until_uncertain(
         taken_steps.append(len(path) - 1)
     largest = max(f.info["uncertainty"] for f in path)
     finished = bool(converged) and (ladder is not None or not taken)
-    return Relaxation(taken, taken_steps, len(path) - 1, finished, largest, path)
+    return Relaxation(taken, taken_steps, len(path) - 1, finished, largest, path, end_labelled)
 
 
-__all__ = ["Relaxation", "labelled_geometries", "relax_until_uncertain"]
+__all__ = ["Relaxation", "relax_until_uncertain"]
