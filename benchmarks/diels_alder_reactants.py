@@ -29,7 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_result  # noqa: E402
-from reactive_al import SHIFTS, dissociation, ethene_and_butadiene  # noqa: E402
+from reactive_al import (  # noqa: E402
+    SHIFTS,
+    dissociation,
+    dissociation_errors,
+    ethene_and_butadiene,
+)
 
 
 def judge(work: Path) -> dict:
@@ -50,19 +55,16 @@ def judge(work: Path) -> dict:
     for entry in run.history:
         k = entry["iteration"]
         pair = run.model(iteration=k)
-        predicted = pair.predict(frames, forces=False)
-        e = (predicted["energy"] - predicted["energy"][0]) / kcal_mol
+        uncertainty = pair.predict(frames, forces=False)["energy_uncertainty"]
         row = {
             "iteration": k,
             "labels": entry["n_train"],
             "threshold_eV": entry["threshold"],
             "certain_trajectories": entry.get("n_certain"),
-            "dissociation_errors_kcal_mol": {
-                f"{s:g}": round(float(x), 2) for s, x in zip(SHIFTS, e - reference, strict=True)
-            },
+            "dissociation_errors_kcal_mol": dissociation_errors(pair, frames, reference),
             "dissociation_uncertainty_kcal_mol": {
                 f"{s:g}": round(float(u) / kcal_mol, 2)
-                for s, u in zip(SHIFTS, predicted["energy_uncertainty"], strict=True)
+                for s, u in zip(SHIFTS, uncertainty, strict=True)
             },
         }
         path = work / "al" / f"iteration_{k}" / "relaxations" / "02.traj"
