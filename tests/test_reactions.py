@@ -392,6 +392,18 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         if not r["end_checked"]:  # taken as uncertain instead
             assert r["uncertain_steps"][-1] == len(path) - 1
     assert iteration["n_checks"] == len(ends) + 5
+    # a structure found along a trajectory (labelled, or checked as certain) says which
+    # starting point that trajectory's initial condition came from: 4, 2 and 2 of the 8
+    expected = np.repeat([0, 1, 2], points.counts(8))
+    along = [
+        row
+        for row in connect(tmp_path / "al" / "labelled.db").select()
+        if row.get("trajectory") is not None
+    ]
+    assert {row.source for row in along} == {"sampler", "check"}
+    assert {row.starting_point for row in along} != {0}
+    for row in along:
+        assert row.starting_point == expected[row.trajectory]
     for row in rows:
         assert row.uncertainty > iteration["threshold"]
         assert pair.predict([row.toatoms()], forces=False)["energy_uncertainty"][0] == (

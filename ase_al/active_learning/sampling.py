@@ -249,12 +249,13 @@ class SamplingStage:
             certain = CertainFrames(samples[0])
             for index in np.flatnonzero(~uncertain):
                 certain.add(samples[index].positions, index, 0.0, np.max(u[index]))
-            return SamplingResult(
+            result = SamplingResult(
                 [s for s, x in zip(samples, uncertain, strict=True) if x],
                 n_trajectories=n,
                 n_certain=int(np.sum(~uncertain)),
                 certain=certain,
             )
+            return with_starting_points(result, samples)
         if isinstance(self.sampling.initial_conditions, (list, tuple)):
             n = len(self.sampling.initial_conditions)
         conditions = self.initial_conditions(points, n)
@@ -266,7 +267,27 @@ class SamplingStage:
         result = self.sampler(pair, initial_conditions=conditions, uq_threshold=threshold, **kwargs)
         if not isinstance(result, SamplingResult):  # a user function returning list[Atoms]
             result = SamplingResult(result, n_trajectories=len(result), n_certain=0)
-        return result
+        return with_starting_points(result, conditions)
+
+
+def with_starting_points(result: SamplingResult, conditions) -> SamplingResult:
+    """Each structure of ``result`` (found in trajectory ``info["trajectory"]``) and each
+    certain frame gets the ``starting_point`` of its trajectory's initial condition. A
+    sampler copies its frames from one template, so without this every structure would say
+    it came from the first condition's point."""
+    origin = {
+        k: {"starting_point": atoms.info["starting_point"]}
+        for k, atoms in enumerate(conditions)
+        if "starting_point" in atoms.info
+    }
+    if origin:
+        for atoms in result:
+            trajectory = atoms.info.get("trajectory")
+            if trajectory in origin:
+                atoms.info.update(origin[trajectory])
+        if result.certain is not None:
+            result.certain.trajectory_info = origin
+    return result
 
 
 __all__ = ["SamplingStage"]

@@ -62,6 +62,9 @@ class CertainFrames:
         self.template = template.copy()
         self.template.calc = None
         self._positions, self._trajectory, self._time, self._uncertainty = [], [], [], []
+        #: per trajectory index, ``info`` its frames carry (e.g. which starting point its
+        #: initial condition came from); set by whoever knows the initial conditions
+        self.trajectory_info: dict[int, dict] = {}
 
     def add(self, positions, trajectory, time_fs, uncertainty) -> None:
         """Frames (F, N, 3) (or one (N, 3)) with their trajectory indices, times (fs) and
@@ -80,7 +83,7 @@ class CertainFrames:
 
     def take(self, indices) -> list[Atoms]:
         """The frames at ``indices`` as Atoms, with ``trajectory``, ``time_fs`` and
-        ``uncertainty`` in ``info``."""
+        ``uncertainty`` (and their trajectory's :attr:`trajectory_info`) in ``info``."""
         if not self._positions:
             return []
         positions = np.concatenate(self._positions)
@@ -91,6 +94,7 @@ class CertainFrames:
         for i in np.asarray(indices, int):
             atoms = self.template.copy()
             atoms.positions = positions[i]
+            atoms.info.update(self.trajectory_info.get(int(trajectory[i]), {}))
             atoms.info.update(
                 trajectory=int(trajectory[i]),
                 time_fs=float(time_fs[i]),
