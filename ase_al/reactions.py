@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.data import covalent_radii
 
 from ase_al.errors import check_atoms, require
 
@@ -239,7 +240,7 @@ class Outcomes:
     """Classified trajectory ends: ``labels[k]`` is ``"reactant"``, ``"product"`` or
     ``"other"``; ``fractions`` and ``errors`` (binomial standard errors √(p(1−p)/n)) by label;
     ``bond_times`` per trajectory: for each bond formed relative to the reactant, the time (fs)
-    at which it last formed (None if it did not)."""
+    at which it formed (None if it did not; see :func:`classify`)."""
 
     labels: list[str]
     fractions: dict = field(default_factory=dict)
@@ -322,6 +323,7 @@ def classify(
     time_step_fs: float | None = None,
     scale: float = 1.3,
     end_fs: float | None = None,
+    bond_time_scale: float | None = None,
 ) -> Outcomes:
     """Sort trajectories by what their last frame holds: the reactant's bond pattern, the
     product's, or another. ``trajectories`` are lists of Atoms (frames in order, e.g.
@@ -333,7 +335,18 @@ def classify(
     halves of 100 Diels-Alder trajectories on GFN2-xTB, 17 ended as "other" at 100 fs that
     were cyclohexene over their last 20 fs (formed with 63.7 kcal/mol to spare, the former
     ethene C-C bond or a C-H bond caught at the far end of a vibration). An outcome reached
-    within the last ``end_fs`` / 2 is not yet counted."""
+    within the last ``end_fs`` / 2 is not yet counted.
+
+    ``bond_times``: for each bond the product has and the reactant lacks that the end holds,
+    the time (fs from the first frame) at which its atoms first came within
+    ``bond_time_scale`` × the sum of their covalent radii (default ``scale``; 1.6 Å for C–C,
+    the usual time of a Diels–Alder bond formation, is 1.6 / 1.52 = 1.053). The first
+    approach, not the last: a newly formed bond is hot. In GFN2-xTB's 200 Diels–Alder
+    halves, 16 new C–C bonds came within 1.22–1.32 Å and rebounded to 1.98–2.14 Å, past the
+    1.98 Å cutoff; timed by their last formation they were 32–43 fs late, and the mean gap
+    between the two bonds was 13.4 fs instead of 7.4 (3.8 fs at 1.6 Å)."""
+    if bond_time_scale is not None and not bond_time_scale > 0:
+        raise ValueError(f"bond_time_scale must be positive, got {bond_time_scale!r}")
     if end_fs is not None and (time_step_fs is None or not end_fs >= 0):
         raise ValueError(
             f"end_fs={end_fs!r}: a window at the end needs time_step_fs and end_fs >= 0 (fs)"
@@ -345,6 +358,10 @@ def classify(
     target_bonds = [
         tuple(p) for p in np.argwhere(np.triu(reference["product"] & ~reference["reactant"], 1))
     ]
+    radii = covalent_radii[reactant.numbers]
+    cutoff = (scale if bond_time_scale is None else bond_time_scale) * (
+        radii[:, None] + radii[None, :]
+    )
     labels, times = [], []
     for frames in trajectories:
         frames = list(frames)
@@ -367,12 +384,9 @@ def classify(
             per_bond = {}
             for i, j in target_bonds:
                 formed = None
-                for k in range(len(history) - 1, -1, -1):
-                    if not history[k][i, j]:
-                        formed = (k + 1) * time_step_fs if k + 1 < len(history) else None
-                        break
-                else:
-                    formed = 0.0
+                if end[i, j]:  # the first frame within the bond-time cutoff
+                    within = [f.get_distance(i, j, mic=True) < cutoff[i, j] for f in frames]
+                    formed = float(np.argmax(within)) * time_step_fs if any(within) else None
                 per_bond[(int(i), int(j))] = formed
             times.append(per_bond)
     n = len(labels)

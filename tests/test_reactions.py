@@ -142,6 +142,17 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert classify([late], reactant, product, 0.5, end_fs=2.0).labels == ["reactant"]
     with pytest.raises(ValueError, match="end_fs=2.0: a window at the end needs time_step_fs"):
         classify([hot], reactant, product, end_fs=2.0)
+    # a bond's time is its first approach: the N-H bond forms in frame 1 (0.5 fs), overshoots,
+    # rebounds past the 1.33 Å cutoff in frames 3-5 and comes back: formed at 0.5 fs, not at
+    # 3 fs (its last formation); within 1.1 x the radii (1.12 Å), in frame 2 (1 fs)
+    rebound = path([-1.07, 0.0, 2.16, 2.6, 2.7, 2.6, 2.16, 2.16, 2.16, 2.16, 2.16])
+    assert np.hypot(0.3, 2.6 - 1.16) > 1.33 > np.hypot(0.3, 0.0 - 1.16) > 1.1 * 1.02
+    outcomes = classify([rebound], reactant, product, 0.5, end_fs=2.0)
+    assert outcomes.labels == ["product"] and outcomes.bond_times[0][(0, 2)] == 0.5
+    tight = classify([rebound], reactant, product, 0.5, end_fs=2.0, bond_time_scale=1.1)
+    assert tight.bond_times[0][(0, 2)] == 1.0
+    with pytest.raises(ValueError, match="bond_time_scale must be positive"):
+        classify([rebound], reactant, product, 0.5, bond_time_scale=0.0)
 
 
 def test_both_ways_halves_are_one_time_reversible_trajectory():
