@@ -308,11 +308,16 @@ class Outcomes:
     def asynchronicity(self) -> list[float]:
         """For trajectories that formed two or more bonds: the time (fs) between the first and
         the last bond formation (0 for a synchronous reaction)."""
+        return [gap for gap in self.gaps() if gap is not None]
+
+    def gaps(self) -> list[float | None]:
+        """Per trajectory, in order: the time (fs) between its first and last bond formation,
+        or None where it formed fewer than two bonds (see :meth:`asynchronicity`); for
+        comparing two potentials trajectory by trajectory."""
         gaps = []
         for times in self.bond_times:
             formed = [t for t in times.values() if t is not None]
-            if len(formed) >= 2:
-                gaps.append(max(formed) - min(formed))
+            gaps.append(max(formed) - min(formed) if len(formed) >= 2 else None)
         return gaps
 
 

@@ -210,15 +210,11 @@ def judged(halves, reactants, product) -> dict:
     outcomes = classify(
         halves, reactants, product, 1.0, end_fs=END_FS, bond_time_scale=BOND_TIME_SCALE
     )
-    gaps = []
-    for times in outcomes.bond_times:
-        formed = [t for t in times.values() if t is not None]
-        gaps.append(max(formed) - min(formed) if len(formed) >= 2 else None)
     return {
         **outcomes.summary(),
         "labels": outcomes.labels,
         "labels_last_frame": classify(halves, reactants, product).labels,
-        "gaps_by_half": gaps,
+        "gaps_by_half": outcomes.gaps(),
     }
 
 

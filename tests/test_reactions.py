@@ -117,6 +117,7 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert outcomes.bond_times[0][(0, 2)] == pytest.approx(first * 0.5)
     assert outcomes.bond_times[6][(0, 2)] is None
     assert outcomes.asynchronicity() == []  # one bond formed: nothing to compare
+    assert outcomes.gaps() == [None] * 10
     paths = outcomes.write([reacting] * 6 + [staying] * 3 + [leaving], tmp_path)
     from ase.io import read
 
@@ -153,6 +154,38 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert tight.bond_times[0][(0, 2)] == 1.0
     with pytest.raises(ValueError, match="bond_time_scale must be positive"):
         classify([rebound], reactant, product, 0.5, bond_time_scale=0.0)
+
+
+def test_bond_formation_gap_of_a_two_bond_reaction():
+    """Two C2 units closing a four-membered ring, one new bond after the other: each bond is
+    timed at its first approach within the cutoff (1.3 x 1.52 = 1.98 Å), a rebound past it
+    does not move that time, and the gap is the difference; halves in pairs compare
+    trajectory by trajectory through ``gaps()``."""
+    from ase_al.reactions import connectivity
+
+    def frames(y2, y3):  # C0-C1 fixed, C2 above C1 and C3 above C0 at heights y2, y3 (Å)
+        return [
+            Atoms("C4", [(0, 0, 0), (1.5, 0, 0), (1.5, a, 0), (0, b, 0)])
+            for a, b in zip(y2, y3, strict=True)
+        ]
+
+    reactant, product = frames([4.0], [4.0])[0], frames([1.5], [1.5])[0]
+    assert connectivity(product).sum() == 8  # the ring's four bonds, no diagonal
+    late = frames(
+        [4.0, 3.0, 2.5, 1.9, 1.5, 1.5, 1.5, 1.5, 2.1, 2.1, 1.5],  # C1-C2 bonded from frame 3
+        [4.0, 3.5, 3.0, 2.6, 2.3, 2.1, 1.9, 1.5, 1.5, 1.5, 1.5],  # C0-C3 from frame 6
+    )
+    together = frames([4.0, 3.0, 1.9] + [1.5] * 8, [4.0, 3.0, 1.9] + [1.5] * 8)
+    outcomes = classify([late, together], reactant, product, 0.5, end_fs=2.0)
+    assert outcomes.labels == ["product", "product"]
+    assert outcomes.bond_times[0] == {(0, 3): 3.0, (1, 2): 1.5}  # not 5.0: the rebound
+    assert outcomes.gaps() == [1.5, 0.0] and outcomes.asynchronicity() == [1.5, 0.0]
+    summary = outcomes.summary()
+    assert summary["gap_mean_fs"] == 0.75
+    assert summary["gap_error_fs"] == pytest.approx(np.std([1.5, 0.0], ddof=1) / np.sqrt(2))
+    # within 1.6 Å (bond_time_scale 1.6 / 1.52): C1-C2 at frame 4, C0-C3 at frame 7
+    tight = classify([late], reactant, product, 0.5, end_fs=2.0, bond_time_scale=1.6 / 1.52)
+    assert tight.bond_times[0] == {(0, 3): 3.5, (1, 2): 2.0}
 
 
 def test_both_ways_halves_are_one_time_reversible_trajectory():
