@@ -357,6 +357,39 @@ def dissociation_errors(model, frames, reference) -> dict:
     return {f"{shift:g}": round(float(x), 2) for shift, x in zip(SHIFTS, errors, strict=True)}
 
 
+def asynchronous_mode(vibrations, saddle) -> int:
+    """Index (among the vibrations) of the saddle point's mode that most changes the
+    difference of the two forming C-C bonds (C2-C3 minus C4-C5; the example's numbering):
+    the mode along which one bond runs ahead of the other."""
+    import numpy as np
+
+    p = saddle.positions
+    gradient = np.zeros_like(p)
+    for (i, j), sign in (((2, 3), 1.0), ((4, 5), -1.0)):
+        unit = (p[i] - p[j]) / np.linalg.norm(p[i] - p[j])
+        gradient[i] += sign * unit
+        gradient[j] -= sign * unit
+    overlap = np.abs(np.einsum("kad,ad->k", vibrations.modes, gradient))
+    return int(np.argmax(overlap[1:]) + 1)  # not the reaction coordinate (mode 0)
+
+
+def modes_at_the_saddle(model, saddle, reference) -> dict:
+    """The model's harmonic frequencies (cm⁻¹) at GFN2-xTB's saddle point against
+    GFN2-xTB's (``reference``, a HarmonicAnalysis): the imaginary one and the asynchronous
+    mode's (:func:`asynchronous_mode`), which sets how far one bond runs ahead."""
+    import ase_al
+
+    mine = ase_al.freq(saddle.copy(), model, ir=False)
+    return {
+        "imaginary_cm1": float(mine.frequencies[0]),
+        "reference_imaginary_cm1": float(reference.frequencies[0]),
+        "asynchronous_mode_cm1": float(mine.frequencies[asynchronous_mode(mine, saddle)]),
+        "reference_asynchronous_mode_cm1": float(
+            reference.frequencies[asynchronous_mode(reference, saddle)]
+        ),
+    }
+
+
 def diels_alder_along_the_run(args, work: Path) -> dict:
     """Every finished iteration's main model of ``WORK/al`` (or those of ``--iterations``, with
     those judged before) judged like the final one: its own barrier
@@ -399,7 +432,12 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
         # judged with bonds timed at their last formation, by last frames; not reported)
         path = cache / f"iteration_{k}.v2.json"
         if path.exists():
-            rows.append(json.loads(path.read_text()))
+            row = json.loads(path.read_text())
+            if "modes_at_the_saddle" not in row:  # judged before this measure
+                main = run.model(iteration=k).members[0]
+                row["modes_at_the_saddle"] = modes_at_the_saddle(main, saddle, vibrations)
+                path.write_text(json.dumps(row, indent=1))
+            rows.append(row)
             continue
         if wanted is not None and k not in wanted:
             continue
@@ -425,6 +463,7 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
             ),
             "errors_along_reference": errors_along(main, *along),
             "dissociation_errors_kcal_mol": dissociation_errors(main, *apart),
+            "modes_at_the_saddle": modes_at_the_saddle(main, saddle, vibrations),
             "barrier_kcal_mol": own.energy / kcal_mol,
             "barrier_problem": own.problem,
             "reactant_optimisation_ends_in": own.species,
@@ -461,6 +500,13 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
             f"({' + '.join(row['reactant_optimisation_ends_in'])}), "
             f"direct {100 * t['direct_fraction']:.0f} ± {100 * t['direct_fraction_error']:.0f} %, "
             f"gap {t['gap_mean_fs']:.1f} ± {t['gap_error_fs']:.1f} fs"
+        )
+        modes = row["modes_at_the_saddle"]
+        print(
+            f"iteration {row['iteration']:2d}: at GFN2-xTB's saddle point, imaginary "
+            f"{modes['imaginary_cm1']:.0f} cm-1 (GFN2-xTB {modes['reference_imaginary_cm1']:.0f}),"
+            f" asynchronous mode {modes['asynchronous_mode_cm1']:.0f} cm-1 "
+            f"(GFN2-xTB {modes['reference_asynchronous_mode_cm1']:.0f})"
         )
         gaps = row["paired_gaps"]
         print(
