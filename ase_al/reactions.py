@@ -344,8 +344,8 @@ def classify(
 
     ``bond_times``: for each bond the product has and the reactant lacks that the end holds,
     the time (fs from the first frame) at which its atoms first came within
-    ``bond_time_scale`` × the sum of their covalent radii (default ``scale``; 1.6 Å for C–C,
-    the usual time of a Diels–Alder bond formation, is 1.6 / 1.52 = 1.053). The first
+    ``bond_time_scale`` × the sum of their covalent radii (default ``scale``; 1.6 / 1.52 =
+    1.053 puts a formed C–C bond at 1.6 Å, as Diels–Alder dynamics usually do). The first
     approach, not the last: a newly formed bond is hot. In GFN2-xTB's 200 Diels–Alder
     halves, 16 new C–C bonds came within 1.22–1.32 Å and rebounded to 1.98–2.14 Å, past the
     1.98 Å cutoff; timed by their last formation they were 32–43 fs late, and the mean gap
