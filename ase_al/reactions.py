@@ -350,8 +350,10 @@ def classify(
     halves, 16 new C–C bonds came within 1.22–1.32 Å and rebounded to 1.98–2.14 Å, past the
     1.98 Å cutoff; timed by their last formation they were 32–43 fs late, and the mean gap
     between the two bonds was 13.4 fs instead of 7.4 (3.8 fs at 1.6 Å)."""
-    if bond_time_scale is not None and not bond_time_scale > 0:
-        raise ValueError(f"bond_time_scale must be positive, got {bond_time_scale!r}")
+    from ase_al.options import check_number
+
+    if check_number("bond_time_scale", bond_time_scale, minimum=0.0, optional=True) == 0.0:
+        raise ValueError("bond_time_scale must be positive, got 0")
     if end_fs is not None and (time_step_fs is None or not end_fs >= 0):
         raise ValueError(
             f"end_fs={end_fs!r}: a window at the end needs time_step_fs and end_fs >= 0 (fs)"

@@ -154,6 +154,8 @@ def test_classification_fractions_errors_and_bond_times(tmp_path):
     assert tight.bond_times[0][(0, 2)] == 1.0
     with pytest.raises(ValueError, match="bond_time_scale must be positive"):
         classify([rebound], reactant, product, 0.5, bond_time_scale=0.0)
+    with pytest.raises(TypeError, match="bond_time_scale must be a number, got str"):
+        classify([rebound], reactant, product, 0.5, bond_time_scale="1.1")
 
 
 def test_bond_formation_gap_of_a_two_bond_reaction():
