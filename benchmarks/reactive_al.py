@@ -398,8 +398,9 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
     along the complex's dissociation (:func:`dissociation`),
     and the example's N initial conditions propagated on it, against the direct GFN2-xTB run
     of the example (``WORK/GFN2-xTB``), both classified by :func:`judged`. One iteration's
-    trajectories take minutes: each result is kept in ``WORK/along_the_run/iteration_<k>.json``
-    and read back (``iteration_<k>.v2.json``)."""
+    trajectories take minutes: each result is kept in
+    ``WORK/along_the_run/iteration_<k>.v2.json`` and read back (``iteration_<k>.json``, judged
+    with the earlier definitions, is not)."""
     import numpy as np
     from ase import units
     from ase.io import read
@@ -518,15 +519,14 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
             (f"bonds over the last {END_FS:g} fs", row["paired"]),
             ("last frame", row["last_frame"]["paired"]),
         ):
-            if pair is not None:
-                print(
-                    f"iteration {row['iteration']:2d} ({name}): trajectory by trajectory, "
-                    f"direct on both {pair['direct_on_both']}, on it only "
-                    f"{pair['direct_on_the_learned_only']}, on GFN2-xTB only "
-                    f"{pair['direct_on_the_reference_only']}: difference "
-                    f"{100 * pair['direct_fraction_difference']:+.0f} ± "
-                    f"{100 * pair['paired_error']:.0f} % (McNemar p = {pair['mcnemar_p']:.2g})"
-                )
+            print(
+                f"iteration {row['iteration']:2d} ({name}): trajectory by trajectory, "
+                f"direct on both {pair['direct_on_both']}, on it only "
+                f"{pair['direct_on_the_learned_only']}, on GFN2-xTB only "
+                f"{pair['direct_on_the_reference_only']}: difference "
+                f"{100 * pair['direct_fraction_difference']:+.0f} ± "
+                f"{100 * pair['paired_error']:.0f} % (McNemar p = {pair['mcnemar_p']:.2g})"
+            )
     print(
         f"GFN2-xTB: direct {100 * direct['direct_fraction']:.0f} ± "
         f"{100 * direct['direct_fraction_error']:.0f} %, gap {direct['gap_mean_fs']:.1f} ± "
