@@ -19,7 +19,8 @@ the same on an actively learned potential, side by side.
 4. With MODEL (``ANI``, ``MACE``; MAX_EPOCHS for the networks): a potential is actively learned
    from the saddle point (transition-state sampling), cyclohexene and the ethene-butadiene
    complex (Wigner sampling, the modes below 100 cm-1 kept at their equilibrium positions),
-   each also optimised on every iteration's model, and ethene and butadiene 6 Å farther
+   each also optimised on every iteration's model and its curvature along GFN2-xTB's modes
+   checked (modes more than 5 % off labelled), and ethene and butadiene 6 Å farther
    apart than in the complex (``info["separated"]``: each molecule sampled, their relative
    motion free) as starting structures, until its checks of
    certain structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``),
@@ -214,11 +215,16 @@ if model_name is not None:
         # (displaced harmonically they tear the molecules apart) and get thermal momenta
         # and the three are optimised on every iteration's model (the saddle point by Sella),
         # the first uncertain structure of each path labelled: on the flat surface around the
-        # complex, an optimisation on the learned potential found wells GFN2-xTB does not have
+        # complex, an optimisation on the learned potential found wells GFN2-xTB does not have;
+        # and the model's curvature along GFN2-xTB's modes at each structure, from which the
+        # initial conditions are drawn, is checked: a mode more than 5 % off is labelled
+        # both ways along it (at the saddle point the asynchronous mode sets how far apart
+        # the two bonds form)
         sampling=ase_al.Sampling(
             options={"max_time_fs": fs_each_way},
             freeze_below_cm1=100.0,
             relax_starting_points=True,
+            frequency_tolerance=0.05,
         ),
         uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
         warm_start=networks,

@@ -337,6 +337,69 @@ class SlidingDimer(Calculator):
         }
 
 
+class Scaled(Calculator):
+    """``factor`` × another calculator's energy and forces: every curvature scaled by it."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, calc, factor):
+        super().__init__()
+        self.calc, self.factor = calc, factor
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        work = self.atoms.copy()
+        work.calc = self.calc
+        self.results = {
+            "energy": self.factor * work.get_potential_energy(),
+            "forces": self.factor * work.get_forces(),
+        }
+
+
+def test_frequency_check_along_the_reference_modes(hcn_saddle):
+    """At the HCN <-> HNC saddle point, the curvature along the reference's modes gives the
+    reference's own wavenumbers back (the imaginary one negative); a surface scaled by 0.81
+    has every one 10 % low: off at a 5 % tolerance, with two structures displaced both ways
+    along each mode by one to two Wigner widths, where the reference's energy rises (falls,
+    along the reaction coordinate) as ½λa²; at a 15 % tolerance none is off."""
+    from ase_al.samplers.modes import check_modes, frequencies_along_modes, wigner_widths
+
+    calc, saddle, vib = hcn_saddle
+    ours = frequencies_along_modes(calc, saddle, vib)
+    np.testing.assert_allclose(ours, vib.frequencies, atol=1.0)  # cm-1
+    assert (ours < 0).sum() == 1 and ours[0] < -800
+    scaled = Scaled(calc, 0.81)
+    check = check_modes(scaled, saddle, vib, 0.05, 300.0, np.random.default_rng(1))
+    np.testing.assert_allclose(check.model, 0.9 * vib.frequencies, rtol=2e-3, atol=1.0)
+    assert np.all(np.abs(vib.frequencies) >= 100) and list(check.off) == [0, 1, 2]
+    assert len(check.displaced) == 6
+    summary = check.summary()
+    assert summary["n_off"] == 3 and summary["max_relative_error"] == pytest.approx(0.1, abs=3e-3)
+    e0 = saddle.get_potential_energy()
+    widths = wigner_widths(vib, 300.0)
+    inv_sqrt_m = np.repeat(saddle.get_masses() ** -0.5, 3)
+    for k in range(3):
+        plus, minus = check.displaced[2 * k : 2 * k + 2]
+        assert plus.info["mode"] == minus.info["mode"] == k
+        assert plus.info["mode_cm1"] == pytest.approx(vib.frequencies[k])
+        d = vib.mass_weighted_modes[k] * inv_sqrt_m  # Cartesian direction of the mode
+        shift = (plus.positions - saddle.positions).ravel()
+        np.testing.assert_allclose(minus.positions - saddle.positions, -shift.reshape(-1, 3))
+        amplitude = np.dot(shift, d) / np.dot(d, d)  # mass-weighted, Å·amu^1/2
+        np.testing.assert_allclose(shift, amplitude * d, atol=1e-12)
+        assert widths[k] <= amplitude <= 2 * widths[k]
+        assert plus.info["mode_displacement"] == pytest.approx(np.linalg.norm(shift))
+        energies = []
+        for atoms in (plus, minus):
+            atoms.calc = calc
+            energies.append(atoms.get_potential_energy())
+        omega = vib.angular_frequencies[k]
+        harmonic = 0.5 * np.sign(omega) * omega**2 * amplitude**2  # eV
+        assert np.mean(energies) - e0 == pytest.approx(harmonic, rel=0.15)
+    quiet = check_modes(scaled, saddle, vib, 0.15, 300.0, np.random.default_rng(1))
+    assert list(quiet.off) == [] and quiet.displaced == []
+
+
 def test_a_ladder_also_takes_the_uncertain_end_of_the_path():
     """With a ladder, the path's end (the model's own minimum) is taken when it is above the
     threshold though never twice as uncertain as the first structure taken; not when it is
@@ -394,7 +457,10 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         workdir=tmp_path / "al",
         initial_data=InitialData(batch=40, max_points=40),
         sampling=Sampling(
-            n_trajectories=8, options={"max_time_fs": 10.0}, relax_starting_points=True
+            n_trajectories=8,
+            options={"max_time_fs": 10.0},
+            relax_starting_points=True,
+            frequency_tolerance=0.05,
         ),
         selection=Selection(max_iterations=1),
         progress=False,
@@ -438,6 +504,24 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         if not r["end_checked"]:  # taken as uncertain instead
             assert r["uncertain_steps"][-1] == len(path) - 1
     assert iteration["n_checks"] == len(ends) + 5
+    # each starting structure's modes on the model against the reference's: the modes off by
+    # more than 5 % labelled, displaced both ways along the reference's mode
+    frequency_checks = iteration["frequency_checks"]
+    assert [c["starting_point"] for c in frequency_checks] == [0, 1, 2]
+    displaced = list(connect(tmp_path / "al" / "labelled.db").select(sampled_by="frequency check"))
+    assert len(displaced) == 2 * sum(c["n_off"] for c in frequency_checks) > 0
+    for row in displaced:
+        point = points.points[row.starting_point]
+        check = frequency_checks[row.starting_point]
+        off = {m["mode"]: m for m in check["off"]}
+        assert row.source == "sampler" and row.mode in off
+        assert row.mode_cm1 == pytest.approx(off[row.mode]["reference_cm1"], abs=0.05)
+        model_cm1, reference_cm1 = off[row.mode]["model_cm1"], off[row.mode]["reference_cm1"]
+        assert abs(model_cm1 - reference_cm1) > 0.05 * abs(reference_cm1)
+        shift = (row.positions - point.atoms.positions).ravel()
+        mode = point.vibrations.modes[row.mode].ravel()  # unit Cartesian
+        assert abs(np.dot(shift, mode)) == pytest.approx(np.linalg.norm(shift), rel=1e-9)
+        assert abs(row.mode_displacement) == pytest.approx(np.linalg.norm(shift))
     # a structure found along a trajectory (labelled, or checked as certain) says which
     # starting point that trajectory's initial condition came from: 4, 2 and 2 of the 8
     expected = np.repeat([0, 1, 2], points.counts(8))

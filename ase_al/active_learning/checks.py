@@ -180,8 +180,10 @@ def check_and_label(learner, k, pair, threshold, sampled, selected, check_queue)
     u_check, e_check = errors(pair, learner.labelled(iteration=k, source="check"), learner.n_states)
     confidence = learner.uncertainty.confidence
     relaxed = sampled.get("relaxations", [])
-    few = sampled["n_uncertain"] < learner.selection.min_new_points and not any(
-        r["found_uncertain"] for r in relaxed
+    few = (
+        sampled["n_uncertain"] < learner.selection.min_new_points
+        and not any(r["found_uncertain"] for r in relaxed)
+        and not any(c["n_off"] for c in sampled.get("frequency_checks", []))
     )
     converged = few and (target is None or meets_target(e_check, target, confidence))
     u_sel, e_sel = u_check[:0], e_check[:0]

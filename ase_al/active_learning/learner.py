@@ -70,6 +70,9 @@ SAMPLING_KEYS = (
     "sampling_batch",
     "sampled_by",
     "starting_point",
+    "mode",
+    "mode_cm1",
+    "mode_displacement",
 )
 
 _PARAMETERS = (
@@ -421,6 +424,7 @@ class ActiveLearner:
             ),
             "freeze_below_cm1": self.sampling.freeze_below_cm1,
             "relax_starting_points": self.sampling.relax_starting_points,
+            "frequency_tolerance": self.sampling.frequency_tolerance,
             "uq_threshold": self.uncertainty.threshold,
             "init_batch": self.initial_data.batch,
             "max_init_points": self.initial_data.max_points,

@@ -65,6 +65,11 @@ class SamplingStage:
                 "Sampling.relax_starting_points optimises on one potential energy surface; a "
                 "multistate model has several"
             )
+        if self.n_states is not None and self.sampling.frequency_tolerance is not None:
+            raise ValueError(
+                "Sampling.frequency_tolerance checks the curvature of one potential energy "
+                "surface; a multistate model has several"
+            )
         sampler = "batch_md" if sampler is None else sampler
         self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
         self.sampler_options = dict(self.sampling.options)
@@ -194,7 +199,43 @@ class SamplingStage:
                 pair, threshold, points, folder / "relaxations", labelled()
             )
             selected += found
+        if self.sampling.frequency_tolerance is not None:
+            found, summary["frequency_checks"] = self.frequency_checks(pair, points)
+            selected += found
         return selected, summary, first.certain, ends
+
+    def frequency_checks(self, pair, points):
+        """The model's wavenumbers along the reference's modes at every starting point
+        (:attr:`Sampling.frequency_tolerance`): the structures displaced along the modes off
+        (``sampled_by="frequency check"``) and a summary per point."""
+        from ase_al.samplers.modes import check_modes
+
+        found, summaries = [], []
+        for index, point in enumerate(points):
+            check = check_modes(
+                pair,
+                point.atoms,
+                point.vibrations,
+                self.sampling.frequency_tolerance,
+                self.sampling.temperature,
+                self.rng,
+            )
+            summaries.append({"starting_point": index, **check.summary()})
+            log.info(
+                "frequencies of starting structure %d on the model: %d of %d modes off by more "
+                "than %.0f %%%s",
+                index,
+                len(check.off),
+                len(check.checked),
+                100 * self.sampling.frequency_tolerance,
+                "".join(
+                    f"; {check.reference[k]:.0f} cm-1 is {check.model[k]:.0f}" for k in check.off
+                ),
+            )
+            for atoms in check.displaced:
+                atoms.info.update(starting_point=index, sampled_by="frequency check")
+                found.append(atoms)
+        return found, summaries
 
     def relaxations(self, pair, threshold, points, folder, labelled):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):

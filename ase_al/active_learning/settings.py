@@ -128,6 +128,22 @@ class Sampling:
         complex. The run is not converged while a path meets an uncertain structure. The
         paths are written to ``iteration_<k>/relaxations/<point>.traj``. Single-state
         models only.
+    frequency_tolerance : float, optional
+        A fraction (0.1: 10 %). Each iteration, the model's harmonic wavenumbers along the
+        reference's normal modes at every starting structure (the curvature of the model's
+        surface along each mode the Wigner and transition-state sampling displace, at the
+        reference's geometry: two force evaluations per mode, no reference calculation) are
+        compared with the reference's, for the modes of 100 cm⁻¹ or more
+        (:data:`ase_al.samplers.modes.FLOOR_CM1`). Each mode off by more than this fraction
+        gets two structures labelled: the starting structure displaced both ways along it by
+        one to two of its Wigner widths at the sampling temperature
+        (:func:`ase_al.samplers.modes.check_modes`; ``sampled_by="frequency check"``, on top
+        of :attr:`Selection.new_points`). Initial conditions drawn from the reference's modes
+        are only what the model's own would be when its curvature agrees there; a reaction's
+        asynchronous mode at the saddle point sets the time between its bond formations.
+        The run is not converged while a mode is off. ``sampling.json`` lists the modes off
+        per starting structure (``frequency_checks``). Default None: no check. Single-state
+        models only.
     """
 
     sampler: str | Callable | None = None
@@ -138,6 +154,7 @@ class Sampling:
     max_batches: int = 20
     freeze_below_cm1: float = 0.0
     relax_starting_points: bool = False
+    frequency_tolerance: float | None = None
 
     def __post_init__(self):
         if self.sampler is not None and not isinstance(self.sampler, str):
@@ -151,6 +168,13 @@ class Sampling:
         check_int("Sampling.max_batches", self.max_batches, minimum=1)
         check_number("Sampling.freeze_below_cm1", self.freeze_below_cm1, minimum=0.0)
         check_type("Sampling.relax_starting_points", self.relax_starting_points, bool)
+        tolerance = check_number(
+            "Sampling.frequency_tolerance", self.frequency_tolerance, minimum=0.0, optional=True
+        )
+        if tolerance == 0.0:
+            raise ValueError(
+                "Sampling.frequency_tolerance must be > 0 (a fraction, e.g. 0.05 for 5 %), got 0"
+            )
 
 
 @dataclass(frozen=True)

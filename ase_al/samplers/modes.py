@@ -1,0 +1,157 @@
+"""A model's curvature along the reference's normal modes, and structures displaced along the
+modes where it is wrong.
+
+Wigner sampling at a minimum and transition-state sampling at a saddle point draw their
+initial conditions from the *reference's* normal modes. Propagated on a model whose surface
+is curved differently there, they are not what the model's own harmonic distribution would
+be, and the dynamics differ from the reference's from the first femtosecond: a mode whose
+wavenumber is 10 % low holds its thermal energy at a 10 % larger amplitude, and at a
+Diels-Alder saddle point the soft *asynchronous* mode (one forming bond running ahead of the
+other) sets how far apart in time the two bonds form.
+
+The check is cheap, since the reference's Hessian at every starting structure was computed
+anyway: for each reference mode (mass-weighted unit vector e, Cartesian displacement
+d = M^-1/2 e) the model's curvature along it is
+
+    λ = eᵀ M^-1/2 H_model M^-1/2 e = -(F(x + h d) - F(x - h d))·d / (2h)
+
+by central differences of the model's forces, and its wavenumber ν = sign(λ) √|λ| / (2πc),
+negative for a direction of negative curvature (the reaction coordinate at a saddle point).
+This is the Rayleigh quotient of the model's Hessian on the reference's mode, the curvature
+along the direction the sampling displaces and pushes: no matching of the model's own modes to
+the reference's is needed. A mode found off is labelled where it matters, at structures
+displaced both ways along it by an amplitude typical of its Wigner distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms, units
+
+from ase_al.simulations import HBAR
+
+#: cm⁻¹: modes softer than this (in magnitude) are not checked: the intermolecular and
+#: torsional modes of complexes and floppy molecules, strongly anharmonic at thermal
+#: amplitudes, for which a harmonic wavenumber says little, and the free relative motions of
+#: separate molecules
+FLOOR_CM1 = 100.0
+
+#: Å: the Cartesian length of the finite-difference step along each mode
+STEP = 0.01
+
+
+def frequencies_along_modes(model, atoms: Atoms, vibrations, step: float = STEP) -> np.ndarray:
+    """The model's harmonic wavenumbers (cm⁻¹) along ``vibrations``' normal modes at
+    ``atoms``: the curvature of the model's surface along each mode (a Rayleigh quotient of
+    its Hessian, by central differences of its forces with a Cartesian step of ``step`` Å),
+    negative where the curvature is. For the reference itself these are its own wavenumbers
+    (``vibrations.frequencies``).
+
+    ``model``: a calculator, with batched ``predict(images, forces=True)`` when it has one;
+    ``vibrations``: a :class:`~ase_al.simulations.HarmonicAnalysis` of ``atoms``' geometry.
+    """
+    from ase_al.calculators.committee import predict_batch
+
+    inv_sqrt_m = np.repeat(atoms.get_masses() ** -0.5, 3)
+    directions = vibrations.mass_weighted_modes * inv_sqrt_m[None, :]  # d = M^-1/2 e
+    h = step / np.linalg.norm(directions, axis=1)  # mass-weighted step, Å·amu^1/2
+    images = []
+    for d, hk in zip(directions, h, strict=True):
+        for sign in (1.0, -1.0):
+            displaced = Atoms(atoms.numbers, atoms.positions + sign * hk * d.reshape(-1, 3))
+            images.append(displaced)
+    forces = np.asarray(predict_batch(model, images, forces=True)["forces"], float)
+    forces = forces.reshape(len(directions), 2, -1)
+    curvature = -np.einsum("ki,ki->k", forces[:, 0] - forces[:, 1], directions) / (2 * h)
+    return np.sign(curvature) * np.sqrt(np.abs(curvature)) * HBAR / units.invcm
+
+
+def wigner_widths(vibrations, temperature: float) -> np.ndarray:
+    """Each mode's Wigner position width (mass-weighted, Å·amu^1/2) at ``temperature`` K:
+    √(ħ/2ω · coth(ħω/2kT)) with ω = |ω| for an imaginary mode."""
+    omega = np.abs(vibrations.angular_frequencies)
+    if temperature > 0:
+        x = HBAR * omega / (2 * units.kB * temperature)
+        return np.sqrt(HBAR / (2 * omega) / np.tanh(x))
+    return np.sqrt(HBAR / (2 * omega))
+
+
+@dataclass
+class ModeCheck:
+    """What :func:`check_modes` found at one structure."""
+
+    #: cm⁻¹, the reference's and the model's along the same modes
+    reference: np.ndarray
+    model: np.ndarray
+    #: indices (among the vibrations) of the modes checked, and of those found off
+    checked: np.ndarray
+    off: np.ndarray
+    #: two structures per mode off, displaced both ways along it
+    displaced: list[Atoms] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """JSON-ready: the modes off with both wavenumbers, the largest relative error."""
+        relative = np.abs(self.model - self.reference) / np.abs(self.reference)
+        return {
+            "modes_checked": int(len(self.checked)),
+            "n_off": int(len(self.off)),
+            "off": [
+                {
+                    "mode": int(k),
+                    "reference_cm1": round(float(self.reference[k]), 1),
+                    "model_cm1": round(float(self.model[k]), 1),
+                }
+                for k in self.off
+            ],
+            "max_relative_error": (
+                round(float(np.max(relative[self.checked])), 4) if len(self.checked) else None
+            ),
+        }
+
+
+def check_modes(
+    model,
+    atoms: Atoms,
+    vibrations,
+    tolerance: float,
+    temperature: float,
+    rng: np.random.Generator,
+    floor_cm1: float = FLOOR_CM1,
+) -> ModeCheck:
+    """Compare the model's wavenumbers along the reference's modes at ``atoms`` (the
+    reference's stationary point) with the reference's (:func:`frequencies_along_modes`).
+
+    A mode of at least ``floor_cm1`` in magnitude is *off* when the two differ by more than
+    ``tolerance`` (a fraction) of the reference's. Each mode off gets two structures,
+    ``atoms`` displaced along it by +a and -a, a drawn uniformly between one and two of its
+    Wigner position widths at ``temperature`` K (:func:`wigner_widths`; a new draw each
+    call, so that a mode still off next time is labelled elsewhere). Each carries
+    ``info["mode"]`` (its index among the vibrations), ``info["mode_cm1"]`` (the reference's
+    wavenumber) and ``info["mode_displacement"]`` (Å, the Cartesian length of the
+    displacement, signed).
+    """
+    reference = np.asarray(vibrations.frequencies, float)
+    model_cm1 = frequencies_along_modes(model, atoms, vibrations)
+    checked = np.flatnonzero(np.abs(reference) >= floor_cm1)
+    relative = np.abs(model_cm1[checked] - reference[checked]) / np.abs(reference[checked])
+    off = checked[relative > tolerance]
+    widths = wigner_widths(vibrations, temperature)
+    inv_sqrt_m = np.repeat(atoms.get_masses() ** -0.5, 3)
+    displaced = []
+    for k in off:
+        d = (vibrations.mass_weighted_modes[k] * inv_sqrt_m).reshape(-1, 3)
+        amplitude = widths[k] * rng.uniform(1.0, 2.0)
+        for sign in (1.0, -1.0):
+            structure = Atoms(atoms.numbers, atoms.positions + sign * amplitude * d)
+            structure.info.update(
+                mode=int(k),
+                mode_cm1=float(reference[k]),
+                mode_displacement=float(sign * amplitude * np.linalg.norm(d)),
+            )
+            displaced.append(structure)
+    return ModeCheck(reference, model_cm1, checked, off, displaced)
+
+
+__all__ = ["FLOOR_CM1", "ModeCheck", "check_modes", "frequencies_along_modes", "wigner_widths"]
