@@ -475,6 +475,10 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
         rows.append(row)
     for row in rows:
         t = row["trajectories"]
+        # what the run's frequency check (Sampling.frequency_tolerance) found with this model
+        sampled = run.iteration_dir(row["iteration"]) / "sampling.json"
+        if sampled.exists():
+            row["frequency_checks"] = json.loads(sampled.read_text()).get("frequency_checks")
         row["paired"] = paired(t["labels"], direct["labels"])
         row["paired_gaps"] = paired_gaps(t["gaps_by_half"], direct["gaps_by_half"])
         row["last_frame"] = {
@@ -509,6 +513,13 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
             f" asynchronous mode {modes['asynchronous_mode_cm1']:.0f} cm-1 "
             f"(GFN2-xTB {modes['reference_asynchronous_mode_cm1']:.0f})"
         )
+        for check in row.get("frequency_checks") or []:
+            print(
+                f"iteration {row['iteration']:2d}: starting structure {check['starting_point']}, "
+                f"{check['n_off']} of {check['modes_checked']} modes more than the tolerance "
+                f"off (largest {100 * check['max_relative_error']:.0f} %): "
+                + ", ".join(f"{m['reference_cm1']:.0f}: {m['model_cm1']:.0f}" for m in check["off"])
+            )
         gaps = row["paired_gaps"]
         print(
             f"iteration {row['iteration']:2d}: gap half by half ({gaps['halves']} halves), "

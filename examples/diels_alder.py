@@ -3,7 +3,7 @@ minima it connects, quasi-classical trajectories from the barrier top, classifie
 the same on an actively learned potential, side by side.
 
     python examples/diels_alder.py [WORKDIR] [N_TRAJECTORIES] [FS_EACH_WAY] [MODEL] [MAX_EPOCHS]
-        [TARGET]
+        [TARGET] [MAX_ITERATIONS]
 
 1. Transition state by Sella from a guess (cyclohexene with the two new C-C bonds stretched),
    checked to have one imaginary mode; the descent both ways must give cyclohexene and
@@ -23,7 +23,8 @@ the same on an actively learned potential, side by side.
    checked (modes more than 5 % off labelled), and ethene and butadiene 6 Å farther
    apart than in the complex (``info["separated"]``: each molecule sampled, their relative
    motion free) as starting structures, until its checks of
-   certain structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``),
+   certain structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``)
+   or MAX_ITERATIONS (default 20) have run,
    the networks continuing from the previous iteration's weights (``warm_start``); its own
    saddle point and reactants give the learned barrier (``ase_al.reactions.barrier``), and
    the same N initial conditions are propagated on it.
@@ -68,6 +69,7 @@ fs_each_way = float(sys.argv[3]) if len(sys.argv) > 3 else 100.0
 model_name = sys.argv[4] if len(sys.argv) > 4 else None
 max_epochs = int(sys.argv[5]) if len(sys.argv) > 5 else 300
 target_kcal_mol = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
+max_iterations = int(sys.argv[7]) if len(sys.argv) > 7 else 20  # the learner's default
 workdir.mkdir(parents=True, exist_ok=True)
 calc = ase_al.methods("GFN2-xTB")
 kcal_mol = units.kcal / units.mol
@@ -227,6 +229,7 @@ if model_name is not None:
             frequency_tolerance=0.05,
         ),
         uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
+        selection=ase_al.Selection(max_iterations=max_iterations),
         warm_start=networks,
     ).run()
     run = ase_al.ALRun(workdir / "al")
