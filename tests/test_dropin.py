@@ -291,6 +291,10 @@ def test_option_objects_check_their_own_values():
         Equilibrium(vibrations=[1, 2, 3])
     with pytest.raises(ValueError, match="Sampling.freeze_below_cm1 must be >= 0"):
         Sampling(freeze_below_cm1=-1.0)
+    with pytest.raises(ValueError, match="frequency_tolerance must be > 0"):
+        Sampling(frequency_tolerance=0)
+    with pytest.raises(TypeError, match="frequency_tolerance must be a number, got str"):
+        Sampling(frequency_tolerance="5%")
     # a mistyped field is named with the nearest one
     with pytest.raises(TypeError, match="Sampling got an unknown keyword 'freeze_below'; did you"):
         Sampling(freeze_below=100.0)

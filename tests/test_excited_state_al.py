@@ -264,5 +264,13 @@ def test_bad_multistate_setups(tmp_path):
             model=MultiState(model="KREG", n_states=2),
             uq="committee",
         )
+    for option in ("relax_starting_points", "frequency_tolerance"):
+        with pytest.raises(ValueError, match=f"Sampling.{option} .* multistate model has several"):
+            ActiveLearner(
+                molecule("H2O"),
+                TriatomicAvoidedCrossing(),
+                model=MultiState(model="KREG", n_states=2),
+                sampling=Sampling(**{option: True if option.startswith("relax") else 0.05}),
+            )
     with pytest.raises(TypeError, match="multistate committee"):
         surface_hopping(object(), [molecule("H2O")], 0.1)
