@@ -69,7 +69,7 @@ fs_each_way = float(sys.argv[3]) if len(sys.argv) > 3 else 100.0
 model_name = sys.argv[4] if len(sys.argv) > 4 else None
 max_epochs = int(sys.argv[5]) if len(sys.argv) > 5 else 300
 target_kcal_mol = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
-max_iterations = int(sys.argv[7]) if len(sys.argv) > 7 else 20  # the learner's default
+max_iterations = int(sys.argv[7]) if len(sys.argv) > 7 else ase_al.Selection().max_iterations
 workdir.mkdir(parents=True, exist_ok=True)
 calc = ase_al.methods("GFN2-xTB")
 kcal_mol = units.kcal / units.mol

@@ -54,8 +54,7 @@ def frequencies_along_modes(model, atoms: Atoms, vibrations, step: float = STEP)
     """
     from ase_al.calculators.committee import predict_batch
 
-    inv_sqrt_m = np.repeat(atoms.get_masses() ** -0.5, 3)
-    directions = vibrations.mass_weighted_modes * inv_sqrt_m[None, :]  # d = M^-1/2 e
+    directions = mode_directions(atoms, vibrations)
     h = step / np.linalg.norm(directions, axis=1)  # mass-weighted step, Å·amu^1/2
     images = []
     for d, hk in zip(directions, h, strict=True):
@@ -68,14 +67,20 @@ def frequencies_along_modes(model, atoms: Atoms, vibrations, step: float = STEP)
     return np.sign(curvature) * np.sqrt(np.abs(curvature)) * HBAR / units.invcm
 
 
+def mode_directions(atoms: Atoms, vibrations) -> np.ndarray:
+    """(n_vib, 3N): each mass-weighted unit mode e as a Cartesian direction d = M^-1/2 e, so
+    that ``atoms`` displaced by q·d is displaced by q (Å·amu^1/2) along the mode."""
+    inv_sqrt_m = np.repeat(atoms.get_masses() ** -0.5, 3)
+    return vibrations.mass_weighted_modes * inv_sqrt_m[None, :]
+
+
 def wigner_widths(vibrations, temperature: float) -> np.ndarray:
     """Each mode's Wigner position width (mass-weighted, Å·amu^1/2) at ``temperature`` K:
-    √(ħ/2ω · coth(ħω/2kT)) with ω = |ω| for an imaginary mode."""
-    omega = np.abs(vibrations.angular_frequencies)
-    if temperature > 0:
-        x = HBAR * omega / (2 * units.kB * temperature)
-        return np.sqrt(HBAR / (2 * omega) / np.tanh(x))
-    return np.sqrt(HBAR / (2 * omega))
+    √(ħ/2ω · coth(ħω/2kT)) with ω = |ω| for an imaginary mode (the widths the Wigner
+    sampler draws from)."""
+    from ase_al.samplers.wigner import _wigner_widths
+
+    return _wigner_widths(np.abs(vibrations.angular_frequencies), temperature)[0]
 
 
 @dataclass
@@ -138,10 +143,10 @@ def check_modes(
     relative = np.abs(model_cm1[checked] - reference[checked]) / np.abs(reference[checked])
     off = checked[relative > tolerance]
     widths = wigner_widths(vibrations, temperature)
-    inv_sqrt_m = np.repeat(atoms.get_masses() ** -0.5, 3)
+    directions = mode_directions(atoms, vibrations)
     displaced = []
     for k in off:
-        d = (vibrations.mass_weighted_modes[k] * inv_sqrt_m).reshape(-1, 3)
+        d = directions[k].reshape(-1, 3)
         amplitude = widths[k] * rng.uniform(1.0, 2.0)
         for sign in (1.0, -1.0):
             structure = Atoms(atoms.numbers, atoms.positions + sign * amplitude * d)
@@ -154,4 +159,11 @@ def check_modes(
     return ModeCheck(reference, model_cm1, checked, off, displaced)
 
 
-__all__ = ["FLOOR_CM1", "ModeCheck", "check_modes", "frequencies_along_modes", "wigner_widths"]
+__all__ = [
+    "FLOOR_CM1",
+    "ModeCheck",
+    "check_modes",
+    "frequencies_along_modes",
+    "mode_directions",
+    "wigner_widths",
+]
