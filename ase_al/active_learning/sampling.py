@@ -223,7 +223,7 @@ class SamplingStage:
             summaries.append({"starting_point": index, **check.summary()})
             log.info(
                 "frequencies of starting structure %d on the model: %d of %d modes off by more "
-                "than %.0f %%%s",
+                "than %.3g %%%s",
                 index,
                 len(check.off),
                 len(check.checked),
