@@ -14,6 +14,8 @@
   reversed) from each initial condition, e.g. from
   :func:`ase_al.samplers.transition_state_sampling`; :meth:`Outcomes.direct` counts those that
   join reactant and product.
+* :class:`ShiftedBarrierTop`: a potential with its barrier top moved along the reaction
+  coordinate, to measure how much a trajectory outcome hangs on where the top lies.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import Calculator, all_changes
 from ase.data import covalent_radii
 
 from ase_al.errors import check_atoms, require
@@ -488,3 +490,49 @@ def propagate_both_ways(
         forward, backward = future.result()
         pairs.append((forward, backward))
     return pairs
+
+
+class ShiftedBarrierTop(Calculator):
+    """``calc`` with its barrier top moved by ``shift`` along a saddle point's reaction
+    coordinate: how sensitive are the outcomes of transition-state trajectories to a model's
+    top lying off the reference's?
+
+    Adds V = |λ|·shift·q·exp(-(q/width)²) to ``calc``'s energy (and its forces), q being the
+    mass-weighted displacement (Å·amu^1/2) from ``saddle`` along the imaginary mode of
+    ``vibrations`` (its sign as given there), |λ| that mode's curvature. Near the top,
+    -½|λ|q² + |λ|·shift·q = -½|λ|(q - shift)² + const: the top moves by ``shift`` (to first
+    order in it); the Gaussian keeps the change local (``width`` in Å·amu^1/2, default 1, about
+    four thermal widths of the Diels-Alder reaction coordinate at 300 K) so that reactants and
+    products are untouched. The mean force along the coordinate that
+    :func:`ase_al.samplers.modes.check_barrier_top` measures on this surface is shifted by
+    exactly -|λ|·shift at the saddle point's dividing surface (q = 0). The projection is
+    in the saddle point's frame: meant for the first tens of femtoseconds around the top,
+    which is where the Gaussian lets it act.
+    """
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, calc, saddle: Atoms, vibrations, shift: float, width: float = 1.0):
+        from ase_al.samplers.modes import reaction_coordinate
+
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be > 0 (Å·amu^1/2), got {width}")
+        self.calc, self.shift, self.width = calc, float(shift), float(width)
+        self.origin = saddle.positions.ravel().copy()
+        k, direction, curvature = reaction_coordinate(saddle, vibrations)
+        #: dq/dx (amu^1/2): the mass-weighted mode times √m
+        self.gradient = vibrations.mass_weighted_modes[k] * np.repeat(saddle.get_masses(), 3) ** 0.5
+        self.strength = curvature * self.shift  # eV/(Å·amu^1/2)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        work = self.atoms.copy()
+        work.calc = self.calc
+        q = float(self.gradient @ (self.atoms.positions.ravel() - self.origin))
+        g = math.exp(-((q / self.width) ** 2))
+        dv = self.strength * g * (1 - 2 * q**2 / self.width**2) * self.gradient
+        self.results = {
+            "energy": work.get_potential_energy() + self.strength * q * g,
+            "forces": work.get_forces() - dv.reshape(-1, 3),
+        }

@@ -178,6 +178,26 @@ def judge_diels_alder(learned: dict, direct: dict, barrier_deviation: float, bas
 WINDOWS = ((0, 20), (20, 50), (50, 100.5))
 
 
+def example_settings(work: Path, trajectories: int, fs_each_way: float) -> dict:
+    """The Diels-Alder example's N, FS and GFN2-xTB barrier (kcal/mol, from the complex) in
+    ``work``: from its ``summary.json`` when the example has finished, else N and FS as
+    given and the barrier from ``stationary.traj``'s reference energies."""
+    from ase import units
+    from ase.io import read
+
+    path = work / "summary.json"
+    if path.exists():
+        summary = json.loads(path.read_text())
+        return {key: summary[key] for key in ("n_trajectories", "fs_each_way", "barrier_kcal_mol")}
+    saddle, reactants, _ = read(work / "stationary.traj", ":")
+    energy = saddle.info["reference_energy"] - reactants.info["reference_energy"]
+    return {
+        "n_trajectories": trajectories,
+        "fs_each_way": fs_each_way,
+        "barrier_kcal_mol": energy / (units.kcal / units.mol),
+    }
+
+
 def reference_frames(folder: Path, n: int, every: int = 5):
     """Every ``every``-th frame (1 fs apart) of the first ``n`` trajectories' halves in
     ``folder`` (the example's direct GFN2-xTB run), with their times (fs)."""
@@ -410,9 +430,11 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
     from ase_al.samplers import transition_state_sampling
 
     kcal_mol = units.kcal / units.mol
-    reference = json.loads((work / "summary.json").read_text())
-    n, fs = reference["n_trajectories"], reference["fs_each_way"]
     saddle, reactants, cyclohexene = read(work / "stationary.traj", ":")
+    # the example writes summary.json when its learning has finished; a run going on has
+    # none yet: N and FS as given here, the barrier from the stationary points' energies
+    reference = example_settings(work, args.trajectories, args.fs)
+    n, fs = reference["n_trajectories"], reference["fs_each_way"]
     # GFN2-xTB's halves classified here as the learned ones are (summary.json may be older)
     direct = reference_outcomes(work / "GFN2-xTB", n, reactants, cyclohexene)
     stationary = [reactants, saddle, cyclohexene]

@@ -295,6 +295,10 @@ def test_option_objects_check_their_own_values():
         Sampling(frequency_tolerance=0)
     with pytest.raises(TypeError, match="frequency_tolerance must be a number, got str"):
         Sampling(frequency_tolerance="5%")
+    with pytest.raises(ValueError, match="barrier_top_tolerance must be > 0"):
+        Sampling(barrier_top_tolerance=0.0)
+    with pytest.raises(ValueError, match="barrier_top_tolerance must be >= 0"):
+        Sampling(barrier_top_tolerance=-0.1)
     # a mistyped field is named with the nearest one
     with pytest.raises(TypeError, match="Sampling got an unknown keyword 'freeze_below'; did you"):
         Sampling(freeze_below=100.0)
@@ -319,6 +323,11 @@ BAD_LEARNER_OPTIONS = [
     ({"executor": 4}, TypeError, "executor must be"),
     ({"initial_conditions": lambda n: []}, TypeError, r"initial_conditions\(n, seed\)"),
     ({"initial_data": [molecule("H2O")]}, ValueError, "does not match the molecule"),
+    (
+        {"sampling": Sampling(barrier_top_tolerance=0.1)},
+        ValueError,
+        r"barrier top at a transition state: mark one starting structure",
+    ),
 ]
 
 

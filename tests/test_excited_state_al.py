@@ -264,7 +264,7 @@ def test_bad_multistate_setups(tmp_path):
             model=MultiState(model="KREG", n_states=2),
             uq="committee",
         )
-    for option in ("relax_starting_points", "frequency_tolerance"):
+    for option in ("relax_starting_points", "frequency_tolerance", "barrier_top_tolerance"):
         with pytest.raises(ValueError, match=f"Sampling.{option} .* multistate model has several"):
             ActiveLearner(
                 molecule("H2O"),

@@ -400,6 +400,77 @@ def test_frequency_check_along_the_reference_modes(hcn_saddle):
     assert list(quiet.off) == [] and quiet.displaced == []
 
 
+def test_barrier_top_check_finds_the_top_moved_along_the_reaction_coordinate(hcn_saddle):
+    """At the HCN <-> HNC saddle point, the reference's own forces put its barrier top at 0;
+    a surface whose top was moved by δ along the reaction coordinate is found moved by δ
+    from transition-state samples labelled with the reference (mean force along it over
+    |λ|), and the top of that surface along the reaction coordinate, fitted to a scan, lies
+    at δ; off when δ is more than the tolerance times the coordinate's Wigner width."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ase_al.reactions import ShiftedBarrierTop
+    from ase_al.samplers import transition_state_sampling
+    from ase_al.samplers.modes import check_barrier_top, reaction_coordinate, wigner_widths
+
+    calc, saddle, vib = hcn_saddle
+    samples = transition_state_sampling(saddle, vib, 12, 300.0, seed=3, direction="random")
+    for atoms in samples:
+        work = atoms.copy()
+        work.calc = calc
+        atoms.calc = SinglePointCalculator(atoms, forces=work.get_forces())
+    k, direction, curvature = reaction_coordinate(saddle, vib)
+    assert k == 0 and curvature == pytest.approx(vib.angular_frequencies[0] ** 2)
+    width = wigner_widths(vib, 300.0)[0]
+    same = check_barrier_top(calc, samples, saddle, vib, 300.0, 0.1)
+    assert abs(same.shift) < 1e-9 and not same.off
+    delta = 0.02  # Å·amu^1/2
+    tilted = ShiftedBarrierTop(calc, saddle, vib, delta)
+    check = check_barrier_top(tilted, samples, saddle, vib, 300.0, 0.5 * delta / width)
+    assert check.shift == pytest.approx(delta, rel=1e-6) and check.error < 1e-8 and check.off
+    assert check.shift_A == pytest.approx(delta * np.linalg.norm(direction))
+    assert check.width == pytest.approx(width) and check.n == 12
+    summary = check.summary()
+    assert summary["shift_in_widths"] == pytest.approx(delta / width, abs=1e-4) and summary["off"]
+    assert not check_barrier_top(tilted, samples, saddle, vib, 300.0, 2 * delta / width).off
+    # the top along the reaction coordinate of either surface: where a quartic fitted to a
+    # scan through the saddle point is stationary; the tilted one's lies δ farther along
+    q = np.linspace(-0.1, 0.1, 11)
+
+    def top(potential):
+        energies = []
+        for value in q:
+            atoms = Atoms(saddle.numbers, saddle.positions + value * direction.reshape(-1, 3))
+            atoms.calc = potential
+            energies.append(atoms.get_potential_energy())
+        slope = np.polyder(np.polyfit(q, energies, 4))
+        return min(np.roots(slope).real, key=abs)
+
+    assert abs(top(calc)) < 0.2 * delta
+    assert top(tilted) - top(calc) == pytest.approx(delta, rel=0.05)
+    with pytest.raises(ValueError, match="first-order saddle point"):
+        reaction_coordinate(saddle, type("Modes", (), {"frequencies": np.abs(vib.frequencies)}))
+    with pytest.raises(ValueError, match="at least 2"):
+        check_barrier_top(calc, samples[:1], saddle, vib, 300.0, 0.1)
+    with pytest.raises(ValueError, match="width must be > 0"):
+        ShiftedBarrierTop(calc, saddle, vib, delta, width=0.0)
+    # far from the top (q = 4 Å·amu^1/2 along the coordinate) the surface is the one
+    # underneath (here a cheap one, EMT, that any geometry converges on)
+    from ase.calculators.emt import EMT
+
+    far = Atoms(saddle.numbers, saddle.positions + 4.0 * direction.reshape(-1, 3))
+    far.calc = ShiftedBarrierTop(EMT(), saddle, vib, delta)
+    e_far = far.get_potential_energy()
+    far.calc = EMT()
+    assert e_far == pytest.approx(far.get_potential_energy(), abs=1e-6)
+    # its forces are the gradient of its energy (central differences), near the top
+    from ase.calculators.fd import calculate_numerical_forces
+
+    near = samples[0].copy()
+    near.positions += 0.4 * direction.reshape(-1, 3)
+    near.calc = ShiftedBarrierTop(EMT(), saddle, vib, 0.5)
+    np.testing.assert_allclose(near.get_forces(), calculate_numerical_forces(near, eps=1e-5), atol=1e-5)
+
+
 def test_a_ladder_also_takes_the_uncertain_end_of_the_path():
     """With a ladder, the path's end (the model's own minimum) is taken when it is above the
     threshold though never twice as uncertain as the first structure taken; not when it is
@@ -461,6 +532,7 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
             options={"max_time_fs": 10.0},
             relax_starting_points=True,
             frequency_tolerance=0.05,
+            barrier_top_tolerance=0.1,
         ),
         selection=Selection(max_iterations=1),
         progress=False,
@@ -522,6 +594,34 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         mode = point.vibrations.modes[row.mode].ravel()  # unit Cartesian
         assert abs(np.dot(shift, mode)) == pytest.approx(np.linalg.norm(shift), rel=1e-9)
         assert abs(row.mode_displacement) == pytest.approx(np.linalg.norm(shift))
+    # the barrier top: 20 transition-state samples labelled at the saddle point, and the
+    # iteration's model's mean force along the reference's reaction coordinate over them
+    # against the reference's gives where its top lies
+    from ase_al.samplers.modes import BARRIER_SAMPLES, check_barrier_top
+
+    (barrier,) = iteration["barrier_checks"]
+    barrier_rows = list(
+        connect(tmp_path / "al" / "labelled.db").select(sampled_by="barrier-top check")
+    )
+    assert (
+        barrier["starting_point"] == 2
+        and len(barrier_rows) == barrier["n_samples"] == BARRIER_SAMPLES
+    )
+    saddle = points.points[2]
+    k = int(np.argmin(saddle.vibrations.frequencies))
+    mode = saddle.vibrations.mass_weighted_modes[k]
+    sqrt_m = np.repeat(saddle.atoms.get_masses(), 3) ** 0.5
+    for row in barrier_rows:
+        assert row.source == "barrier check" and row.starting_point == 2
+        assert row.uid.startswith("barrier001-") and row.iteration == 1
+        shift = (row.positions - saddle.atoms.positions).ravel()
+        assert np.linalg.norm(shift) > 1e-3
+        assert abs(np.dot(mode, sqrt_m * shift)) < 1e-8  # on the reference's dividing surface
+    again = check_barrier_top(
+        pair, [row.toatoms() for row in barrier_rows], saddle.atoms, saddle.vibrations, 300.0, 0.1
+    )
+    assert barrier["shift"] == pytest.approx(again.shift, abs=1e-5)
+    assert barrier["off"] == (abs(again.shift) > 0.1 * again.width)
     # a structure found along a trajectory (labelled, or checked as certain) says which
     # starting point that trajectory's initial condition came from: 4, 2 and 2 of the 8
     expected = np.repeat([0, 1, 2], points.counts(8))

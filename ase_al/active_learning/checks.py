@@ -170,13 +170,22 @@ def summarise(u_check, e_check, u_sel, e_sel, target, threshold, confidence) -> 
     return summary
 
 
-def check_and_label(learner, k, pair, threshold, sampled, selected, check_queue):
-    """Label iteration ``k``'s overconfidence checks, decide convergence, label the
-    selected structures unless converged; returns (converged, failures, the summary)."""
+def check_and_label(
+    learner, k, pair, threshold, sampled, selected, check_queue, barrier_queue=(), points=()
+):
+    """Label iteration ``k``'s overconfidence checks and barrier-top samples, decide
+    convergence, label the selected structures unless converged; returns (converged,
+    failures, the summary)."""
     target = learner.uncertainty.target_error
     failures = 0
     if check_queue:
         failures += learner._label_queue(check_queue, iteration=k, source="check")
+    barrier_checks = []
+    if barrier_queue:
+        failures += learner._label_queue(barrier_queue, iteration=k, source="barrier check")
+        barrier_checks = learner.stage.barrier_checks(
+            pair, points, learner.labelled(iteration=k, source="barrier check")
+        )
     u_check, e_check = errors(pair, learner.labelled(iteration=k, source="check"), learner.n_states)
     confidence = learner.uncertainty.confidence
     relaxed = sampled.get("relaxations", [])
@@ -184,6 +193,7 @@ def check_and_label(learner, k, pair, threshold, sampled, selected, check_queue)
         sampled["n_uncertain"] < learner.selection.min_new_points
         and not any(r["found_uncertain"] for r in relaxed)
         and not any(c["n_off"] for c in sampled.get("frequency_checks", []))
+        and not any(c["off"] for c in barrier_checks)
     )
     converged = few and (target is None or meets_target(e_check, target, confidence))
     u_sel, e_sel = u_check[:0], e_check[:0]
@@ -213,6 +223,8 @@ def check_and_label(learner, k, pair, threshold, sampled, selected, check_queue)
             _fmt(summary["spearman"], ".2f"),
         )
     summary["target_error"] = target
+    if barrier_checks:
+        summary["barrier_checks"] = barrier_checks
     return converged, failures, summary
 
 

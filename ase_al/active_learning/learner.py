@@ -251,6 +251,13 @@ class ActiveLearner:
         self.stage = SamplingStage(
             self.sampling, self.selection, self.molecule, self.n_states, self.rng, progress
         )
+        if self.sampling.barrier_top_tolerance is not None and not any(
+            atoms.info.get("transition_state") for atoms in self.molecules
+        ):
+            raise ValueError(
+                "Sampling.barrier_top_tolerance checks the barrier top at a transition state: "
+                "mark one starting structure info['transition_state'] = True"
+            )
         self._check_initial_data()
 
     # -- the sampling stage's pieces, for the initial data and tests --------------------
@@ -425,6 +432,7 @@ class ActiveLearner:
             "freeze_below_cm1": self.sampling.freeze_below_cm1,
             "relax_starting_points": self.sampling.relax_starting_points,
             "frequency_tolerance": self.sampling.frequency_tolerance,
+            "barrier_top_tolerance": self.sampling.barrier_top_tolerance,
             "uq_threshold": self.uncertainty.threshold,
             "init_batch": self.initial_data.batch,
             "max_init_points": self.initial_data.max_points,
@@ -503,14 +511,20 @@ class ActiveLearner:
             selected_path = folder / "selected.traj"
             summary_path = folder / "sampling.json"
             checks_path = folder / "checks.traj"
+            barrier_path = folder / "barrier.traj"
             if selected_path.exists() and summary_path.exists():
                 selected = read_traj(selected_path)
                 sampled = json.loads(summary_path.read_text())
                 check_queue = read_traj(checks_path) if checks_path.exists() else []
+                barrier_queue = read_traj(barrier_path) if barrier_path.exists() else []
             else:
                 selected, sampled, certain, ends = self.stage.iteration(
                     pair, threshold, points, folder, self.labelled
                 )
+                barrier_queue = self.stage.barrier_samples(points)
+                for index, atoms in enumerate(barrier_queue):
+                    atoms.info["uid"] = f"barrier{k:03d}-{index:06d}"
+                write_traj(barrier_path, barrier_queue)
                 for index, atoms in enumerate(selected):
                     atoms.info["uid"] = f"it{k:03d}-{index:06d}"
                 n = checks.n_checks(
@@ -538,7 +552,7 @@ class ActiveLearner:
                 len(selected),
             )
             converged, failures, checked = checks.check_and_label(
-                self, k, pair, threshold, sampled, selected, check_queue
+                self, k, pair, threshold, sampled, selected, check_queue, barrier_queue, points
             )
             state["failed"] = state.get("failed", 0) + failures
             history.append(

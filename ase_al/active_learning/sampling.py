@@ -70,6 +70,11 @@ class SamplingStage:
                 "Sampling.frequency_tolerance checks the curvature of one potential energy "
                 "surface; a multistate model has several"
             )
+        if self.n_states is not None and self.sampling.barrier_top_tolerance is not None:
+            raise ValueError(
+                "Sampling.barrier_top_tolerance checks the forces on one potential energy "
+                "surface; a multistate model has several"
+            )
         sampler = "batch_md" if sampler is None else sampler
         self.sampler = get_sampler(sampler) if isinstance(sampler, str) else sampler
         self.sampler_options = dict(self.sampling.options)
@@ -236,6 +241,70 @@ class SamplingStage:
                 atoms.info.update(starting_point=index, sampled_by="frequency check")
                 found.append(atoms)
         return found, summaries
+
+    def barrier_samples(self, points) -> list[Atoms]:
+        """With :attr:`Sampling.barrier_top_tolerance`: at every transition-state starting
+        point, :data:`~ase_al.samplers.modes.BARRIER_SAMPLES` structures by its
+        transition-state sampling, to be labelled for :meth:`barrier_checks`
+        (``sampled_by="barrier-top check"``); none without the option."""
+        from ase_al.samplers.modes import BARRIER_SAMPLES
+        from ase_al.samplers.wigner import transition_state_sampling
+
+        if self.sampling.barrier_top_tolerance is None:
+            return []
+        found = []
+        for index, point in enumerate(points):
+            if not point.saddle:
+                continue
+            samples = transition_state_sampling(
+                point.atoms,
+                point.vibrations,
+                BARRIER_SAMPLES,
+                self.sampling.temperature,
+                seed=int(self.rng.integers(2**32)),
+                direction="random",
+                freeze_below_cm1=self.sampling.freeze_below_cm1,
+            )
+            for atoms in samples:
+                atoms.info.update(starting_point=index, sampled_by="barrier-top check")
+                found.append(atoms)
+        return found
+
+    def barrier_checks(self, pair, points, labelled: list[Atoms]) -> list[dict]:
+        """Where ``pair`` puts the barrier top at each transition-state starting point,
+        from that point's ``labelled`` barrier samples (see :meth:`barrier_samples` and
+        :func:`~ase_al.samplers.modes.check_barrier_top`): a summary per point."""
+        from ase_al.samplers.modes import check_barrier_top
+
+        summaries = []
+        for index, point in enumerate(points):
+            samples = [
+                a
+                for a in labelled
+                if a.info.get("key_value_pairs", a.info).get("starting_point") == index
+            ]
+            if not point.saddle or len(samples) < 2:
+                continue
+            check = check_barrier_top(
+                pair,
+                samples,
+                point.atoms,
+                point.vibrations,
+                self.sampling.temperature,
+                self.sampling.barrier_top_tolerance,
+            )
+            summaries.append({"starting_point": index, **check.summary()})
+            log.info(
+                "barrier top of starting structure %d on the model: %+.4f ± %.4f Å·amu^1/2 "
+                "(%+.4f Å) along the reaction coordinate, %+.2f of its width%s",
+                index,
+                check.shift,
+                check.error,
+                check.shift_A,
+                check.shift / check.width,
+                f": more than {self.sampling.barrier_top_tolerance:g}" if check.off else "",
+            )
+        return summaries
 
     def relaxations(self, pair, threshold, points, folder, labelled):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
