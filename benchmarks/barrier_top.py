@@ -53,18 +53,14 @@ def labelled_samples(work: Path, samples) -> list:
     from ase.calculators.singlepoint import SinglePointCalculator
 
     import ase_al
+    from ase_al.calculators.committee import predict_batch
 
     path = work / "barrier_top" / "reference_forces.npy"
     if path.exists():
         forces = np.load(path)
     else:
-        calc = ase_al.methods("GFN2-xTB")
-        forces = []
-        for atoms in samples:
-            work_atoms = atoms.copy()
-            work_atoms.calc = calc
-            forces.append(work_atoms.get_forces())
-        forces = np.array(forces)
+        gfn2 = ase_al.methods("GFN2-xTB")
+        forces = np.asarray(predict_batch(gfn2, samples, forces=True)["forces"], float)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, forces)
     labelled = []
