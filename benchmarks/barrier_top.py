@@ -12,7 +12,9 @@ direct GFN2-xTB run of its N transition-state-sampled initial conditions, ``DIR/
    processes) and classified as the example does; against the direct run, trajectory by
    trajectory (the same initial conditions). A few minutes per shift; kept in
    ``DIR/barrier_top/shift_<δ>/``.
-2. **The networks.** Each finished iteration's main network of ``DIR/al``: where it puts the
+2. **A soft mode** (``--soften MODE:CM1``): the same with one of the saddle point's real
+   modes softened near the top, as a network may have it.
+3. **The networks.** Each finished iteration's main network of ``DIR/al``: where it puts the
    top (:func:`ase_al.samplers.modes.check_barrier_top` over all N initial conditions,
    labelled once with GFN2-xTB and kept in ``DIR/barrier_top/reference_forces.npy``), beside
    its direct fraction where ``reactive_al.py diels-alder --along-the-run`` has judged it.
@@ -127,6 +129,101 @@ def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrati
     return direct, rows
 
 
+def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0):
+    """``calc`` with the saddle point's ``mode`` at ``cm1`` instead of its own wavenumber
+    near the top (an ASE calculator): -½Δλ·q_k²·exp(-(q_0/width)²) added, q_k the
+    mass-weighted displacement along the mode, q_0 along the reaction coordinate, Δλ the
+    change of the mode's curvature (eV/(Å²·amu))."""
+    import math
+
+    import numpy as np
+    from ase import units
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from ase_al.samplers.modes import reaction_coordinate
+    from ase_al.simulations import HBAR
+
+    sqrt_m = np.repeat(saddle.get_masses(), 3) ** 0.5
+    k0 = reaction_coordinate(saddle, vibrations)[0]
+    along_mode = vibrations.mass_weighted_modes[mode] * sqrt_m  # dq_k/dx
+    along_top = vibrations.mass_weighted_modes[k0] * sqrt_m
+    origin = saddle.positions.ravel().copy()
+
+    def curvature(nu):
+        return (nu * units.invcm / HBAR) ** 2
+
+    change = curvature(vibrations.frequencies[mode]) - curvature(cm1)
+
+    class Surface(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            work = self.atoms.copy()
+            work.calc = calc
+            dx = self.atoms.positions.ravel() - origin
+            qk, q0 = float(along_mode @ dx), float(along_top @ dx)
+            g = math.exp(-((q0 / width) ** 2))
+            v = -0.5 * change * qk**2 * g
+            dv = -change * qk * g * along_mode + v * (-2 * q0 / width**2) * along_top
+            self.results = {
+                "energy": work.get_potential_energy() + v,
+                "forces": work.get_forces() - dv.reshape(-1, 3),
+            }
+
+    return Surface()
+
+
+def soften(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
+    """The same initial conditions on GFN2-xTB with ``spec`` = ``MODE:CM1`` (the saddle
+    point's mode MODE, by index among the vibrations, softened to CM1 near the top): does
+    a network's soft mode explain its outcomes?"""
+    from ase.io import read, write
+
+    import ase_al
+    from ase_al.executors import default_executor
+    from ase_al.reactions import propagate_both_ways
+    from ase_al.samplers.modes import frequencies_along_modes
+
+    mode, cm1 = int(spec.split(":")[0]), float(spec.split(":")[1])
+    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
+    surface = softened(ase_al.methods("GFN2-xTB"), saddle, vibrations, mode, cm1)
+    folder = work / "barrier_top" / f"mode_{mode}_{cm1:.0f}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / f"{n - 1:03d}_backward.traj").exists():
+        pairs = propagate_both_ways(
+            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
+        )
+        for k, (forward, backward) in enumerate(pairs):
+            write(folder / f"{k:03d}_forward.traj", forward)
+            write(folder / f"{k:03d}_backward.traj", backward)
+    halves = [
+        read(folder / f"{k:03d}_{way}.traj", ":")
+        for k in range(n)
+        for way in ("forward", "backward")
+    ]
+    outcome = judged(halves, reactants, product)
+    row = {
+        "mode": mode,
+        "reference_cm1": float(vibrations.frequencies[mode]),
+        "softened_to_cm1": float(frequencies_along_modes(surface, saddle, vibrations)[mode]),
+        "direct": outcome["direct"],
+        "gap_mean_fs": outcome["gap_mean_fs"],
+        "gap_error_fs": outcome["gap_error_fs"],
+        "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+    }
+    p = row["against_gfn2_xtb"]
+    print(
+        f"mode {mode} ({row['reference_cm1']:.0f} cm-1) at {row['softened_to_cm1']:.0f} cm-1: "
+        f"{row['direct']} direct (GFN2-xTB {direct['direct']}; here only "
+        f"{p['direct_on_the_learned_only']}, on GFN2-xTB only "
+        f"{p['direct_on_the_reference_only']})",
+        flush=True,
+    )
+    return row
+
+
 def networks(work: Path, wanted, saddle, vibrations, samples):
     import ase_al
     from ase_al.samplers.modes import check_barrier_top
@@ -162,6 +259,9 @@ def main():
     parser.add_argument("--shifts", default="-0.05,0.05", help="Å·amu^1/2, comma-separated")
     parser.add_argument("--iterations", default="", help="comma-separated; default all")
     parser.add_argument("--no-networks", action="store_true")
+    parser.add_argument(
+        "--soften", default="", help="MODE:CM1,...: the saddle point's modes softened near the top"
+    )
     parser.add_argument("--trajectories", type=int, default=100, help="N, as the example's")
     parser.add_argument("--fs", type=float, default=100.0, help="fs each way, as the example's")
     args = parser.parse_args()
@@ -182,6 +282,11 @@ def main():
         "gfn2_xtb_gap_fs": [direct["gap_mean_fs"], direct["gap_error_fs"]],
         "shifted": rows,
     }
+    result["softened"] = [
+        soften(work, spec, summary, saddle, reactants, product, vibrations, samples)
+        for spec in args.soften.split(",")
+        if spec.strip()
+    ]
     if not args.no_networks and (work / "al" / "state.json").exists():
         wanted = {int(k) for k in args.iterations.split(",") if k.strip()}
         result["networks"] = networks(work, wanted, saddle, vibrations, samples)
