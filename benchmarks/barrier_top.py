@@ -18,6 +18,7 @@ direct GFN2-xTB run of its N transition-state-sampled initial conditions, ``DIR/
    top (:func:`ase_al.samplers.modes.check_barrier_top` over all N initial conditions,
    labelled once with GFN2-xTB and kept in ``DIR/barrier_top/reference_forces.npy``), beside
    its direct fraction where ``reactive_al.py diels-alder --along-the-run`` has judged it.
+   ``--networks-only`` measures these alone (``results/barrier_top_diels_alder_networks.json``).
 
 Results: ``benchmarks/results/barrier_top_diels_alder.json``.
 """
@@ -253,12 +254,21 @@ def networks(work: Path, wanted, saddle, vibrations, samples):
     return rows
 
 
+def iterations(args) -> set[int]:
+    return {int(k) for k in args.iterations.split(",") if k.strip()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--shifts", default="-0.05,0.05", help="Å·amu^1/2, comma-separated")
     parser.add_argument("--iterations", default="", help="comma-separated; default all")
     parser.add_argument("--no-networks", action="store_true")
+    parser.add_argument(
+        "--networks-only",
+        action="store_true",
+        help="only the networks of DIR/al (results/barrier_top_diels_alder_networks.json)",
+    )
     parser.add_argument(
         "--soften", default="", help="MODE:CM1,...: the saddle point's modes softened near the top"
     )
@@ -269,6 +279,10 @@ def main():
     summary, saddle, reactants, product, vibrations, samples = initial_conditions(
         work, args.trajectories, args.fs
     )
+    if args.networks_only:  # a run going on: its networks, the sensitivity left as it is
+        rows = networks(work, iterations(args), saddle, vibrations, samples)
+        write_result("barrier_top_diels_alder_networks", {"workdir": str(work), "networks": rows})
+        return
     shifts = [float(s) for s in args.shifts.split(",") if s.strip()]
     direct, rows = sensitivity(
         work, shifts, summary, saddle, reactants, product, vibrations, samples
@@ -288,8 +302,7 @@ def main():
         if spec.strip()
     ]
     if not args.no_networks and (work / "al" / "state.json").exists():
-        wanted = {int(k) for k in args.iterations.split(",") if k.strip()}
-        result["networks"] = networks(work, wanted, saddle, vibrations, samples)
+        result["networks"] = networks(work, iterations(args), saddle, vibrations, samples)
     write_result("barrier_top_diels_alder", result)
 
 
