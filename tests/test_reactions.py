@@ -468,7 +468,9 @@ def test_barrier_top_check_finds_the_top_moved_along_the_reaction_coordinate(hcn
     near = samples[0].copy()
     near.positions += 0.4 * direction.reshape(-1, 3)
     near.calc = ShiftedBarrierTop(EMT(), saddle, vib, 0.5)
-    np.testing.assert_allclose(near.get_forces(), calculate_numerical_forces(near, eps=1e-5), atol=1e-5)
+    np.testing.assert_allclose(
+        near.get_forces(), calculate_numerical_forces(near, eps=1e-5), atol=1e-5
+    )
 
 
 def test_a_ladder_also_takes_the_uncertain_end_of_the_path():
@@ -576,6 +578,13 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         if not r["end_checked"]:  # taken as uncertain instead
             assert r["uncertain_steps"][-1] == len(path) - 1
     assert iteration["n_checks"] == len(ends) + 5
+    # their true errors, by starting point (what lowers a point's relaxation threshold)
+    assert [e["starting_point"] for e in iteration["relaxation_ends"]] == sorted(ends)
+    for e in iteration["relaxation_ends"]:
+        row = ends[e["starting_point"]]
+        true = abs(pair.predict([row.toatoms()], forces=False)["energy"][0] - row.energy)
+        assert e["error"] == pytest.approx(true, abs=1e-6)
+        assert e["uncertainty"] == pytest.approx(row.uncertainty, rel=1e-3, abs=1e-6)
     # each starting structure's modes on the model against the reference's: the modes off by
     # more than 5 % labelled, displaced both ways along the reference's mode
     frequency_checks = iteration["frequency_checks"]
@@ -691,3 +700,55 @@ def test_learner_names_the_starting_structure_wrongly_marked_as_a_saddle_point(t
     ) as err:
         build_starting_points([minimum.copy(), marked], calc, tmp_path)
     assert err.value.vibrations.frequencies.min() > -50.0  # what the search found, kept
+
+
+def test_a_relaxation_ending_off_the_target_gets_its_own_lower_threshold(tmp_path):
+    """A checked relaxation end whose true error exceeds the target lowers that starting
+    point's relaxation threshold to 0.7 × its uncertainty (not below the target), raised back
+    by 1/0.7 as its ends meet the target and dropped at the run's; and the relaxation then
+    labels the path by its own threshold (the ladder from the first structure above it), its
+    end being checked only below it."""
+    from ase_al import Sampling, Selection
+    from ase_al.active_learning import checks
+    from ase_al.active_learning.sampling import RELAXATION_LADDER, SamplingStage
+    from ase_al.active_learning.starting_points import StartingPoint
+
+    target, threshold = 0.02, 0.13
+    off = [{"starting_point": 2, "uncertainty": 0.096, "error": 0.081}]
+    within = [{"starting_point": 2, "uncertainty": 0.05, "error": 0.01}]
+    lowered = checks.adjusted_relaxation_thresholds({}, off, threshold, target)
+    assert lowered == {2: pytest.approx(0.7 * 0.096)}
+    # again off: from the smaller of its own threshold and the end's uncertainty
+    again = checks.adjusted_relaxation_thresholds(lowered, off, threshold, target)
+    assert again == {2: pytest.approx(0.7 * 0.7 * 0.096)}
+    floor = checks.adjusted_relaxation_thresholds({2: 0.021}, off, threshold, target)
+    assert floor == {2: pytest.approx(target)}
+    raised = checks.adjusted_relaxation_thresholds(again, within, threshold, target)
+    assert raised == {2: pytest.approx(0.7 * 0.096)}
+    assert checks.adjusted_relaxation_thresholds({2: 0.1}, within, threshold, target) == {}
+    # other points and runs without a target are left alone
+    assert checks.adjusted_relaxation_thresholds({0: 0.05}, off, threshold, None) == {0: 0.05}
+    assert checks.adjusted_relaxation_thresholds({0: 0.05}, off, threshold, target)[0] == 0.05
+
+    # the relaxation of a point with its own threshold: SlidingDimer's uncertainty runs from
+    # 1.0 (r = 1.5 Å) to 1.15 (r = 0.74 Å), all below the run's threshold of 1.2
+    stage = SamplingStage(
+        Sampling(relax_starting_points=True),
+        Selection(),
+        Atoms("H2"),
+        None,
+        np.random.default_rng(0),
+        False,
+    )
+    start = Atoms("H2", [(0, 0, 0), (0, 0, 1.5)])
+    points = [StartingPoint(start, None), StartingPoint(start.copy(), None)]
+    found, summaries, ends = stage.relaxations(SlidingDimer(), 1.2, points, tmp_path, [], {1: 1.05})
+    assert "threshold" not in summaries[0] and summaries[1]["threshold"] == 1.05
+    assert summaries[0]["uncertain_steps"] == []
+    path = read(tmp_path / "01.traj", ":")
+    u = [frame.info["uncertainty"] for frame in path]
+    assert summaries[1]["uncertain_steps"] == ladder_steps(u, 1.05, RELAXATION_LADDER)
+    assert len(found) == len(summaries[1]["uncertain_steps"]) >= 1
+    assert {a.info["starting_point"] for a in found} == {1}
+    # the end of point 0 is below the run's threshold: checked; point 1's is above its own
+    assert [end.info["starting_point"] for end in ends] == [0]

@@ -41,7 +41,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 
 from ase_al.active_learning.selection import format_threshold
 from ase_al.calculators.multistate import multistate_labels
@@ -52,6 +52,8 @@ log = logging.getLogger("ase_al")
 LOWER = 0.7
 #: "too often": the fraction of checked certain structures above the target
 TOO_OFTEN = 0.25
+#: eV per kcal/mol
+KCAL_MOL = units.kcal / units.mol
 
 
 def n_checks(n_trajectories: int, fraction: float, minimum: int) -> int:
@@ -186,7 +188,9 @@ def check_and_label(
         barrier_checks = learner.stage.barrier_checks(
             pair, points, learner.labelled(iteration=k, source="barrier check")
         )
-    u_check, e_check = errors(pair, learner.labelled(iteration=k, source="check"), learner.n_states)
+    checked_images = learner.labelled(iteration=k, source="check")
+    u_check, e_check = errors(pair, checked_images, learner.n_states)
+    ends = relaxation_ends(checked_images, u_check, e_check)
     confidence = learner.uncertainty.confidence
     relaxed = sampled.get("relaxations", [])
     few = (
@@ -223,6 +227,8 @@ def check_and_label(
             _fmt(summary["spearman"], ".2f"),
         )
     summary["target_error"] = target
+    if ends:
+        summary["relaxation_ends"] = ends
     if barrier_checks:
         summary["barrier_checks"] = barrier_checks
     return converged, failures, summary
@@ -271,6 +277,70 @@ def adjusted_threshold(threshold, summary: dict, target, converged: bool, ceilin
         format_threshold(threshold),
         format_threshold(adjusted),
     )
+    return adjusted
+
+
+def relaxation_ends(images: list[Atoms], u: np.ndarray, e: np.ndarray) -> list[dict]:
+    """The checked ends of the relaxations on the model (``sampled_by="relaxation end"``)
+    among the labelled checks ``images``: starting point, uncertainty and true energy error
+    (eV) of each, by starting point (single-state runs only: relaxations need one surface)."""
+    found = []
+    for atoms, u_k, e_k in zip(images, u, e, strict=True):
+        pairs = atoms.info.get("key_value_pairs", atoms.info)
+        if pairs.get("sampled_by") == "relaxation end" and np.ndim(e_k) == 0:
+            found.append(
+                {
+                    "starting_point": int(pairs["starting_point"]),
+                    "uncertainty": float(u_k),
+                    "error": float(e_k),
+                }
+            )
+    return sorted(found, key=lambda end: end["starting_point"])
+
+
+def adjusted_relaxation_thresholds(
+    current: dict, ends: list[dict], threshold: float, target
+) -> dict:
+    """Each starting point's own threshold for its relaxation on the model, for the
+    iterations that follow ({starting point: eV}; points not named use the run's threshold).
+
+    A relaxation's end is the model's own minimum or saddle point, where barriers and binding
+    energies are read; near a weakly bound complex the learned surface is flat, and a
+    committee that disagrees by less than the run's threshold (set for the trajectories'
+    frames) can still put the minimum in a well 2 kcal/mol too deep, a new one each
+    iteration. So when a checked end's true error exceeds ``target`` (eV), that point's
+    threshold becomes :data:`LOWER` × the smaller of its threshold and the end's own
+    uncertainty, not below ``target``: the next relaxations label the uncertain part of the
+    path to the wrong well, not only its end. When an end meets the target, the point's
+    threshold is raised by 1/:data:`LOWER`, and dropped when it reaches the run's
+    ``threshold``. Without a ``target`` nothing changes."""
+    adjusted = {int(k): float(v) for k, v in current.items()}
+    if target is None:
+        return adjusted
+    threshold = float(np.max(threshold))
+    for end in ends:
+        index = end["starting_point"]
+        old = min(adjusted.get(index, threshold), threshold)
+        if end["error"] > target:
+            new = max(float(target), LOWER * min(old, end["uncertainty"]))
+            if new < old:
+                log.warning(
+                    "the relaxation of starting structure %d on the model ended %.2f kcal/mol "
+                    "off (uncertainty %.3g eV): its relaxation threshold lowered from %.3g to "
+                    "%.3g eV",
+                    index,
+                    end["error"] / KCAL_MOL,
+                    end["uncertainty"],
+                    old,
+                    new,
+                )
+                adjusted[index] = new
+        elif index in adjusted:
+            raised = old / LOWER
+            if raised >= threshold:
+                del adjusted[index]
+            else:
+                adjusted[index] = raised
     return adjusted
 
 
@@ -334,6 +404,7 @@ def plot_calibration(history: list[dict], path: str | Path) -> None:
 __all__ = [
     "LOWER",
     "TOO_OFTEN",
+    "adjusted_relaxation_thresholds",
     "adjusted_threshold",
     "check_and_label",
     "check_bounds",
@@ -342,6 +413,7 @@ __all__ = [
     "meets_target",
     "n_checks",
     "plot_calibration",
+    "relaxation_ends",
     "spearman",
     "summarise",
     "upper_rmse",

@@ -508,6 +508,11 @@ class ActiveLearner:
                     threshold_validation_uids=held,
                 )
                 self._save_state(state)
+            # each starting point's own threshold for its relaxation, where its checked end
+            # was off (checks.adjusted_relaxation_thresholds); JSON keys are strings
+            relaxation_thresholds = {
+                int(index): value for index, value in state.get("relaxation_thresholds", {}).items()
+            }
             selected_path = folder / "selected.traj"
             summary_path = folder / "sampling.json"
             checks_path = folder / "checks.traj"
@@ -519,7 +524,12 @@ class ActiveLearner:
                 barrier_queue = read_traj(barrier_path) if barrier_path.exists() else []
             else:
                 selected, sampled, certain, ends = self.stage.iteration(
-                    pair, threshold, points, folder, self.labelled
+                    pair,
+                    threshold,
+                    points,
+                    folder,
+                    self.labelled,
+                    relaxation_thresholds=relaxation_thresholds,
                 )
                 barrier_queue = self.stage.barrier_samples(points)
                 for index, atoms in enumerate(barrier_queue):
@@ -575,6 +585,16 @@ class ActiveLearner:
             )
             if adjusted is not None:
                 state["uq_threshold"] = adjusted
+            if checked.get("relaxation_ends"):
+                state["relaxation_thresholds"] = {
+                    str(index): value
+                    for index, value in checks.adjusted_relaxation_thresholds(
+                        relaxation_thresholds,
+                        checked["relaxation_ends"],
+                        threshold,
+                        self.uncertainty.target_error,
+                    ).items()
+                }
             state["converged"] = converged
             self._save_state(state)
             plot_progress(history, self.workdir / "progress.png")

@@ -151,7 +151,7 @@ class SamplingStage:
             atoms.info["uid"] = f"ic-{index:06d}"
         return conditions
 
-    def iteration(self, pair, threshold, points, folder, labelled):
+    def iteration(self, pair, threshold, points, folder, labelled, relaxation_thresholds=None):
         """The structures to label this iteration, a summary of the sampling, the first
         batch's certain structures (:class:`~ase_al.samplers.stop.CertainFrames` or None),
         and the certain ends of the relaxations on the model (to be checked; see
@@ -161,6 +161,8 @@ class SamplingStage:
         ``Selection.fill`` further batches follow until ``pool_factor·new_points`` uncertain
         structures are pooled (at most ``Sampling.max_batches`` batches), and ``new_points``
         of the pool are chosen; otherwise the first ``new_points`` of the one batch.
+        ``relaxation_thresholds``: {starting point: eV}, a lower threshold for that point's
+        relaxation (see :meth:`relaxations`).
         """
         options = self.selection
         labelled = functools.cache(labelled)  # read once, by selection and relaxations
@@ -201,7 +203,12 @@ class SamplingStage:
         selected, ends = pool[: options.new_points], []
         if self.sampling.relax_starting_points:
             found, summary["relaxations"], ends = self.relaxations(
-                pair, threshold, points, folder / "relaxations", labelled()
+                pair,
+                threshold,
+                points,
+                folder / "relaxations",
+                labelled(),
+                relaxation_thresholds,
             )
             selected += found
         if self.sampling.frequency_tolerance is not None:
@@ -306,43 +313,53 @@ class SamplingStage:
             )
         return summaries
 
-    def relaxations(self, pair, threshold, points, folder, labelled):
+    def relaxations(self, pair, threshold, points, folder, labelled, thresholds=None):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
         the uncertain structures of each path not ``labelled`` yet (the first, then each
         twice as uncertain as the last, to the end of the path, and the end itself when it is
         uncertain), a summary per point, and each path's end when it is certain and not
         labelled yet: the model's own minimum or saddle point, labelled as an overconfidence
         check (``sampled_by="relaxation end"``), since a learned barrier or binding energy is
-        measured there and the committee can agree on a wrong well."""
+        measured there and the committee can agree on a wrong well. ``thresholds``:
+        {starting point: eV}, that point's own threshold where it is below ``threshold``
+        (lowered where its checked end was off the target error:
+        :func:`~ase_al.active_learning.checks.adjusted_relaxation_thresholds`)."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries, ends = [], [], []
+        thresholds = thresholds or {}
         for index, point in enumerate(points):
+            own = min(float(np.max(threshold)), thresholds.get(index, np.inf))
+            own = threshold if own >= float(np.max(threshold)) else own
             result = relax_until_uncertain(
                 point.atoms,
                 pair,
-                threshold,
+                own,
                 saddle=point.saddle,
                 labelled=labelled,
                 ladder=RELAXATION_LADDER,
             )
             write_traj(folder / f"{index:02d}.traj", result.path)
-            summaries.append({"starting_point": index, **result.summary()})
+            summary = {"starting_point": index, **result.summary()}
+            if own is not threshold:
+                summary["threshold"] = own
+            summaries.append(summary)
             log.info(
                 "relaxation of starting structure %d (%s) on the model: %s after %d steps; "
-                "%d uncertain structures taken (largest uncertainty %.3g eV)",
+                "%d uncertain structures taken (largest uncertainty %.3g eV%s)",
                 index,
                 "transition state" if point.saddle else "minimum",
                 "converged" if result.converged else "not converged",
                 result.steps,
                 len(result.uncertain),
                 result.max_uncertainty,
+                "" if own is threshold else f", its own threshold {own:.3g} eV",
             )
             for atoms in result.uncertain:
                 atoms.info["starting_point"] = index
                 atoms.info["sampled_by"] = "relaxation"
                 found.append(atoms)
             end = result.path[-1]
-            if end.info["uncertainty"] <= threshold and not result.end_labelled:
+            if end.info["uncertainty"] <= own and not result.end_labelled:
                 end = end.copy()
                 end.info.update(starting_point=index, sampled_by="relaxation end")
                 ends.append(end)

@@ -125,9 +125,13 @@ class Sampling:
         agree on a well 2 kcal/mol too deep. Trajectories from the
         reference's stationary points do not go where an optimisation on the learned surface
         goes: into a minimum that has moved, or a spurious well beside a weakly bound
-        complex. The run is not converged while a path meets an uncertain structure. The
-        paths are written to ``iteration_<k>/relaxations/<point>.traj``. Single-state
-        models only.
+        complex. With ``Uncertainty.target_error``, a checked end whose true error exceeds
+        the target lowers that starting structure's own relaxation threshold (to 0.7 × the
+        end's uncertainty, not below the target; raised back as its ends meet the target:
+        :func:`ase_al.active_learning.checks.adjusted_relaxation_thresholds`), so that the
+        next relaxations label the path into a wrong well, not only its end. The run is not
+        converged while a path meets an uncertain structure. The paths are written to
+        ``iteration_<k>/relaxations/<point>.traj``. Single-state models only.
     frequency_tolerance : float, optional
         A fraction (0.1: 10 %). Each iteration, the model's harmonic wavenumbers along the
         reference's normal modes at every starting structure (the curvature of the model's
