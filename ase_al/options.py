@@ -198,7 +198,9 @@ def check_number(name: str, value, minimum: float | None = None, optional: bool 
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r:.60})")
-    if value != value or (minimum is not None and value < minimum):
+    if value != value:
+        raise ValueError(f"{name} must be a number, got nan")
+    if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return float(value)
 

@@ -297,8 +297,10 @@ def test_option_objects_check_their_own_values():
         Sampling(frequency_tolerance="5%")
     with pytest.raises(ValueError, match="barrier_top_tolerance must be > 0"):
         Sampling(barrier_top_tolerance=0.0)
-    with pytest.raises(ValueError, match="barrier_top_tolerance must be >= 0"):
+    with pytest.raises(ValueError, match=r"barrier_top_tolerance must be > 0 .*got -0.1"):
         Sampling(barrier_top_tolerance=-0.1)
+    with pytest.raises(ValueError, match="Sampling.temperature must be a number, got nan"):
+        Sampling(temperature=float("nan"))
     # a mistyped field is named with the nearest one
     with pytest.raises(TypeError, match="Sampling got an unknown keyword 'freeze_below'; did you"):
         Sampling(freeze_below=100.0)

@@ -190,21 +190,24 @@ class Sampling:
         check_int("Sampling.max_batches", self.max_batches, minimum=1)
         check_number("Sampling.freeze_below_cm1", self.freeze_below_cm1, minimum=0.0)
         check_type("Sampling.relax_starting_points", self.relax_starting_points, bool)
-        tolerance = check_number(
-            "Sampling.frequency_tolerance", self.frequency_tolerance, minimum=0.0, optional=True
+        positive_fraction(
+            "Sampling.frequency_tolerance",
+            self.frequency_tolerance,
+            "a fraction, e.g. 0.05 for 5 %",
         )
-        if tolerance == 0.0:
-            raise ValueError(
-                "Sampling.frequency_tolerance must be > 0 (a fraction, e.g. 0.05 for 5 %), got 0"
-            )
-        tolerance = check_number(
-            "Sampling.barrier_top_tolerance", self.barrier_top_tolerance, minimum=0.0, optional=True
+        positive_fraction(
+            "Sampling.barrier_top_tolerance",
+            self.barrier_top_tolerance,
+            "a fraction of the reaction coordinate's width, e.g. 0.1",
         )
-        if tolerance == 0.0:
-            raise ValueError(
-                "Sampling.barrier_top_tolerance must be > 0 (a fraction of the reaction "
-                "coordinate's width, e.g. 0.1), got 0"
-            )
+
+
+def positive_fraction(name: str, value, example: str) -> float | None:
+    """``value`` (None, or a fraction > 0) checked, with one message for 0 and negatives."""
+    value = check_number(name, value, optional=True)
+    if value is not None and value <= 0.0:
+        raise ValueError(f"{name} must be > 0 ({example}), got {value:g}")
+    return value
 
 
 @dataclass(frozen=True)
