@@ -328,19 +328,20 @@ class SamplingStage:
         found, summaries, ends = [], [], []
         thresholds = thresholds or {}
         for index, point in enumerate(points):
-            own = min(float(np.max(threshold)), thresholds.get(index, np.inf))
-            own = threshold if own >= float(np.max(threshold)) else own
+            own = thresholds.get(index)  # used only below the run's threshold
+            own = own if own is not None and own < float(np.max(threshold)) else None
+            limit = threshold if own is None else own
             result = relax_until_uncertain(
                 point.atoms,
                 pair,
-                own,
+                limit,
                 saddle=point.saddle,
                 labelled=labelled,
                 ladder=RELAXATION_LADDER,
             )
             write_traj(folder / f"{index:02d}.traj", result.path)
             summary = {"starting_point": index, **result.summary()}
-            if own is not threshold:
+            if own is not None:
                 summary["threshold"] = own
             summaries.append(summary)
             log.info(
@@ -352,14 +353,14 @@ class SamplingStage:
                 result.steps,
                 len(result.uncertain),
                 result.max_uncertainty,
-                "" if own is threshold else f", its own threshold {own:.3g} eV",
+                "" if own is None else f", its own threshold {own:.3g} eV",
             )
             for atoms in result.uncertain:
                 atoms.info["starting_point"] = index
                 atoms.info["sampled_by"] = "relaxation"
                 found.append(atoms)
             end = result.path[-1]
-            if end.info["uncertainty"] <= own and not result.end_labelled:
+            if end.info["uncertainty"] <= limit and not result.end_labelled:
                 end = end.copy()
                 end.info.update(starting_point=index, sampled_by="relaxation end")
                 ends.append(end)
