@@ -13,12 +13,19 @@ direct GFN2-xTB run of its N transition-state-sampled initial conditions, ``DIR/
    trajectory (the same initial conditions). A few minutes per shift; kept in
    ``DIR/barrier_top/shift_<δ>/``.
 2. **A soft mode** (``--soften MODE:CM1``): the same with one of the saddle point's real
-   modes softened near the top, as a network may have it.
+   modes softened near the top, as a network may have it. **A random error**
+   (``--perturb EPS:SEED,...``, run alone): the same with :func:`perturbed`'s random error
+   near the top, the top itself kept; ``--tilt TAU:R0:S,...``: the same with a small step down
+   toward the product just past the top (:func:`tilted`); with either, the results (and
+   those of ``--soften``, not the shifts) go to
+   ``results/barrier_top_diels_alder_perturbed.json``.
 3. **The networks.** Each finished iteration's main network of ``DIR/al``: where it puts the
    top (:func:`ase_al.samplers.modes.check_barrier_top` over all N initial conditions,
    labelled once with GFN2-xTB and kept in ``DIR/barrier_top/reference_forces.npy``), beside
    its direct fraction where ``reactive_al.py diels-alder --along-the-run`` has judged it.
    ``--networks-only`` measures these alone (``results/barrier_top_diels_alder_networks.json``).
+4. **Where the networks' trajectories part from GFN2-xTB's** (``--paths --iterations K``):
+   :func:`paths`, in ``results/barrier_top_diels_alder_paths.json``.
 
 Results: ``benchmarks/results/barrier_top_diels_alder.json``.
 """
@@ -132,9 +139,10 @@ def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrati
 
 def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0):
     """``calc`` with the saddle point's ``mode`` at ``cm1`` instead of its own wavenumber
-    near the top (an ASE calculator): -½Δλ·q_k²·exp(-(q_0/width)²) added, q_k the
-    mass-weighted displacement along the mode, q_0 along the reaction coordinate, Δλ the
-    change of the mode's curvature (eV/(Å²·amu))."""
+    near the top (an ASE calculator; the imaginary mode as a negative ``cm1``):
+    -½Δλ·q_k²·exp(-(q_0/width)²) added, q_k the mass-weighted displacement along the mode,
+    q_0 along the reaction coordinate, Δλ the change of the mode's curvature (eV/(Å²·amu),
+    signed)."""
     import math
 
     import numpy as np
@@ -150,8 +158,8 @@ def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0
     along_top = vibrations.mass_weighted_modes[k0] * sqrt_m
     origin = saddle.positions.ravel().copy()
 
-    def curvature(nu):
-        return (nu * units.invcm / HBAR) ** 2
+    def curvature(nu):  # negative for an imaginary mode (a negative wavenumber)
+        return np.sign(nu) * (nu * units.invcm / HBAR) ** 2
 
     change = curvature(vibrations.frequencies[mode]) - curvature(cm1)
 
@@ -177,20 +185,35 @@ def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0
 
 def soften(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
     """The same initial conditions on GFN2-xTB with ``spec`` = ``MODE:CM1`` (the saddle
-    point's mode MODE, by index among the vibrations, softened to CM1 near the top): does
-    a network's soft mode explain its outcomes?"""
+    point's mode MODE, by index among the vibrations, softened to CM1 near the top; several
+    at once joined by ``+``, ``1:108+2:162``, and ``top:DELTA`` among them moves the top by
+    DELTA Å·amu^1/2 as well): do a network's soft modes explain its outcomes?"""
     from ase.io import read, write
 
     import ase_al
     from ase_al.executors import default_executor
-    from ase_al.reactions import propagate_both_ways
+    from ase_al.reactions import ShiftedBarrierTop, propagate_both_ways
     from ase_al.samplers.modes import frequencies_along_modes
 
-    mode, cm1 = int(spec.split(":")[0]), float(spec.split(":")[1])
+    parts = spec.split("+")
+    shift = sum(float(part.split(":")[1]) for part in parts if part.startswith("top:"))
+    changes = [
+        (int(part.split(":")[0]), float(part.split(":")[1]))
+        for part in parts
+        if not part.startswith("top:")
+    ]
     n, fs = summary["n_trajectories"], summary["fs_each_way"]
     direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
-    surface = softened(ase_al.methods("GFN2-xTB"), saddle, vibrations, mode, cm1)
-    folder = work / "barrier_top" / f"mode_{mode}_{cm1:.0f}"
+    surface = ase_al.methods("GFN2-xTB")
+    for mode, cm1 in changes:  # each adds its own term near the top
+        surface = softened(surface, saddle, vibrations, mode, cm1)
+    if shift:
+        surface = ShiftedBarrierTop(surface, saddle, vibrations, shift)
+    name = "+".join(
+        [f"mode_{mode}_{cm1:.0f}" for mode, cm1 in changes]
+        + ([f"top_{shift:+.3f}"] if shift else [])
+    )
+    folder = work / "barrier_top" / name
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / f"{n - 1:03d}_backward.traj").exists():
         pairs = propagate_both_ways(
@@ -205,10 +228,17 @@ def soften(work: Path, spec: str, summary, saddle, reactants, product, vibration
         for way in ("forward", "backward")
     ]
     outcome = judged(halves, reactants, product)
+    along = frequencies_along_modes(surface, saddle, vibrations)
     row = {
-        "mode": mode,
-        "reference_cm1": float(vibrations.frequencies[mode]),
-        "softened_to_cm1": float(frequencies_along_modes(surface, saddle, vibrations)[mode]),
+        "modes": [
+            {
+                "mode": mode,
+                "reference_cm1": float(vibrations.frequencies[mode]),
+                "softened_to_cm1": float(along[mode]),
+            }
+            for mode, _ in changes
+        ],
+        "top_shift": shift,
         "direct": outcome["direct"],
         "gap_mean_fs": outcome["gap_mean_fs"],
         "gap_error_fs": outcome["gap_error_fs"],
@@ -216,13 +246,273 @@ def soften(work: Path, spec: str, summary, saddle, reactants, product, vibration
     }
     p = row["against_gfn2_xtb"]
     print(
-        f"mode {mode} ({row['reference_cm1']:.0f} cm-1) at {row['softened_to_cm1']:.0f} cm-1: "
-        f"{row['direct']} direct (GFN2-xTB {direct['direct']}; here only "
+        ", ".join(
+            f"mode {m['mode']} ({m['reference_cm1']:.0f} cm-1) at {m['softened_to_cm1']:.0f} cm-1"
+            for m in row["modes"]
+        )
+        + (f", top moved by {shift:+.3f} Å·amu^1/2" if shift else "")
+        + f": {row['direct']} direct (GFN2-xTB {direct['direct']}; here only "
         f"{p['direct_on_the_learned_only']}, on GFN2-xTB only "
         f"{p['direct_on_the_reference_only']})",
         flush=True,
     )
     return row
+
+
+def perturbed(calc, saddle, vibrations, eps: float, seed: int, width: float = 1.0, below_cm1=None):
+    """``calc`` plus a random error near the top that leaves the top itself alone: in the
+    saddle point's mass-weighted normal coordinates q (q_0 the reaction coordinate),
+    V = exp(-(q_0/width)²)·[Σ_k a_k q_k + ½ Σ_kl b_kl q_k q_l] with a_0 = b_00 = 0,
+    a_k = eps·λ_k·σ_k·h_k (each real mode's minimum moved by eps of its Wigner width σ_k) and
+    b_kl = eps·√|λ_k λ_l|·G_kl (the Hessian off by eps, relative, couplings included), h and
+    G standard normal (G symmetric) from ``seed``: a surface as wrong near the top as a
+    network may be, with its top where the reference's is (an ASE calculator). With
+    ``below_cm1``, only the real modes softer than that (and their couplings to the reaction
+    coordinate) are perturbed."""
+    import math
+
+    import numpy as np
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from ase_al.samplers.modes import reaction_coordinate, wigner_widths
+
+    rng = np.random.default_rng(seed)
+    sqrt_m = np.repeat(saddle.get_masses(), 3) ** 0.5
+    k0 = reaction_coordinate(saddle, vibrations)[0]
+    dq_dx = vibrations.mass_weighted_modes * sqrt_m[None, :]  # (n_vib, 3N)
+    curvature = np.abs(vibrations.angular_frequencies) ** 2  # eV/(Å²·amu)
+    sigma = wigner_widths(vibrations, 300.0)
+    linear = eps * curvature * sigma * rng.standard_normal(len(curvature))
+    linear[k0] = 0.0
+    g = rng.standard_normal((len(curvature), len(curvature)))
+    quadratic = eps * np.sqrt(np.outer(curvature, curvature)) * (g + g.T) / math.sqrt(2)
+    quadratic[k0, k0] = 0.0
+    if below_cm1 is not None:
+        kept = (np.abs(vibrations.frequencies) < below_cm1).astype(float)
+        linear *= kept
+        quadratic *= np.outer(kept, kept)
+    origin = saddle.positions.ravel().copy()
+
+    class Surface(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            work = self.atoms.copy()
+            work.calc = calc
+            q = dq_dx @ (self.atoms.positions.ravel() - origin)
+            damping = math.exp(-((q[k0] / width) ** 2))
+            v = float(linear @ q + 0.5 * q @ quadratic @ q)
+            dv_dq = damping * (linear + quadratic @ q)
+            dv_dq[k0] += v * damping * (-2 * q[k0] / width**2)
+            self.results = {
+                "energy": work.get_potential_energy() + damping * v,
+                "forces": work.get_forces() - (dv_dq @ dq_dx).reshape(-1, 3),
+                "perturbation": damping * v,
+            }
+
+    return Surface()
+
+
+def perturb(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
+    """The same initial conditions on GFN2-xTB with :func:`perturbed`'s random error near
+    the top (``spec`` = ``EPS:SEED`` or ``EPS:SEED:BELOW_CM1``): is an excess of direct
+    trajectories what any error of a network's size does, or does it need one of one sign?"""
+    import numpy as np
+    from ase import units
+    from ase.io import read, write
+
+    import ase_al
+    from ase_al.executors import default_executor
+    from ase_al.reactions import propagate_both_ways
+    from ase_al.samplers.modes import check_barrier_top, frequencies_along_modes
+
+    parts = spec.split(":")
+    eps, seed = float(parts[0]), int(parts[1])
+    below = float(parts[2]) if len(parts) > 2 else None
+    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
+    surface = perturbed(ase_al.methods("GFN2-xTB"), saddle, vibrations, eps, seed, 1.0, below)
+    folder = (
+        work
+        / "barrier_top"
+        / (f"perturbed_{eps:g}_{seed}" + ("" if below is None else f"_below_{below:g}"))
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if not (folder / f"{n - 1:03d}_backward.traj").exists():
+        pairs = propagate_both_ways(
+            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
+        )
+        for k, (forward, backward) in enumerate(pairs):
+            write(folder / f"{k:03d}_forward.traj", forward)
+            write(folder / f"{k:03d}_backward.traj", backward)
+    halves = [
+        read(folder / f"{k:03d}_{way}.traj", ":")
+        for k in range(n)
+        for way in ("forward", "backward")
+    ]
+    outcome = judged(halves, reactants, product)
+    labelled = labelled_samples(work, samples)
+    # the error itself over the initial conditions: GFN2-xTB's forces are in ``labelled``,
+    # so the perturbation alone is evaluated (on a zero surface) for its size
+    zero = perturbed(_Zero(), saddle, vibrations, eps, seed, 1.0, below)
+    errors_f, errors_e = [], []
+    for atoms in samples:
+        probe = atoms.copy()
+        probe.calc = zero
+        errors_f.append(probe.get_forces().ravel())
+        errors_e.append(probe.get_potential_energy())
+    kcal_mol = units.kcal / units.mol
+    reference_cm1 = np.abs(vibrations.frequencies)
+    along = np.abs(frequencies_along_modes(surface, saddle, vibrations))
+    real = vibrations.frequencies > 0
+    if below is not None:  # the modes perturbed
+        real &= vibrations.frequencies < below
+    measured = check_barrier_top(surface, labelled, saddle, vibrations, 300.0, 0.1)
+    row = {
+        "eps": eps,
+        "seed": seed,
+        "below_cm1": below,
+        "force_error_rms_eV_A": float(np.sqrt(np.mean(np.square(errors_f)))),
+        "energy_error_sd_kcal_mol": float(np.std(errors_e) / kcal_mol),
+        "frequency_error_rms_percent": float(
+            100 * np.sqrt(np.mean((along[real] / reference_cm1[real] - 1) ** 2))
+        ),
+        "top_shift_in_widths": measured.shift / measured.width,
+        "direct": outcome["direct"],
+        "direct_fraction_error": outcome["direct_fraction_error"],
+        "gap_mean_fs": outcome["gap_mean_fs"],
+        "gap_error_fs": outcome["gap_error_fs"],
+        "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+        "wall_s_this_call": time.perf_counter() - t0,
+    }
+    p = row["against_gfn2_xtb"]
+    print(
+        f"random error eps {eps:g}"
+        + ("" if below is None else f" below {below:g} cm-1")
+        + f" (seed {seed}; forces {row['force_error_rms_eV_A']:.3f} eV/Å "
+        f"RMS, energies {row['energy_error_sd_kcal_mol']:.2f} kcal/mol SD, frequencies "
+        f"{row['frequency_error_rms_percent']:.1f} % RMS, top {row['top_shift_in_widths']:+.3f} "
+        f"widths): {row['direct']} direct (GFN2-xTB {direct['direct']}; here only "
+        f"{p['direct_on_the_learned_only']}, on GFN2-xTB only "
+        f"{p['direct_on_the_reference_only']}), gap {row['gap_mean_fs']:.2f} ± "
+        f"{row['gap_error_fs']:.2f} fs",
+        flush=True,
+    )
+    return row
+
+
+def tilted(calc, tau: float, r0: float, s: float, bonds=((2, 3), (4, 5))):
+    """``calc`` with a small step down toward the product just past the top: V =
+    τ·s·(1 + erf((r - r0)/s))/2 with r the mean length of the forming ``bonds`` (Å), so a
+    force τ/√π·exp(-((r - r0)/s)²) (eV/Å) pushes r shorter near r0 and the product side lies
+    τ·s lower (an ASE calculator). Where r0 is a few s short of the saddle point's r, the top
+    is left alone: how much does a network's slope just past the top decide recrossing?"""
+    import math
+
+    import numpy as np
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class Surface(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            work = self.atoms.copy()
+            work.calc = calc
+            x = self.atoms.positions
+            dr = np.zeros_like(x)
+            r = 0.0
+            for i, j in bonds:
+                d = x[i] - x[j]
+                length = float(np.linalg.norm(d))
+                r += length / len(bonds)
+                dr[i] += d / length / len(bonds)
+                dr[j] -= d / length / len(bonds)
+            z = (r - r0) / s
+            v = tau * s * (1 + math.erf(z)) / 2
+            dv_dr = tau * math.exp(-(z**2)) / math.sqrt(math.pi)
+            self.results = {
+                "energy": work.get_potential_energy() + v,
+                "forces": work.get_forces() - dv_dr * dr,
+            }
+
+    return Surface()
+
+
+def tilt(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
+    """The same initial conditions on GFN2-xTB with :func:`tilted`'s step (``spec`` =
+    ``TAU:R0:S``, eV/Å, Å, Å)."""
+    from ase import units
+    from ase.io import read, write
+
+    import ase_al
+    from ase_al.executors import default_executor
+    from ase_al.reactions import propagate_both_ways
+    from ase_al.samplers.modes import check_barrier_top
+
+    tau, r0, s = (float(x) for x in spec.split(":"))
+    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
+    surface = tilted(ase_al.methods("GFN2-xTB"), tau, r0, s)
+    folder = work / "barrier_top" / f"tilted_{tau:g}_{r0:g}_{s:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if not (folder / f"{n - 1:03d}_backward.traj").exists():
+        pairs = propagate_both_ways(
+            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
+        )
+        for k, (forward, backward) in enumerate(pairs):
+            write(folder / f"{k:03d}_forward.traj", forward)
+            write(folder / f"{k:03d}_backward.traj", backward)
+    halves = [
+        read(folder / f"{k:03d}_{way}.traj", ":")
+        for k in range(n)
+        for way in ("forward", "backward")
+    ]
+    outcome = judged(halves, reactants, product)
+    measured = check_barrier_top(
+        surface, labelled_samples(work, samples), saddle, vibrations, 300.0, 0.1
+    )
+    r_saddle = (saddle.get_distance(2, 3) + saddle.get_distance(4, 5)) / 2
+    row = {
+        "tau_eV_A": tau,
+        "r0_A": r0,
+        "s_A": s,
+        "saddle_r_A": r_saddle,
+        "step_kcal_mol": tau * s / (units.kcal / units.mol),
+        "top_shift_in_widths": measured.shift / measured.width,
+        "direct": outcome["direct"],
+        "direct_fraction_error": outcome["direct_fraction_error"],
+        "gap_mean_fs": outcome["gap_mean_fs"],
+        "gap_error_fs": outcome["gap_error_fs"],
+        "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+        "wall_s_this_call": time.perf_counter() - t0,
+    }
+    p = row["against_gfn2_xtb"]
+    print(
+        f"step of {row['step_kcal_mol']:.3f} kcal/mol down at r = {r0:g} ± {s:g} Å (saddle "
+        f"{r_saddle:.3f}; force up to {tau / 1.7725:.3f} eV/Å; top "
+        f"{row['top_shift_in_widths']:+.3f} widths): {row['direct']} direct (GFN2-xTB "
+        f"{direct['direct']}; here only {p['direct_on_the_learned_only']}, on GFN2-xTB only "
+        f"{p['direct_on_the_reference_only']}), gap {row['gap_mean_fs']:.2f} ± "
+        f"{row['gap_error_fs']:.2f} fs",
+        flush=True,
+    )
+    return row
+
+
+class _Zero:
+    """A surface that is zero everywhere (for measuring a perturbation alone)."""
+
+    def get_potential_energy(self, atoms=None):
+        return 0.0
+
+    def get_forces(self, atoms=None):
+        import numpy as np
+
+        return np.zeros((len(atoms), 3))
 
 
 def networks(work: Path, wanted, saddle, vibrations, samples):
@@ -254,6 +544,135 @@ def networks(work: Path, wanted, saddle, vibrations, samples):
     return rows
 
 
+def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict]:
+    """Each wanted iteration's main network against GFN2-xTB from the same initial
+    conditions, half by half: the mean length r of the two forming C–C bonds (Å) on the
+    network minus on GFN2-xTB at 2–40 fs, averaged within groups named
+    ``<GFN2-xTB's trajectory>/<the network's>/<where the half ends on GFN2-xTB>-><on the
+    network>`` (``direct`` or ``recrossing``; ``reactant``, ``product`` or ``other``).
+    Which way, and how early, the network's trajectories part from GFN2-xTB's, say where
+    its surface is off. The network's halves are kept in ``DIR/barrier_top/network_<k>/``.
+    Also the network's force along r (toward the product, i.e. r shorter, positive) minus
+    GFN2-xTB's over GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, the first 40 fs),
+    apart for its direct and recrossing trajectories and for the first 5 fs and later (the
+    later frames also by r and by the asynchrony |r₂₃ − r₄₅|)."""
+    import numpy as np
+    from ase.io import read, write
+
+    import ase_al
+    from ase_al.reactions import propagate_both_ways
+
+    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    reference = reference_outcomes(work / "GFN2-xTB", n, reactants, product)["labels"]
+    run = ase_al.ALRun(work / "al")
+    times_fs = [2, 5, 10, 15, 20, 30, 40]  # frame k is at k + 1 fs
+
+    def forming(frames):
+        return np.array([(a.get_distance(2, 3) + a.get_distance(4, 5)) / 2 for a in frames])
+
+    def toward_longer(atoms):  # dr/dx: r the mean of the two forming bonds
+        x, gradient = atoms.positions, np.zeros((len(atoms), 3))
+        for i, j in ((2, 3), (4, 5)):
+            unit = (x[i] - x[j]) / np.linalg.norm(x[i] - x[j])
+            gradient[i] += unit / 2
+            gradient[j] -= unit / 2
+        return gradient
+
+    def is_direct(labels, k):
+        return {labels[2 * k], labels[2 * k + 1]} == {"reactant", "product"}
+
+    # GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, first 40 fs), by its outcome and
+    # by time (up to 5 fs: where the initial conditions put them; later: lingering there)
+    near_top: dict[str, list] = {}
+    r_bins = np.array([2.2, 2.3, 2.35, 2.4, 2.45])  # Å
+    a_bins = np.array([0.0, 0.1, 0.2, 0.3])  # Å, the last open-ended
+    for t in range(n):
+        kind = "direct" if is_direct(reference, t) else "recrossing"
+        for way in ("forward", "backward"):
+            for i, atoms in enumerate(read(work / "GFN2-xTB" / f"{t:03d}_{way}.traj", ":40")):
+                r = forming([atoms])[0]
+                if not 2.2 < r < 2.45:
+                    continue
+                when = "up to 5 fs" if i < 5 else "5-40 fs"
+                near_top.setdefault(f"{kind}, {when}", []).append(atoms)
+                if i >= 5:  # the later frames also by r and by the asynchrony |r23 - r45|
+                    low = min(r_bins[r_bins <= r].max(), r_bins[-2])
+                    near_top.setdefault(f"{kind}, 5-40 fs, r {low:.2f}+", []).append(atoms)
+                    asynchrony = abs(atoms.get_distance(2, 3) - atoms.get_distance(4, 5))
+                    low = a_bins[a_bins <= asynchrony].max()
+                    near_top.setdefault(f"{kind}, 5-40 fs, |r23-r45| {low:.1f}+", []).append(atoms)
+    rows = []
+    for entry in run.history:
+        k = entry["iteration"]
+        if wanted and k not in wanted:
+            continue
+        main = run.model(iteration=k).members[0]
+        along_r = {}
+        for key, frames in sorted(near_top.items()):
+            predicted = np.asarray(main.predict(frames, forces=True)["forces"], float)
+            difference = [
+                float(np.sum((f.reshape(-1, 3) - a.get_forces()) * -toward_longer(a)))
+                for f, a in zip(predicted.reshape(len(frames), -1), frames, strict=True)
+            ]
+            along_r[key] = {
+                "n_frames": len(frames),
+                "mean_eV_A": float(np.mean(difference)),
+                "error_eV_A": float(np.std(difference, ddof=1) / np.sqrt(len(difference))),
+            }
+        folder = work / "barrier_top" / f"network_{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / f"{n - 1:03d}_backward.traj").exists():
+            pairs = propagate_both_ways(samples, main, fs, 0.5, 2, progress=False)
+            for t, (forward, backward) in enumerate(pairs):
+                write(folder / f"{t:03d}_forward.traj", forward)
+                write(folder / f"{t:03d}_backward.traj", backward)
+        halves = [
+            read(folder / f"{t:03d}_{way}.traj", ":")
+            for t in range(n)
+            for way in ("forward", "backward")
+        ]
+        learned = judged(halves, reactants, product)["labels"]
+        groups: dict[str, list] = {}
+        for t in range(n):
+            for h, way in enumerate(("forward", "backward")):
+                on_gfn2 = forming(read(work / "GFN2-xTB" / f"{t:03d}_{way}.traj", ":"))
+                key = "/".join(
+                    (
+                        "direct" if is_direct(reference, t) else "recrossing",
+                        "direct" if is_direct(learned, t) else "recrossing",
+                        f"{reference[2 * t + h]}->{learned[2 * t + h]}",
+                    )
+                )
+                difference = forming(halves[2 * t + h]) - on_gfn2
+                groups.setdefault(key, []).append([difference[i - 1] for i in times_fs])
+        row = {
+            "iteration": k,
+            "direct": sum(is_direct(learned, t) for t in range(n)),
+            "times_fs": times_fs,
+            "force_error_toward_the_product_near_the_top": along_r,
+            "mean_r_difference_A": {
+                key: {"n_halves": len(v), "mean": np.mean(v, axis=0).round(4).tolist()}
+                for key, v in sorted(groups.items())
+            },
+        }
+        rows.append(row)
+        print(f"iteration {k}: force on r toward the product, network - GFN2-xTB, near the top:")
+        for key, v in along_r.items():
+            print(
+                f"  GFN2-xTB's {key:42s} ({v['n_frames']:4d} frames) "
+                f"{1000 * v['mean_eV_A']:+7.1f} ± {1000 * v['error_eV_A']:.1f} meV/Å"
+            )
+        print(f"iteration {k}: {row['direct']} direct; r on the network - r on GFN2-xTB (Å) at")
+        print(f"{'':56s}" + "".join(f"{t:>8d}" for t in times_fs) + " fs")
+        for key, v in row["mean_r_difference_A"].items():
+            print(
+                f"  {key:42s} ({v['n_halves']:3d} halves)"
+                + "".join(f"{x:+8.3f}" for x in v["mean"]),
+                flush=True,
+            )
+    return rows
+
+
 def iterations(args) -> set[int]:
     return {int(k) for k in args.iterations.split(",") if k.strip()}
 
@@ -270,7 +689,25 @@ def main():
         help="only the networks of DIR/al (results/barrier_top_diels_alder_networks.json)",
     )
     parser.add_argument(
+        "--paths",
+        action="store_true",
+        help="the --iterations' networks' trajectories against GFN2-xTB's, pair by pair "
+        "(results/barrier_top_diels_alder_paths.json)",
+    )
+    parser.add_argument(
         "--soften", default="", help="MODE:CM1,...: the saddle point's modes softened near the top"
+    )
+    parser.add_argument(
+        "--perturb",
+        default="",
+        help="EPS:SEED[:BELOW_CM1],...: a random error of relative size EPS near the top, "
+        "the top kept (alone; results/barrier_top_diels_alder_perturbed.json)",
+    )
+    parser.add_argument(
+        "--tilt",
+        default="",
+        help="TAU:R0:S,...: a step down toward the product just past the top (eV/Å, Å, Å; "
+        "with --perturb's file)",
     )
     parser.add_argument("--trajectories", type=int, default=100, help="N, as the example's")
     parser.add_argument("--fs", type=float, default=100.0, help="fs each way, as the example's")
@@ -279,9 +716,42 @@ def main():
     summary, saddle, reactants, product, vibrations, samples = initial_conditions(
         work, args.trajectories, args.fs
     )
+    if args.paths:  # the networks' trajectories against GFN2-xTB's, in their own file
+        rows = paths(work, iterations(args), summary, reactants, product, samples)
+        write_result("barrier_top_diels_alder_paths", {"workdir": str(work), "networks": rows})
+        return
     if args.networks_only:  # a run going on: its networks, the sensitivity left as it is
         rows = networks(work, iterations(args), saddle, vibrations, samples)
         write_result("barrier_top_diels_alder_networks", {"workdir": str(work), "networks": rows})
+        return
+    if args.perturb or args.tilt:  # the random errors and steps alone, in their own file
+        rows = [
+            perturb(work, spec, summary, saddle, reactants, product, vibrations, samples)
+            for spec in args.perturb.split(",")
+            if spec.strip()
+        ]
+        steps = [
+            tilt(work, spec, summary, saddle, reactants, product, vibrations, samples)
+            for spec in args.tilt.split(",")
+            if spec.strip()
+        ]
+        soft = [
+            soften(work, spec, summary, saddle, reactants, product, vibrations, samples)
+            for spec in args.soften.split(",")
+            if spec.strip()
+        ]
+        write_result(
+            "barrier_top_diels_alder_perturbed",
+            {
+                "task": "ethene + 1,3-butadiene Diels-Alder, GFN2-xTB with a random error "
+                "near the top (the top kept): direct fraction",
+                "workdir": str(work),
+                "n_trajectories": summary["n_trajectories"],
+                "perturbed": rows,
+                "tilted": steps,
+                "softened": soft,
+            },
+        )
         return
     shifts = [float(s) for s in args.shifts.split(",") if s.strip()]
     direct, rows = sensitivity(
