@@ -21,8 +21,9 @@ the same on an actively learned potential, side by side.
    complex (Wigner sampling, the modes below 100 cm-1 kept at their equilibrium positions),
    each also optimised on every iteration's model and its curvature along GFN2-xTB's modes
    checked (modes more than 5 % off labelled), its barrier top checked against GFN2-xTB's
-   along the reaction coordinate (20 labelled transition-state samples per iteration;
-   within a tenth of the coordinate's thermal width), and ethene and butadiene 6 Å farther
+   along the reaction coordinate (20 labelled transition-state samples per iteration at
+   300 K and 20 at 600 K; within a tenth of the coordinate's thermal width), and ethene and
+   butadiene 6 Å farther
    apart than in the complex (``info["separated"]``: each molecule sampled, their relative
    motion free) as starting structures, until its checks of
    certain structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``)
@@ -233,6 +234,9 @@ if model_name is not None:
             relax_starting_points=True,
             frequency_tolerance=0.05,
             barrier_top_tolerance=0.1,
+            # the top checked with hotter transverse modes too: slow trajectories linger
+            # there with more energy in them than the thermal samples hold
+            barrier_top_temperatures=(300.0, 600.0),
         ),
         uncertainty=ase_al.Uncertainty(target_error=target_kcal_mol * kcal_mol),
         selection=ase_al.Selection(max_iterations=max_iterations),

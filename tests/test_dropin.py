@@ -301,6 +301,17 @@ def test_option_objects_check_their_own_values():
         Sampling(barrier_top_tolerance=-0.1)
     with pytest.raises(ValueError, match="Sampling.temperature must be a number, got nan"):
         Sampling(temperature=float("nan"))
+    with pytest.raises(ValueError, match="barrier_top_temperatures needs barrier_top_tolerance"):
+        Sampling(barrier_top_temperatures=(300, 600))
+    with pytest.raises(ValueError, match="barrier_top_temperatures must be >= "):
+        Sampling(barrier_top_tolerance=0.1, barrier_top_temperatures=(300, -600))
+    with pytest.raises(TypeError, match=r"a sequence of temperatures in K, e.g. \(300, 600\)"):
+        Sampling(barrier_top_tolerance=0.1, barrier_top_temperatures=600)
+    with pytest.raises(ValueError, match="barrier_top_temperatures is empty"):
+        Sampling(barrier_top_tolerance=0.1, barrier_top_temperatures=[])
+    assert Sampling(
+        barrier_top_tolerance=0.1, barrier_top_temperatures=[300, 600.0]
+    ).barrier_top_temperatures == (300.0, 600.0)
     # a mistyped field is named with the nearest one
     with pytest.raises(TypeError, match="Sampling got an unknown keyword 'freeze_below'; did you"):
         Sampling(freeze_below=100.0)

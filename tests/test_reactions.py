@@ -535,6 +535,7 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
             relax_starting_points=True,
             frequency_tolerance=0.05,
             barrier_top_tolerance=0.1,
+            barrier_top_temperatures=(300, 1500),
         ),
         selection=Selection(max_iterations=1),
         progress=False,
@@ -603,34 +604,48 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         mode = point.vibrations.modes[row.mode].ravel()  # unit Cartesian
         assert abs(np.dot(shift, mode)) == pytest.approx(np.linalg.norm(shift), rel=1e-9)
         assert abs(row.mode_displacement) == pytest.approx(np.linalg.norm(shift))
-    # the barrier top: 20 transition-state samples labelled at the saddle point, and the
-    # iteration's model's mean force along the reference's reaction coordinate over them
-    # against the reference's gives where its top lies
+    # the barrier top: 20 transition-state samples labelled at the saddle point at each
+    # temperature asked for, and the iteration's model's mean force along the reference's
+    # reaction coordinate over each set against the reference's gives where its top lies
     from ase_al.samplers.modes import BARRIER_SAMPLES, check_barrier_top
 
-    (barrier,) = iteration["barrier_checks"]
-    barrier_rows = list(
-        connect(tmp_path / "al" / "labelled.db").select(sampled_by="barrier-top check")
-    )
-    assert (
-        barrier["starting_point"] == 2
-        and len(barrier_rows) == barrier["n_samples"] == BARRIER_SAMPLES
-    )
+    barriers = iteration["barrier_checks"]
+    assert [(b["starting_point"], b["temperature"]) for b in barriers] == [(2, 300), (2, 1500)]
     saddle = points.points[2]
     k = int(np.argmin(saddle.vibrations.frequencies))
     mode = saddle.vibrations.mass_weighted_modes[k]
     sqrt_m = np.repeat(saddle.atoms.get_masses(), 3) ** 0.5
-    for row in barrier_rows:
-        assert row.source == "barrier check" and row.starting_point == 2
-        assert row.uid.startswith("barrier001-") and row.iteration == 1
-        shift = (row.positions - saddle.atoms.positions).ravel()
-        assert np.linalg.norm(shift) > 1e-3
-        assert abs(np.dot(mode, sqrt_m * shift)) < 1e-8  # on the reference's dividing surface
-    again = check_barrier_top(
-        pair, [row.toatoms() for row in barrier_rows], saddle.atoms, saddle.vibrations, 300.0, 0.1
-    )
-    assert barrier["shift"] == pytest.approx(again.shift, abs=1e-5)
-    assert barrier["off"] == (abs(again.shift) > 0.1 * again.width)
+    spread = {}
+    for check in barriers:
+        barrier_rows = list(
+            connect(tmp_path / "al" / "labelled.db").select(
+                sampled_by="barrier-top check", barrier_temperature=check["temperature"]
+            )
+        )
+        assert len(barrier_rows) == check["n_samples"] == BARRIER_SAMPLES
+        for row in barrier_rows:
+            assert row.source == "barrier check" and row.starting_point == 2
+            assert row.uid.startswith("barrier001-") and row.iteration == 1
+            shift = (row.positions - saddle.atoms.positions).ravel()
+            assert np.linalg.norm(shift) > 1e-3
+            assert abs(np.dot(mode, sqrt_m * shift)) < 1e-8  # on the reference's dividing surface
+        spread[check["temperature"]] = np.mean(
+            [np.sum((row.positions - saddle.atoms.positions) ** 2) for row in barrier_rows]
+        )
+        again = check_barrier_top(
+            pair,
+            [row.toatoms() for row in barrier_rows],
+            saddle.atoms,
+            saddle.vibrations,
+            300.0,
+            0.1,
+        )
+        assert check["shift"] == pytest.approx(again.shift, abs=1e-5)
+        assert check["off"] == (abs(again.shift) > 0.1 * again.width)
+        assert check["width"] == pytest.approx(again.width)  # widths at 300 K for both
+    # hotter samples lie farther from the saddle point: each transverse mode's Wigner width²
+    # grows by coth(ħω/2kT), at 1500 K against 300 K by 1.3 (2000 cm-1) to 2.2 (1000 cm-1)
+    assert spread[1500] > 1.2 * spread[300]
     # a structure found along a trajectory (labelled, or checked as certain) says which
     # starting point that trajectory's initial condition came from: 4, 2 and 2 of the 8
     expected = np.repeat([0, 1, 2], points.counts(8))

@@ -73,6 +73,7 @@ SAMPLING_KEYS = (
     "mode",
     "mode_cm1",
     "mode_displacement",
+    "barrier_temperature",
 )
 
 _PARAMETERS = (
@@ -433,6 +434,11 @@ class ActiveLearner:
             "relax_starting_points": self.sampling.relax_starting_points,
             "frequency_tolerance": self.sampling.frequency_tolerance,
             "barrier_top_tolerance": self.sampling.barrier_top_tolerance,
+            "barrier_top_temperatures": (
+                None
+                if self.sampling.barrier_top_temperatures is None
+                else list(self.sampling.barrier_top_temperatures)
+            ),
             "uq_threshold": self.uncertainty.threshold,
             "init_batch": self.initial_data.batch,
             "max_init_points": self.initial_data.max_points,

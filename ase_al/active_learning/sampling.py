@@ -249,11 +249,16 @@ class SamplingStage:
                 found.append(atoms)
         return found, summaries
 
+    def barrier_temperatures(self) -> tuple:
+        """K: :attr:`Sampling.barrier_top_temperatures`, or the sampling temperature."""
+        return self.sampling.barrier_top_temperatures or (self.sampling.temperature,)
+
     def barrier_samples(self, points) -> list[Atoms]:
         """With :attr:`Sampling.barrier_top_tolerance`: at every transition-state starting
         point, :data:`~ase_al.samplers.modes.BARRIER_SAMPLES` structures by its
-        transition-state sampling, to be labelled for :meth:`barrier_checks`
-        (``sampled_by="barrier-top check"``); none without the option."""
+        transition-state sampling at each of :meth:`barrier_temperatures`, to be labelled
+        for :meth:`barrier_checks` (``sampled_by="barrier-top check"``,
+        ``barrier_temperature`` in K); none without the option."""
         from ase_al.samplers.modes import BARRIER_SAMPLES
         from ase_al.samplers.wigner import transition_state_sampling
 
@@ -263,54 +268,71 @@ class SamplingStage:
         for index, point in enumerate(points):
             if not point.saddle:
                 continue
-            samples = transition_state_sampling(
-                point.atoms,
-                point.vibrations,
-                BARRIER_SAMPLES,
-                self.sampling.temperature,
-                seed=int(self.rng.integers(2**32)),
-                direction="random",
-                freeze_below_cm1=self.sampling.freeze_below_cm1,
-            )
-            for atoms in samples:
-                atoms.info.update(starting_point=index, sampled_by="barrier-top check")
-                found.append(atoms)
+            for temperature in self.barrier_temperatures():
+                samples = transition_state_sampling(
+                    point.atoms,
+                    point.vibrations,
+                    BARRIER_SAMPLES,
+                    temperature,
+                    seed=int(self.rng.integers(2**32)),
+                    direction="random",
+                    freeze_below_cm1=self.sampling.freeze_below_cm1,
+                )
+                for atoms in samples:
+                    atoms.info.update(
+                        starting_point=index,
+                        sampled_by="barrier-top check",
+                        barrier_temperature=float(temperature),
+                    )
+                    found.append(atoms)
         return found
 
     def barrier_checks(self, pair, points, labelled: list[Atoms]) -> list[dict]:
         """Where ``pair`` puts the barrier top at each transition-state starting point,
         from that point's ``labelled`` barrier samples (see :meth:`barrier_samples` and
-        :func:`~ase_al.samplers.modes.check_barrier_top`): a summary per point."""
+        :func:`~ase_al.samplers.modes.check_barrier_top`): a summary per point and sampling
+        temperature (``temperature``, K; widths at the sampling temperature)."""
         from ase_al.samplers.modes import check_barrier_top
+
+        def info(atoms):
+            return atoms.info.get("key_value_pairs", atoms.info)
 
         summaries = []
         for index, point in enumerate(points):
-            samples = [
-                a
-                for a in labelled
-                if a.info.get("key_value_pairs", a.info).get("starting_point") == index
-            ]
-            if not point.saddle or len(samples) < 2:
+            if not point.saddle:
                 continue
-            check = check_barrier_top(
-                pair,
-                samples,
-                point.atoms,
-                point.vibrations,
-                self.sampling.temperature,
-                self.sampling.barrier_top_tolerance,
-            )
-            summaries.append({"starting_point": index, **check.summary()})
-            log.info(
-                "barrier top of starting structure %d on the model: %+.4f ± %.4f Å·amu^1/2 "
-                "(%+.4f Å) along the reaction coordinate, %+.2f of its width%s",
-                index,
-                check.shift,
-                check.error,
-                check.shift_A,
-                check.shift / check.width,
-                f": more than {self.sampling.barrier_top_tolerance:g}" if check.off else "",
-            )
+            for temperature in self.barrier_temperatures():
+                samples = [
+                    a
+                    for a in labelled
+                    if info(a).get("starting_point") == index
+                    and info(a).get("barrier_temperature", self.sampling.temperature) == temperature
+                ]
+                if len(samples) < 2:
+                    continue
+                check = check_barrier_top(
+                    pair,
+                    samples,
+                    point.atoms,
+                    point.vibrations,
+                    self.sampling.temperature,
+                    self.sampling.barrier_top_tolerance,
+                )
+                summaries.append(
+                    {"starting_point": index, "temperature": temperature, **check.summary()}
+                )
+                log.info(
+                    "barrier top of starting structure %d on the model (samples at %g K): "
+                    "%+.4f ± %.4f Å·amu^1/2 (%+.4f Å) along the reaction coordinate, %+.2f of "
+                    "its width%s",
+                    index,
+                    temperature,
+                    check.shift,
+                    check.error,
+                    check.shift_A,
+                    check.shift / check.width,
+                    f": more than {self.sampling.barrier_top_tolerance:g}" if check.off else "",
+                )
         return summaries
 
     def relaxations(self, pair, threshold, points, folder, labelled, thresholds=None):
