@@ -81,36 +81,47 @@ def labelled_samples(work: Path, samples) -> list:
     return labelled
 
 
-def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrations, samples):
+def outcomes_on(surface, folder: Path, samples, summary, reactants, product) -> dict:
+    """The N initial conditions propagated both ways on ``surface`` (two worker processes;
+    kept in ``folder`` and read back when there) and classified as the example does
+    (:func:`reactive_al.judged`)."""
     from ase.io import read, write
 
-    import ase_al
     from ase_al.executors import default_executor
-    from ase_al.reactions import ShiftedBarrierTop, propagate_both_ways
-    from ase_al.samplers.modes import check_barrier_top
+    from ase_al.reactions import propagate_both_ways
 
     n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / f"{n - 1:03d}_backward.traj").exists():
+        pairs = propagate_both_ways(
+            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
+        )
+        for k, (forward, backward) in enumerate(pairs):
+            write(folder / f"{k:03d}_forward.traj", forward)
+            write(folder / f"{k:03d}_backward.traj", backward)
+    halves = [
+        read(folder / f"{k:03d}_{way}.traj", ":")
+        for k in range(n)
+        for way in ("forward", "backward")
+    ]
+    return judged(halves, reactants, product)
+
+
+def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrations, samples):
+
+    import ase_al
+    from ase_al.reactions import ShiftedBarrierTop
+    from ase_al.samplers.modes import check_barrier_top
+
+    n = summary["n_trajectories"]
     direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
     labelled = labelled_samples(work, samples)
     rows = []
     for shift in shifts:
         surface = ShiftedBarrierTop(ase_al.methods("GFN2-xTB"), saddle, vibrations, shift)
         folder = work / "barrier_top" / f"shift_{shift:+.3f}"
-        folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        if not (folder / f"{n - 1:03d}_backward.traj").exists():
-            pairs = propagate_both_ways(
-                samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
-            )
-            for k, (forward, backward) in enumerate(pairs):
-                write(folder / f"{k:03d}_forward.traj", forward)
-                write(folder / f"{k:03d}_backward.traj", backward)
-        halves = [
-            read(folder / f"{k:03d}_{way}.traj", ":")
-            for k in range(n)
-            for way in ("forward", "backward")
-        ]
-        outcome = judged(halves, reactants, product)
+        outcome = outcomes_on(surface, folder, samples, summary, reactants, product)
         measured = check_barrier_top(surface, labelled, saddle, vibrations, 300.0, 0.1)
         row = {
             "shift": shift,
@@ -188,11 +199,9 @@ def soften(work: Path, spec: str, summary, saddle, reactants, product, vibration
     point's mode MODE, by index among the vibrations, softened to CM1 near the top; several
     at once joined by ``+``, ``1:108+2:162``, and ``top:DELTA`` among them moves the top by
     DELTA Å·amu^1/2 as well): do a network's soft modes explain its outcomes?"""
-    from ase.io import read, write
 
     import ase_al
-    from ase_al.executors import default_executor
-    from ase_al.reactions import ShiftedBarrierTop, propagate_both_ways
+    from ase_al.reactions import ShiftedBarrierTop
     from ase_al.samplers.modes import frequencies_along_modes
 
     parts = spec.split("+")
@@ -202,7 +211,7 @@ def soften(work: Path, spec: str, summary, saddle, reactants, product, vibration
         for part in parts
         if not part.startswith("top:")
     ]
-    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    n = summary["n_trajectories"]
     direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
     surface = ase_al.methods("GFN2-xTB")
     for mode, cm1 in changes:  # each adds its own term near the top
@@ -214,20 +223,7 @@ def soften(work: Path, spec: str, summary, saddle, reactants, product, vibration
         + ([f"top_{shift:+.3f}"] if shift else [])
     )
     folder = work / "barrier_top" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / f"{n - 1:03d}_backward.traj").exists():
-        pairs = propagate_both_ways(
-            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
-        )
-        for k, (forward, backward) in enumerate(pairs):
-            write(folder / f"{k:03d}_forward.traj", forward)
-            write(folder / f"{k:03d}_backward.traj", backward)
-    halves = [
-        read(folder / f"{k:03d}_{way}.traj", ":")
-        for k in range(n)
-        for way in ("forward", "backward")
-    ]
-    outcome = judged(halves, reactants, product)
+    outcome = outcomes_on(surface, folder, samples, summary, reactants, product)
     along = frequencies_along_modes(surface, saddle, vibrations)
     row = {
         "modes": [
@@ -320,17 +316,14 @@ def perturb(work: Path, spec: str, summary, saddle, reactants, product, vibratio
     trajectories what any error of a network's size does, or does it need one of one sign?"""
     import numpy as np
     from ase import units
-    from ase.io import read, write
 
     import ase_al
-    from ase_al.executors import default_executor
-    from ase_al.reactions import propagate_both_ways
     from ase_al.samplers.modes import check_barrier_top, frequencies_along_modes
 
     parts = spec.split(":")
     eps, seed = float(parts[0]), int(parts[1])
     below = float(parts[2]) if len(parts) > 2 else None
-    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    n = summary["n_trajectories"]
     direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
     surface = perturbed(ase_al.methods("GFN2-xTB"), saddle, vibrations, eps, seed, 1.0, below)
     folder = (
@@ -338,21 +331,8 @@ def perturb(work: Path, spec: str, summary, saddle, reactants, product, vibratio
         / "barrier_top"
         / (f"perturbed_{eps:g}_{seed}" + ("" if below is None else f"_below_{below:g}"))
     )
-    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if not (folder / f"{n - 1:03d}_backward.traj").exists():
-        pairs = propagate_both_ways(
-            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
-        )
-        for k, (forward, backward) in enumerate(pairs):
-            write(folder / f"{k:03d}_forward.traj", forward)
-            write(folder / f"{k:03d}_backward.traj", backward)
-    halves = [
-        read(folder / f"{k:03d}_{way}.traj", ":")
-        for k in range(n)
-        for way in ("forward", "backward")
-    ]
-    outcome = judged(halves, reactants, product)
+    outcome = outcomes_on(surface, folder, samples, summary, reactants, product)
     labelled = labelled_samples(work, samples)
     # the error itself over the initial conditions: GFN2-xTB's forces are in ``labelled``,
     # so the perturbation alone is evaluated (on a zero surface) for its size
@@ -445,33 +425,17 @@ def tilt(work: Path, spec: str, summary, saddle, reactants, product, vibrations,
     """The same initial conditions on GFN2-xTB with :func:`tilted`'s step (``spec`` =
     ``TAU:R0:S``, eV/Å, Å, Å)."""
     from ase import units
-    from ase.io import read, write
 
     import ase_al
-    from ase_al.executors import default_executor
-    from ase_al.reactions import propagate_both_ways
     from ase_al.samplers.modes import check_barrier_top
 
     tau, r0, s = (float(x) for x in spec.split(":"))
-    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    n = summary["n_trajectories"]
     direct = reference_outcomes(work / "GFN2-xTB", n, reactants, product)
     surface = tilted(ase_al.methods("GFN2-xTB"), tau, r0, s)
     folder = work / "barrier_top" / f"tilted_{tau:g}_{r0:g}_{s:g}"
-    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if not (folder / f"{n - 1:03d}_backward.traj").exists():
-        pairs = propagate_both_ways(
-            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
-        )
-        for k, (forward, backward) in enumerate(pairs):
-            write(folder / f"{k:03d}_forward.traj", forward)
-            write(folder / f"{k:03d}_backward.traj", backward)
-    halves = [
-        read(folder / f"{k:03d}_{way}.traj", ":")
-        for k in range(n)
-        for way in ("forward", "backward")
-    ]
-    outcome = judged(halves, reactants, product)
+    outcome = outcomes_on(surface, folder, samples, summary, reactants, product)
     measured = check_barrier_top(
         surface, labelled_samples(work, samples), saddle, vibrations, 300.0, 0.1
     )
