@@ -37,8 +37,10 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 from _results import write_result
-from reactive_al import example_settings, judged, paired, reference_outcomes
+from ase.calculators.calculator import Calculator, all_changes
+from reactive_al import example_settings, paired, reference_outcomes
 
 
 def initial_conditions(work: Path, trajectories: int, fs_each_way: float):
@@ -59,7 +61,6 @@ def initial_conditions(work: Path, trajectories: int, fs_each_way: float):
 
 def labelled_samples(work: Path, samples) -> list:
     """The initial conditions' positions with GFN2-xTB's forces (computed once)."""
-    import numpy as np
     from ase.calculators.singlepoint import SinglePointCalculator
 
     import ase_al
@@ -81,11 +82,13 @@ def labelled_samples(work: Path, samples) -> list:
     return labelled
 
 
-def outcomes_on(surface, folder: Path, samples, summary, reactants, product) -> dict:
-    """The N initial conditions propagated both ways on ``surface`` (two worker processes;
-    kept in ``folder`` and read back when there) and classified as the example does
-    (:func:`reactive_al.judged`)."""
-    from ase.io import read, write
+def outcomes_on(
+    surface, folder: Path, samples, summary, reactants, product, workers: bool = True
+) -> dict:
+    """The N initial conditions propagated both ways on ``surface`` (in two worker
+    processes, or here without ``workers``; kept in ``folder`` and read back when there)
+    and classified as the example does (:func:`reactive_al.judged`)."""
+    from ase.io import write
 
     from ase_al.executors import default_executor
     from ase_al.reactions import propagate_both_ways
@@ -93,18 +96,24 @@ def outcomes_on(surface, folder: Path, samples, summary, reactants, product) -> 
     n, fs = summary["n_trajectories"], summary["fs_each_way"]
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / f"{n - 1:03d}_backward.traj").exists():
-        pairs = propagate_both_ways(
-            samples, surface, fs, 0.5, 2, executor=default_executor(), progress=False
-        )
+        executor = default_executor() if workers else None
+        pairs = propagate_both_ways(samples, surface, fs, 0.5, 2, executor, progress=False)
         for k, (forward, backward) in enumerate(pairs):
             write(folder / f"{k:03d}_forward.traj", forward)
             write(folder / f"{k:03d}_backward.traj", backward)
-    halves = [
-        read(folder / f"{k:03d}_{way}.traj", ":")
-        for k in range(n)
-        for way in ("forward", "backward")
-    ]
-    return judged(halves, reactants, product)
+    return reference_outcomes(folder, n, reactants, product)
+
+
+def compared(outcome: dict, direct: dict) -> dict:
+    """A surface's direct fraction and bond-formation gap, and its outcomes against
+    GFN2-xTB's pair by pair (``against_gfn2_xtb``)."""
+    return {
+        "direct": outcome["direct"],
+        "direct_fraction_error": outcome["direct_fraction_error"],
+        "gap_mean_fs": outcome["gap_mean_fs"],
+        "gap_error_fs": outcome["gap_error_fs"],
+        "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+    }
 
 
 def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrations, samples):
@@ -128,11 +137,7 @@ def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrati
             "shift_A": measured.shift_A,
             "shift_in_widths": measured.shift / measured.width,
             "measured_shift": measured.shift,
-            "direct": outcome["direct"],
-            "direct_fraction_error": outcome["direct_fraction_error"],
-            "gap_mean_fs": outcome["gap_mean_fs"],
-            "gap_error_fs": outcome["gap_error_fs"],
-            "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+            **compared(outcome, direct),
             "wall_s_this_call": time.perf_counter() - t0,
         }
         rows.append(row)
@@ -148,6 +153,27 @@ def sensitivity(work: Path, shifts, summary, saddle, reactants, product, vibrati
     return direct, rows
 
 
+class AddedTerm(Calculator):
+    """``calc`` plus a term V(x) (an ASE calculator): ``term(positions)`` gives V (eV) and
+    dV/dx (eV/Å, any shape of 3N) at the positions (Å, an (N, 3) array)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, calc, term):
+        super().__init__()
+        self.calc, self.term = calc, term
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        work = self.atoms.copy()
+        work.calc = self.calc
+        v, gradient = self.term(self.atoms.positions)
+        self.results = {
+            "energy": work.get_potential_energy() + v,
+            "forces": work.get_forces() - np.reshape(gradient, (-1, 3)),
+        }
+
+
 def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0):
     """``calc`` with the saddle point's ``mode`` at ``cm1`` instead of its own wavenumber
     near the top (an ASE calculator; the imaginary mode as a negative ``cm1``):
@@ -156,9 +182,7 @@ def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0
     signed)."""
     import math
 
-    import numpy as np
     from ase import units
-    from ase.calculators.calculator import Calculator, all_changes
 
     from ase_al.samplers.modes import reaction_coordinate
     from ase_al.simulations import HBAR
@@ -174,24 +198,14 @@ def softened(calc, saddle, vibrations, mode: int, cm1: float, width: float = 1.0
 
     change = curvature(vibrations.frequencies[mode]) - curvature(cm1)
 
-    class Surface(Calculator):
-        implemented_properties = ["energy", "forces"]
+    def term(positions):
+        dx = positions.ravel() - origin
+        qk, q0 = float(along_mode @ dx), float(along_top @ dx)
+        g = math.exp(-((q0 / width) ** 2))
+        v = -0.5 * change * qk**2 * g
+        return v, -change * qk * g * along_mode + v * (-2 * q0 / width**2) * along_top
 
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            work = self.atoms.copy()
-            work.calc = calc
-            dx = self.atoms.positions.ravel() - origin
-            qk, q0 = float(along_mode @ dx), float(along_top @ dx)
-            g = math.exp(-((q0 / width) ** 2))
-            v = -0.5 * change * qk**2 * g
-            dv = -change * qk * g * along_mode + v * (-2 * q0 / width**2) * along_top
-            self.results = {
-                "energy": work.get_potential_energy() + v,
-                "forces": work.get_forces() - dv.reshape(-1, 3),
-            }
-
-    return Surface()
+    return AddedTerm(calc, term)
 
 
 def soften(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
@@ -267,9 +281,6 @@ def perturbed(calc, saddle, vibrations, eps: float, seed: int, width: float = 1.
     coordinate) are perturbed."""
     import math
 
-    import numpy as np
-    from ase.calculators.calculator import Calculator, all_changes
-
     from ase_al.samplers.modes import reaction_coordinate, wigner_widths
 
     rng = np.random.default_rng(seed)
@@ -289,32 +300,21 @@ def perturbed(calc, saddle, vibrations, eps: float, seed: int, width: float = 1.
         quadratic *= np.outer(kept, kept)
     origin = saddle.positions.ravel().copy()
 
-    class Surface(Calculator):
-        implemented_properties = ["energy", "forces"]
+    def term(positions):
+        q = dq_dx @ (positions.ravel() - origin)
+        damping = math.exp(-((q[k0] / width) ** 2))
+        v = float(linear @ q + 0.5 * q @ quadratic @ q)
+        dv_dq = damping * (linear + quadratic @ q)
+        dv_dq[k0] += v * damping * (-2 * q[k0] / width**2)
+        return damping * v, dv_dq @ dq_dx
 
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            work = self.atoms.copy()
-            work.calc = calc
-            q = dq_dx @ (self.atoms.positions.ravel() - origin)
-            damping = math.exp(-((q[k0] / width) ** 2))
-            v = float(linear @ q + 0.5 * q @ quadratic @ q)
-            dv_dq = damping * (linear + quadratic @ q)
-            dv_dq[k0] += v * damping * (-2 * q[k0] / width**2)
-            self.results = {
-                "energy": work.get_potential_energy() + damping * v,
-                "forces": work.get_forces() - (dv_dq @ dq_dx).reshape(-1, 3),
-                "perturbation": damping * v,
-            }
-
-    return Surface()
+    return AddedTerm(calc, term)
 
 
 def perturb(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
     """The same initial conditions on GFN2-xTB with :func:`perturbed`'s random error near
     the top (``spec`` = ``EPS:SEED`` or ``EPS:SEED:BELOW_CM1``): is an excess of direct
     trajectories what any error of a network's size does, or does it need one of one sign?"""
-    import numpy as np
     from ase import units
 
     import ase_al
@@ -360,11 +360,7 @@ def perturb(work: Path, spec: str, summary, saddle, reactants, product, vibratio
             100 * np.sqrt(np.mean((along[real] / reference_cm1[real] - 1) ** 2))
         ),
         "top_shift_in_widths": measured.shift / measured.width,
-        "direct": outcome["direct"],
-        "direct_fraction_error": outcome["direct_fraction_error"],
-        "gap_mean_fs": outcome["gap_mean_fs"],
-        "gap_error_fs": outcome["gap_error_fs"],
-        "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+        **compared(outcome, direct),
         "wall_s_this_call": time.perf_counter() - t0,
     }
     p = row["against_gfn2_xtb"]
@@ -391,34 +387,20 @@ def tilted(calc, tau: float, r0: float, s: float, bonds=((2, 3), (4, 5))):
     is left alone: how much does a network's slope just past the top decide recrossing?"""
     import math
 
-    import numpy as np
-    from ase.calculators.calculator import Calculator, all_changes
+    def term(x):
+        dr = np.zeros_like(x)
+        r = 0.0
+        for i, j in bonds:
+            d = x[i] - x[j]
+            length = float(np.linalg.norm(d))
+            r += length / len(bonds)
+            dr[i] += d / length / len(bonds)
+            dr[j] -= d / length / len(bonds)
+        z = (r - r0) / s
+        v = tau * s * (1 + math.erf(z)) / 2
+        return v, tau * math.exp(-(z**2)) / math.sqrt(math.pi) * dr
 
-    class Surface(Calculator):
-        implemented_properties = ["energy", "forces"]
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            work = self.atoms.copy()
-            work.calc = calc
-            x = self.atoms.positions
-            dr = np.zeros_like(x)
-            r = 0.0
-            for i, j in bonds:
-                d = x[i] - x[j]
-                length = float(np.linalg.norm(d))
-                r += length / len(bonds)
-                dr[i] += d / length / len(bonds)
-                dr[j] -= d / length / len(bonds)
-            z = (r - r0) / s
-            v = tau * s * (1 + math.erf(z)) / 2
-            dv_dr = tau * math.exp(-(z**2)) / math.sqrt(math.pi)
-            self.results = {
-                "energy": work.get_potential_energy() + v,
-                "forces": work.get_forces() - dv_dr * dr,
-            }
-
-    return Surface()
+    return AddedTerm(calc, term)
 
 
 def tilt(work: Path, spec: str, summary, saddle, reactants, product, vibrations, samples):
@@ -447,11 +429,7 @@ def tilt(work: Path, spec: str, summary, saddle, reactants, product, vibrations,
         "saddle_r_A": r_saddle,
         "step_kcal_mol": tau * s / (units.kcal / units.mol),
         "top_shift_in_widths": measured.shift / measured.width,
-        "direct": outcome["direct"],
-        "direct_fraction_error": outcome["direct_fraction_error"],
-        "gap_mean_fs": outcome["gap_mean_fs"],
-        "gap_error_fs": outcome["gap_error_fs"],
-        "against_gfn2_xtb": paired(outcome["labels"], direct["labels"]),
+        **compared(outcome, direct),
         "wall_s_this_call": time.perf_counter() - t0,
     }
     p = row["against_gfn2_xtb"]
@@ -474,9 +452,17 @@ class _Zero:
         return 0.0
 
     def get_forces(self, atoms=None):
-        import numpy as np
 
         return np.zeros((len(atoms), 3))
+
+
+def main_networks(run, wanted):
+    """(iteration, its history entry, its main network) for each finished iteration of
+    ``run`` in ``wanted`` (all when it is empty)."""
+    for entry in run.history:
+        k = entry["iteration"]
+        if not wanted or k in wanted:
+            yield k, entry, run.model(iteration=k).members[0]
 
 
 def networks(work: Path, wanted, saddle, vibrations, samples):
@@ -486,11 +472,7 @@ def networks(work: Path, wanted, saddle, vibrations, samples):
     labelled = labelled_samples(work, samples)
     run = ase_al.ALRun(work / "al")
     rows = []
-    for entry in run.history:
-        k = entry["iteration"]
-        if wanted and k not in wanted:
-            continue
-        main = run.model(iteration=k).members[0]
+    for k, entry, main in main_networks(run, wanted):
         check = check_barrier_top(main, labelled, saddle, vibrations, 300.0, 0.1)
         row = {"iteration": k, "labels": entry["n_train"], **check.summary()}
         judged_path = work / "along_the_run" / f"iteration_{k}.v2.json"
@@ -520,13 +502,11 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
     GFN2-xTB's over GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, the first 40 fs),
     apart for its direct and recrossing trajectories and for the first 5 fs and later (the
     later frames also by r and by the asynchrony |r₂₃ − r₄₅|)."""
-    import numpy as np
-    from ase.io import read, write
+    from ase.io import read
 
     import ase_al
-    from ase_al.reactions import propagate_both_ways
 
-    n, fs = summary["n_trajectories"], summary["fs_each_way"]
+    n = summary["n_trajectories"]
     reference = reference_outcomes(work / "GFN2-xTB", n, reactants, product)["labels"]
     run = ase_al.ALRun(work / "al")
     times_fs = [2, 5, 10, 15, 20, 30, 40]  # frame k is at k + 1 fs
@@ -566,11 +546,7 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
                     low = a_bins[a_bins <= asynchrony].max()
                     near_top.setdefault(f"{kind}, 5-40 fs, |r23-r45| {low:.1f}+", []).append(atoms)
     rows = []
-    for entry in run.history:
-        k = entry["iteration"]
-        if wanted and k not in wanted:
-            continue
-        main = run.model(iteration=k).members[0]
+    for k, _entry, main in main_networks(run, wanted):
         along_r = {}
         for key, frames in sorted(near_top.items()):
             predicted = np.asarray(main.predict(frames, forces=True)["forces"], float)
@@ -584,18 +560,13 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
                 "error_eV_A": float(np.std(difference, ddof=1) / np.sqrt(len(difference))),
             }
         folder = work / "barrier_top" / f"network_{k}"
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / f"{n - 1:03d}_backward.traj").exists():
-            pairs = propagate_both_ways(samples, main, fs, 0.5, 2, progress=False)
-            for t, (forward, backward) in enumerate(pairs):
-                write(folder / f"{t:03d}_forward.traj", forward)
-                write(folder / f"{t:03d}_backward.traj", backward)
+        learned = outcomes_on(main, folder, samples, summary, reactants, product, False)
+        learned = learned["labels"]
         halves = [
             read(folder / f"{t:03d}_{way}.traj", ":")
             for t in range(n)
             for way in ("forward", "backward")
         ]
-        learned = judged(halves, reactants, product)["labels"]
         groups: dict[str, list] = {}
         for t in range(n):
             for h, way in enumerate(("forward", "backward")):
