@@ -26,6 +26,8 @@ direct GFN2-xTB run of its N transition-state-sampled initial conditions, ``DIR/
    ``--networks-only`` measures these alone (``results/barrier_top_diels_alder_networks.json``).
 4. **Where the networks' trajectories part from GFN2-xTB's** (``--paths --iterations K``):
    :func:`paths`, in ``results/barrier_top_diels_alder_paths.json``.
+5. **The networks' tops for hotter samples** (``--hot 300,600,1200 --iterations K``):
+   :func:`hot`, in ``results/barrier_top_diels_alder_hot.json``.
 
 Results: ``benchmarks/results/barrier_top_diels_alder.json``.
 """
@@ -59,14 +61,15 @@ def initial_conditions(work: Path, trajectories: int, fs_each_way: float):
     return summary, saddle, reactants, cyclohexene, vibrations, samples
 
 
-def labelled_samples(work: Path, samples) -> list:
-    """The initial conditions' positions with GFN2-xTB's forces (computed once)."""
+def labelled_samples(work: Path, samples, name: str = "reference_forces") -> list:
+    """``samples`` (by default the initial conditions) with GFN2-xTB's forces, computed once
+    and kept in ``DIR/barrier_top/<name>.npy``."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     import ase_al
     from ase_al.calculators.committee import predict_batch
 
-    path = work / "barrier_top" / "reference_forces.npy"
+    path = work / "barrier_top" / f"{name}.npy"
     if path.exists():
         forces = np.load(path)
     else:
@@ -456,6 +459,71 @@ class _Zero:
         return np.zeros((len(atoms), 3))
 
 
+def toward_longer(atoms) -> np.ndarray:
+    """dr/dx (N, 3): r the mean length of the two bonds the Diels-Alder reaction forms."""
+    x, gradient = atoms.positions, np.zeros((len(atoms), 3))
+    for i, j in ((2, 3), (4, 5)):
+        unit = (x[i] - x[j]) / np.linalg.norm(x[i] - x[j])
+        gradient[i] += unit / 2
+        gradient[j] -= unit / 2
+    return gradient
+
+
+def force_toward_product(predicted, frames) -> tuple[float, float]:
+    """Mean and standard error (eV/Å) of the predicted minus the frames' own forces along
+    r, positive toward the product (r shorter)."""
+    difference = [
+        float(np.sum((np.reshape(f, (-1, 3)) - a.get_forces()) * -toward_longer(a)))
+        for f, a in zip(predicted, frames, strict=True)
+    ]
+    return float(np.mean(difference)), float(np.std(difference, ddof=1) / np.sqrt(len(frames)))
+
+
+def hot(work: Path, temperatures, wanted, saddle, vibrations) -> list[dict]:
+    """Where each wanted network puts the barrier top for transition-state samples drawn at
+    each of ``temperatures`` (K; 100 each, seed 11, labelled once with GFN2-xTB and kept in
+    ``DIR/barrier_top/hot_<T>_forces.npy``): the shift by
+    :func:`ase_al.samplers.modes.check_barrier_top` (widths at 300 K) and the force error
+    along the forming bonds (:func:`force_toward_product`). Hotter transverse modes are
+    where slow trajectories linger."""
+    import ase_al
+    from ase_al.samplers import transition_state_sampling
+    from ase_al.samplers.modes import check_barrier_top
+
+    run = ase_al.ALRun(work / "al")
+    sets = {
+        t: labelled_samples(
+            work,
+            transition_state_sampling(saddle, vibrations, 100, t, seed=11),
+            f"hot_{t:g}_forces",
+        )
+        for t in temperatures
+    }
+    rows = []
+    for k, _entry, main in main_networks(run, wanted):
+        for t, labelled in sets.items():
+            check = check_barrier_top(main, labelled, saddle, vibrations, 300.0, 0.1)
+            predicted = main.predict(labelled, forces=True)["forces"]
+            mean, error = force_toward_product(predicted, labelled)
+            rows.append(
+                {
+                    "iteration": k,
+                    "temperature": t,
+                    "shift": check.shift,
+                    "shift_error": check.error,
+                    "force_toward_product_eV_A": mean,
+                    "force_toward_product_error_eV_A": error,
+                }
+            )
+            print(
+                f"iteration {k:2d}, samples at {t:5.0f} K: top at {check.shift:+.4f} ± "
+                f"{check.error:.4f} Å·amu^1/2, force along r toward the product "
+                f"{1000 * mean:+.0f} ± {1000 * error:.0f} meV/Å",
+                flush=True,
+            )
+    return rows
+
+
 def main_networks(run, wanted):
     """(iteration, its history entry, its main network) for each finished iteration of
     ``run`` in ``wanted`` (all when it is empty)."""
@@ -514,14 +582,6 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
     def forming(frames):
         return np.array([(a.get_distance(2, 3) + a.get_distance(4, 5)) / 2 for a in frames])
 
-    def toward_longer(atoms):  # dr/dx: r the mean of the two forming bonds
-        x, gradient = atoms.positions, np.zeros((len(atoms), 3))
-        for i, j in ((2, 3), (4, 5)):
-            unit = (x[i] - x[j]) / np.linalg.norm(x[i] - x[j])
-            gradient[i] += unit / 2
-            gradient[j] -= unit / 2
-        return gradient
-
     def is_direct(labels, k):
         return {labels[2 * k], labels[2 * k + 1]} == {"reactant", "product"}
 
@@ -549,16 +609,9 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
     for k, _entry, main in main_networks(run, wanted):
         along_r = {}
         for key, frames in sorted(near_top.items()):
-            predicted = np.asarray(main.predict(frames, forces=True)["forces"], float)
-            difference = [
-                float(np.sum((f.reshape(-1, 3) - a.get_forces()) * -toward_longer(a)))
-                for f, a in zip(predicted.reshape(len(frames), -1), frames, strict=True)
-            ]
-            along_r[key] = {
-                "n_frames": len(frames),
-                "mean_eV_A": float(np.mean(difference)),
-                "error_eV_A": float(np.std(difference, ddof=1) / np.sqrt(len(difference))),
-            }
+            predicted = main.predict(frames, forces=True)["forces"]
+            mean, error = force_toward_product(predicted, frames)
+            along_r[key] = {"n_frames": len(frames), "mean_eV_A": mean, "error_eV_A": error}
         folder = work / "barrier_top" / f"network_{k}"
         learned = outcomes_on(main, folder, samples, summary, reactants, product, False)
         learned = learned["labels"]
@@ -624,6 +677,12 @@ def main():
         help="only the networks of DIR/al (results/barrier_top_diels_alder_networks.json)",
     )
     parser.add_argument(
+        "--hot",
+        default="",
+        help="T1,T2,...: the --iterations' networks' tops for transition-state samples at "
+        "these temperatures (K; results/barrier_top_diels_alder_hot.json)",
+    )
+    parser.add_argument(
         "--paths",
         action="store_true",
         help="the --iterations' networks' trajectories against GFN2-xTB's, pair by pair "
@@ -651,6 +710,11 @@ def main():
     summary, saddle, reactants, product, vibrations, samples = initial_conditions(
         work, args.trajectories, args.fs
     )
+    if args.hot:  # the networks' tops for hotter samples, in their own file
+        temperatures = [float(t) for t in args.hot.split(",") if t.strip()]
+        rows = hot(work, temperatures, iterations(args), saddle, vibrations)
+        write_result("barrier_top_diels_alder_hot", {"workdir": str(work), "networks": rows})
+        return
     if args.paths:  # the networks' trajectories against GFN2-xTB's, in their own file
         rows = paths(work, iterations(args), summary, reactants, product, samples)
         write_result("barrier_top_diels_alder_paths", {"workdir": str(work), "networks": rows})
