@@ -494,6 +494,33 @@ def test_a_ladder_also_takes_the_uncertain_end_of_the_path():
     assert relax_until_uncertain(start, SlidingDimer(), 0.5).uncertain_steps == [0]
 
 
+class CollapsingDimer(SlidingDimer):
+    """SlidingDimer with its minimum at 0.1 Å: a hole in a model's surface."""
+
+    r0 = 0.1
+
+
+def test_a_relaxation_stops_before_atoms_collapse_into_a_hole():
+    """An optimisation into a model's hole (two H atoms pulled to 0.1 Å) stops where they come
+    within COLLAPSE (0.6) of their covalent radii's sum, 0.37 Å: nothing past it is in the path
+    or taken for labelling (GFN2-xTB puts such structures tens to thousands of eV high)."""
+    from ase.data import covalent_radii
+
+    from ase_al.samplers.relax import COLLAPSE, collapsed
+
+    start = Atoms("H2", [(0, 0, 0), (0, 0, 1.5)])
+    result = relax_until_uncertain(start, CollapsingDimer(), 0.5, ladder=2.0)
+    limit = COLLAPSE * 2 * covalent_radii[1]
+    r = [frame.get_distance(0, 1) for frame in result.path]
+    assert result.collapsed and not result.converged and result.summary()["collapsed"]
+    assert min(r) >= limit and r[-1] < 0.6  # it got close to the hole, not into it
+    assert all(frame.get_distance(0, 1) >= limit for frame in result.uncertain)
+    assert collapsed(Atoms("H2", [(0, 0, 0), (0, 0, 0.9 * limit)]))
+    assert not collapsed(Atoms("H2", [(0, 0, 0), (0, 0, 0.74)])) and not collapsed(Atoms("H"))
+    # a physical path is not stopped
+    assert not relax_until_uncertain(start, SlidingDimer(), 0.5, ladder=2.0).collapsed
+
+
 def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     """ActiveLearner([HCN, HNC, transition state]): each structure is a starting point (the
     saddle refined with the reference and sampled by transition-state sampling), the samples

@@ -23,7 +23,7 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.relax import relax_until_uncertain
+from ase_al.samplers.relax import COLLAPSE, relax_until_uncertain
 from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
@@ -362,6 +362,15 @@ class SamplingStage:
                 ladder=RELAXATION_LADDER,
             )
             write_traj(folder / f"{index:02d}.traj", result.path)
+            if result.collapsed:
+                log.warning(
+                    "the relaxation of starting structure %d on the model ran into a hole "
+                    "(atoms within %.1f of their covalent radii's sum) after %d steps: "
+                    "stopped there, nothing past it labelled",
+                    index,
+                    COLLAPSE,
+                    result.steps,
+                )
             summary = {"starting_point": index, **result.summary()}
             if own is not None:
                 summary["threshold"] = own

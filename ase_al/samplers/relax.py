@@ -35,6 +35,9 @@ class Relaxation:
     max_uncertainty: float
     path: list
     end_labelled: bool = False
+    #: the path was stopped where two atoms came closer than :data:`COLLAPSE` times the sum
+    #: of their covalent radii (a hole in the model's surface: nothing past it is labelled)
+    collapsed: bool = False
 
     def summary(self) -> dict:
         return {
@@ -43,7 +46,29 @@ class Relaxation:
             "steps": self.steps,
             "converged": self.converged,
             "max_uncertainty": self.max_uncertainty,
+            "collapsed": self.collapsed,
         }
+
+
+#: two atoms closer than this fraction of the sum of their covalent radii have collapsed:
+#: a bond stretched or squeezed by a hot vibration keeps 0.8 of it or more, while the
+#: structures a model's hole leads to lie at 0.01-0.56 and 30-5700 eV above any
+#: physical one (GFN2-xTB, the Diels-Alder complex relaxed on early networks)
+COLLAPSE = 0.6
+
+
+def collapsed(atoms: Atoms) -> bool:
+    """Whether two atoms of ``atoms`` are closer than :data:`COLLAPSE` times the sum of their
+    covalent radii (``ase.data.covalent_radii``)."""
+    from ase.data import covalent_radii
+
+    if len(atoms) < 2:
+        return False
+    radii = covalent_radii[atoms.numbers]
+    distances = atoms.get_all_distances()
+    ratio = distances / (radii[:, None] + radii[None, :])
+    np.fill_diagonal(ratio, np.inf)
+    return bool(ratio.min() < COLLAPSE)
 
 
 def relax_until_uncertain(
@@ -123,8 +148,11 @@ def relax_until_uncertain(
         return bool(len(known)) and np.abs(known - frame.positions).max(axis=(1, 2)).min() < 1e-6
 
     path, taken, taken_steps, bar = [], [], [], uq_threshold
-    converged = False
+    converged = hole = False
     for step, done in enumerate(optimizer.irun(fmax=fmax, steps=steps)):
+        if path and collapsed(probe):  # into a hole of the model: stop before it
+            converged, hole = False, True
+            break
         converged = done
         # asked of the model for this structure: Sella also evaluates displaced geometries
         u = float(np.max(model.get_property("energy_uncertainty", probe)))
@@ -152,7 +180,9 @@ def relax_until_uncertain(
         taken_steps.append(len(path) - 1)
     largest = max(f.info["uncertainty"] for f in path)
     finished = bool(converged) and (ladder is not None or not taken)
-    return Relaxation(taken, taken_steps, len(path) - 1, finished, largest, path, end_labelled)
+    return Relaxation(
+        taken, taken_steps, len(path) - 1, finished, largest, path, end_labelled, hole
+    )
 
 
-__all__ = ["Relaxation", "relax_until_uncertain"]
+__all__ = ["COLLAPSE", "Relaxation", "collapsed", "relax_until_uncertain"]
