@@ -519,6 +519,11 @@ def test_a_relaxation_stops_before_atoms_collapse_into_a_hole():
     assert not collapsed(Atoms("H2", [(0, 0, 0), (0, 0, 0.74)])) and not collapsed(Atoms("H"))
     # a physical path is not stopped
     assert not relax_until_uncertain(start, SlidingDimer(), 0.5, ladder=2.0).collapsed
+    # such structures labelled before are left out of training, the rest kept in order
+    from ase_al.active_learning.learner import trainable
+
+    images = [Atoms("H2", [(0, 0, 0), (0, 0, r)]) for r in (0.74, 0.1, 1.2, 0.3, 0.5)]
+    assert [a.get_distance(0, 1) for a in trainable(images)] == pytest.approx([0.74, 1.2, 0.5])
 
 
 def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):

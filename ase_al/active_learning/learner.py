@@ -62,6 +62,23 @@ from ase_al.options import (
 
 log = logging.getLogger("ase_al")
 
+
+def trainable(images: list[Atoms]) -> list[Atoms]:
+    """``images`` less those whose atoms have collapsed into one another
+    (:func:`ase_al.samplers.relax.collapsed`): a model's hole labelled with the reference,
+    tens to thousands of eV above anything physical, which a fit can only be thrown off by.
+    They stay in ``labelled.db``; the order of the rest is kept."""
+    from ase_al.samplers.relax import collapsed
+
+    kept = [atoms for atoms in images if not collapsed(atoms)]
+    if len(kept) < len(images):
+        log.warning(
+            "%d labelled structures with collapsed atoms left out of training",
+            len(images) - len(kept),
+        )
+    return kept
+
+
 #: how a sampled structure was found, stored with its label in labelled.db
 SAMPLING_KEYS = (
     "trajectory",
@@ -494,7 +511,7 @@ class ActiveLearner:
         while True:
             k = len(history) + 1
             folder = self.run_dir.iteration_dir(k)
-            images = self.labelled()
+            images = trainable(self.labelled())
             previous = self.run_dir.iteration_dir(k - 1) if k > 1 else None
             pair, validation_rmse = train_models(plan, images, folder, previous)
             threshold = state.get("uq_threshold", self.uncertainty.threshold)
