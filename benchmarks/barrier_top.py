@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from _results import write_result
 from ase.calculators.calculator import Calculator, all_changes
-from reactive_al import example_settings, paired, reference_outcomes
+from reactive_al import example_settings, judged, paired, read_halves, reference_outcomes
 
 
 def initial_conditions(work: Path, trajectories: int, fs_each_way: float):
@@ -85,12 +85,9 @@ def labelled_samples(work: Path, samples, name: str = "reference_forces") -> lis
     return labelled
 
 
-def outcomes_on(
-    surface, folder: Path, samples, summary, reactants, product, workers: bool = True
-) -> dict:
-    """The N initial conditions propagated both ways on ``surface`` (in two worker
-    processes, or here without ``workers``; kept in ``folder`` and read back when there)
-    and classified as the example does (:func:`reactive_al.judged`)."""
+def propagated(surface, folder: Path, samples, summary, workers: bool = True) -> list:
+    """The N initial conditions' halves propagated both ways on ``surface`` (in two worker
+    processes, or here without ``workers``), kept in ``folder`` and read back when there."""
     from ase.io import write
 
     from ase_al.executors import default_executor
@@ -104,7 +101,13 @@ def outcomes_on(
         for k, (forward, backward) in enumerate(pairs):
             write(folder / f"{k:03d}_forward.traj", forward)
             write(folder / f"{k:03d}_backward.traj", backward)
-    return reference_outcomes(folder, n, reactants, product)
+    return read_halves(folder, n)
+
+
+def outcomes_on(surface, folder: Path, samples, summary, reactants, product) -> dict:
+    """:func:`propagated` on ``surface``, classified as the example does
+    (:func:`reactive_al.judged`)."""
+    return judged(propagated(surface, folder, samples, summary), reactants, product)
 
 
 def compared(outcome: dict, direct: dict) -> dict:
@@ -459,6 +462,11 @@ class _Zero:
         return np.zeros((len(atoms), 3))
 
 
+def forming(frames) -> np.ndarray:
+    """Å: r, the mean length of the two bonds the Diels-Alder reaction forms, per frame."""
+    return np.array([(a.get_distance(2, 3) + a.get_distance(4, 5)) / 2 for a in frames])
+
+
 def toward_longer(atoms) -> np.ndarray:
     """dr/dx (N, 3): r the mean length of the two bonds the Diels-Alder reaction forms."""
     x, gradient = atoms.positions, np.zeros((len(atoms), 3))
@@ -570,17 +578,14 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
     GFN2-xTB's over GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, the first 40 fs),
     apart for its direct and recrossing trajectories and for the first 5 fs and later (the
     later frames also by r and by the asynchrony |r₂₃ − r₄₅|)."""
-    from ase.io import read
-
     import ase_al
 
     n = summary["n_trajectories"]
-    reference = reference_outcomes(work / "GFN2-xTB", n, reactants, product)["labels"]
+    on_gfn2 = read_halves(work / "GFN2-xTB", n)
+    reference = judged(on_gfn2, reactants, product)["labels"]
+    r_on_gfn2 = [forming(half) for half in on_gfn2]
     run = ase_al.ALRun(work / "al")
     times_fs = [2, 5, 10, 15, 20, 30, 40]  # frame k is at k + 1 fs
-
-    def forming(frames):
-        return np.array([(a.get_distance(2, 3) + a.get_distance(4, 5)) / 2 for a in frames])
 
     def is_direct(labels, k):
         return {labels[2 * k], labels[2 * k + 1]} == {"reactant", "product"}
@@ -592,9 +597,8 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
     a_bins = np.array([0.0, 0.1, 0.2, 0.3])  # Å, the last open-ended
     for t in range(n):
         kind = "direct" if is_direct(reference, t) else "recrossing"
-        for way in ("forward", "backward"):
-            for i, atoms in enumerate(read(work / "GFN2-xTB" / f"{t:03d}_{way}.traj", ":40")):
-                r = forming([atoms])[0]
+        for h in (2 * t, 2 * t + 1):
+            for i, (atoms, r) in enumerate(zip(on_gfn2[h][:40], r_on_gfn2[h][:40], strict=True)):
                 if not 2.2 < r < 2.45:
                     continue
                 when = "up to 5 fs" if i < 5 else "5-40 fs"
@@ -613,17 +617,11 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
             mean, error = force_toward_product(predicted, frames)
             along_r[key] = {"n_frames": len(frames), "mean_eV_A": mean, "error_eV_A": error}
         folder = work / "barrier_top" / f"network_{k}"
-        learned = outcomes_on(main, folder, samples, summary, reactants, product, False)
-        learned = learned["labels"]
-        halves = [
-            read(folder / f"{t:03d}_{way}.traj", ":")
-            for t in range(n)
-            for way in ("forward", "backward")
-        ]
+        halves = propagated(main, folder, samples, summary, workers=False)
+        learned = judged(halves, reactants, product)["labels"]
         groups: dict[str, list] = {}
         for t in range(n):
-            for h, way in enumerate(("forward", "backward")):
-                on_gfn2 = forming(read(work / "GFN2-xTB" / f"{t:03d}_{way}.traj", ":"))
+            for h in range(2):
                 key = "/".join(
                     (
                         "direct" if is_direct(reference, t) else "recrossing",
@@ -631,7 +629,7 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
                         f"{reference[2 * t + h]}->{learned[2 * t + h]}",
                     )
                 )
-                difference = forming(halves[2 * t + h]) - on_gfn2
+                difference = forming(halves[2 * t + h]) - r_on_gfn2[2 * t + h]
                 groups.setdefault(key, []).append([difference[i - 1] for i in times_fs])
         row = {
             "iteration": k,

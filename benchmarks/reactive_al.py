@@ -238,17 +238,22 @@ def judged(halves, reactants, product) -> dict:
     }
 
 
-def reference_outcomes(folder: Path, n: int, reactants, product) -> dict:
-    """:func:`judged` for the example's direct GFN2-xTB run in ``folder`` (every half,
-    forward and backward of each trajectory, frames 1 fs apart)."""
+def read_halves(folder: Path, n: int) -> list:
+    """Both halves of each of the first ``n`` trajectories in ``folder``, in pairs (forward,
+    backward; ``<k>_forward.traj``, frames 1 fs apart)."""
     from ase.io import read
 
-    halves = [
+    return [
         read(folder / f"{k:03d}_{way}.traj", ":")
         for k in range(n)
         for way in ("forward", "backward")
     ]
-    return judged(halves, reactants, product)
+
+
+def reference_outcomes(folder: Path, n: int, reactants, product) -> dict:
+    """:func:`judged` for the example's direct GFN2-xTB run in ``folder`` (every half,
+    forward and backward of each trajectory, frames 1 fs apart)."""
+    return judged(read_halves(folder, n), reactants, product)
 
 
 def paired_gaps(learned: list, reference: list) -> dict:

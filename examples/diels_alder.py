@@ -23,9 +23,8 @@ the same on an actively learned potential, side by side.
    checked (modes more than 5 % off labelled), its barrier top checked against GFN2-xTB's
    along the reaction coordinate (20 labelled transition-state samples per iteration at
    300 K and 20 at 600 K; within a tenth of the coordinate's thermal width), and ethene and
-   butadiene 6 Å farther
-   apart than in the complex (``info["separated"]``: each molecule sampled, their relative
-   motion free) as starting structures, until its checks of
+   butadiene 6 Å farther apart than in the complex (``info["separated"]``: each molecule
+   sampled, their relative motion free) as starting structures, until its checks of
    certain structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``)
    or MAX_ITERATIONS (default 20) have run,
    the networks continuing from the previous iteration's weights (``warm_start``); its own
