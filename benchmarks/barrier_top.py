@@ -477,14 +477,50 @@ def toward_longer(atoms) -> np.ndarray:
     return gradient
 
 
+def force_differences(predicted, frames) -> np.ndarray:
+    """eV/Å, per frame: the predicted minus the frame's own force along r, positive toward
+    the product (r shorter)."""
+    return np.array(
+        [
+            float(np.sum((np.reshape(f, (-1, 3)) - a.get_forces()) * -toward_longer(a)))
+            for f, a in zip(predicted, frames, strict=True)
+        ]
+    )
+
+
 def force_toward_product(predicted, frames) -> tuple[float, float]:
-    """Mean and standard error (eV/Å) of the predicted minus the frames' own forces along
-    r, positive toward the product (r shorter)."""
-    difference = [
-        float(np.sum((np.reshape(f, (-1, 3)) - a.get_forces()) * -toward_longer(a)))
-        for f, a in zip(predicted, frames, strict=True)
-    ]
+    """Mean and standard error (eV/Å) of :func:`force_differences`."""
+    difference = force_differences(predicted, frames)
     return float(np.mean(difference)), float(np.std(difference, ddof=1) / np.sqrt(len(frames)))
+
+
+def aligned(atoms, target) -> np.ndarray:
+    """``atoms``' positions (Å) with its centre of mass and orientation brought onto
+    ``target``'s: the rotation that minimises the mass-weighted squared deviation (Kabsch)."""
+    m = target.get_masses()[:, None]
+    x = atoms.positions - (m * atoms.positions).sum(0) / m.sum()
+    centre = (m * target.positions).sum(0) / m.sum()
+    y = target.positions - centre
+    u, _s, vt = np.linalg.svd((m * x).T @ y)
+    d = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ np.diag([1.0, 1.0, d]) @ vt
+    return x @ rotation + centre
+
+
+def mode_amplitudes(frames, saddle, vibrations, temperature: float = 300.0) -> np.ndarray:
+    """(F, n_vib): each frame's displacement from ``saddle`` (aligned, :func:`aligned`) along
+    each of the saddle point's normal modes, q_k = e_k·M^1/2 Δx, in units of the mode's
+    Wigner width at ``temperature`` K."""
+    from ase_al.samplers.modes import wigner_widths
+
+    sqrt_m = np.repeat(saddle.get_masses() ** 0.5, 3)
+    displacement = np.array([(aligned(a, saddle) - saddle.positions).ravel() for a in frames])
+    q = (displacement * sqrt_m) @ vibrations.mass_weighted_modes.T
+    return q / wigner_widths(vibrations, temperature)[None, :]
+
+
+#: cm⁻¹: the saddle point's transverse modes below this are reported by :func:`paths`
+SOFT_CM1 = 500.0
 
 
 def hot(work: Path, temperatures, wanted, saddle, vibrations) -> list[dict]:
@@ -566,7 +602,9 @@ def networks(work: Path, wanted, saddle, vibrations, samples):
     return rows
 
 
-def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict]:
+def paths(
+    work: Path, wanted, summary, saddle, reactants, product, vibrations, samples
+) -> list[dict]:
     """Each wanted iteration's main network against GFN2-xTB from the same initial
     conditions, half by half: the mean length r of the two forming C–C bonds (Å) on the
     network minus on GFN2-xTB at 2–40 fs, averaged within groups named
@@ -577,7 +615,12 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
     Also the network's force along r (toward the product, i.e. r shorter, positive) minus
     GFN2-xTB's over GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, the first 40 fs),
     apart for its direct and recrossing trajectories and for the first 5 fs and later (the
-    later frames also by r and by the asynchrony |r₂₃ − r₄₅|)."""
+    later frames also by r and by the asynchrony |r₂₃ − r₄₅|). And the later frames'
+    amplitudes in the saddle point's transverse modes below :data:`SOFT_CM1`
+    (:func:`mode_amplitudes`, in 300 K Wigner widths): their RMS for either outcome, the
+    correlation of the network's force error with each amplitude's square, and the force
+    error by thirds of the potential energy those modes hold (Σ q²/2, in kT at 300 K
+    harmonically)."""
     import ase_al
 
     n = summary["n_trajectories"]
@@ -609,8 +652,58 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
                     asynchrony = abs(atoms.get_distance(2, 3) - atoms.get_distance(4, 5))
                     low = a_bins[a_bins <= asynchrony].max()
                     near_top.setdefault(f"{kind}, 5-40 fs, |r23-r45| {low:.1f}+", []).append(atoms)
+    # the later frames' transverse soft-mode amplitudes (300 K widths), both outcomes
+    later = {kind: near_top.get(f"{kind}, 5-40 fs", []) for kind in ("direct", "recrossing")}
+    frequencies = np.asarray(vibrations.frequencies, float)
+    soft = np.flatnonzero((frequencies > 0) & (frequencies < SOFT_CM1))
+    amplitudes = {
+        kind: mode_amplitudes(frames, saddle, vibrations)[:, soft]
+        for kind, frames in later.items()
+        if frames
+    }
+    energy = {kind: 0.5 * np.sum(q**2, axis=1) for kind, q in amplitudes.items()}
+    thirds = np.quantile(np.concatenate(list(energy.values())), [1 / 3, 2 / 3])
+    soft_modes = [
+        {
+            "cm1": round(float(frequencies[m]), 1),
+            **{
+                f"rms_amplitude_{kind}": round(float(np.sqrt(np.mean(q[:, i] ** 2))), 3)
+                for kind, q in amplitudes.items()
+            },
+        }
+        for i, m in enumerate(soft)
+    ]
+    print("GFN2-xTB's frames near the top after 5 fs, RMS amplitude (300 K widths):")
+    for mode in soft_modes:
+        print(
+            f"  {mode['cm1']:6.0f} cm-1: direct {mode.get('rms_amplitude_direct', np.nan):.2f}, "
+            f"recrossing {mode.get('rms_amplitude_recrossing', np.nan):.2f}"
+        )
     rows = []
     for k, _entry, main in main_networks(run, wanted):
+        by_energy: dict[str, dict] = {}
+        correlation = []
+        if amplitudes:
+            frames = [a for kind in amplitudes for a in later[kind]]
+            differences = force_differences(main.predict(frames, forces=True)["forces"], frames)
+            squares = np.concatenate([amplitudes[kind] ** 2 for kind in amplitudes])
+            correlation = [
+                round(float(np.corrcoef(squares[:, i], differences)[0, 1]), 3)
+                for i in range(len(soft))
+            ]
+            start = 0
+            for kind in amplitudes:
+                size = len(later[kind])
+                mine, third = differences[start : start + size], np.digitize(energy[kind], thirds)
+                start += size
+                for b, name in enumerate(("low", "middle", "high")):
+                    chosen = mine[third == b]
+                    if len(chosen) > 1:
+                        by_energy[f"{kind}, soft-mode energy {name} third"] = {
+                            "n_frames": len(chosen),
+                            "mean_eV_A": float(chosen.mean()),
+                            "error_eV_A": float(chosen.std(ddof=1) / np.sqrt(len(chosen))),
+                        }
         along_r = {}
         for key, frames in sorted(near_top.items()):
             predicted = main.predict(frames, forces=True)["forces"]
@@ -636,6 +729,12 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
             "direct": sum(is_direct(learned, t) for t in range(n)),
             "times_fs": times_fs,
             "force_error_toward_the_product_near_the_top": along_r,
+            "soft_modes": [
+                {**mode, "correlation_force_error_with_square": c}
+                for mode, c in zip(soft_modes, correlation, strict=False)
+            ],
+            "soft_mode_energy_thirds_kT": thirds.round(3).tolist(),
+            "force_error_by_soft_mode_energy": by_energy,
             "mean_r_difference_A": {
                 key: {"n_halves": len(v), "mean": np.mean(v, axis=0).round(4).tolist()}
                 for key, v in sorted(groups.items())
@@ -646,6 +745,22 @@ def paths(work: Path, wanted, summary, reactants, product, samples) -> list[dict
         for key, v in along_r.items():
             print(
                 f"  GFN2-xTB's {key:42s} ({v['n_frames']:4d} frames) "
+                f"{1000 * v['mean_eV_A']:+7.1f} ± {1000 * v['error_eV_A']:.1f} meV/Å"
+            )
+        print(
+            f"iteration {k}: correlation of that force error (after 5 fs) with each soft "
+            "mode's amplitude squared: "
+            + ", ".join(
+                f"{m['cm1']:.0f} cm-1 {c:+.2f}"
+                for m, c in zip(soft_modes, correlation, strict=False)
+            )
+        )
+        print(
+            f"iteration {k}: by the soft modes' potential energy (thirds at {thirds.round(2)} kT):"
+        )
+        for key, v in by_energy.items():
+            print(
+                f"  {key:42s} ({v['n_frames']:4d} frames) "
                 f"{1000 * v['mean_eV_A']:+7.1f} ± {1000 * v['error_eV_A']:.1f} meV/Å"
             )
         print(f"iteration {k}: {row['direct']} direct; r on the network - r on GFN2-xTB (Å) at")
@@ -714,7 +829,9 @@ def main():
         write_result("barrier_top_diels_alder_hot", {"workdir": str(work), "networks": rows})
         return
     if args.paths:  # the networks' trajectories against GFN2-xTB's, in their own file
-        rows = paths(work, iterations(args), summary, reactants, product, samples)
+        rows = paths(
+            work, iterations(args), summary, saddle, reactants, product, vibrations, samples
+        )
         write_result("barrier_top_diels_alder_paths", {"workdir": str(work), "networks": rows})
         return
     if args.networks_only:  # a run going on: its networks, the sensitivity left as it is
