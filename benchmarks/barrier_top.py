@@ -519,6 +519,31 @@ def mode_amplitudes(frames, saddle, vibrations, temperature: float = 300.0) -> n
     return q / wigner_widths(vibrations, temperature)[None, :]
 
 
+def decomposed(error, dr, soft_energy, recrossing, trajectory) -> dict:
+    """Least squares: error = a + b·dr + c·soft_energy + d·recrossing, over frames (error in
+    eV/Å, dr = r - r‡ in Å, soft_energy in kT, recrossing 0 or 1), with standard errors
+    robust to frames of one trajectory being correlated (clustered by ``trajectory``): d is
+    what the outcome adds at the same r and soft-mode energy."""
+    x = np.column_stack([np.ones(len(error)), dr, soft_energy, np.asarray(recrossing, float)])
+    if len(error) <= x.shape[1] or np.linalg.matrix_rank(x) < x.shape[1]:
+        return {}
+    bread = np.linalg.inv(x.T @ x)
+    coefficients = bread @ x.T @ error
+    residual = error - x @ coefficients
+    meat = np.zeros((x.shape[1], x.shape[1]))
+    for t in np.unique(trajectory):
+        score = x[trajectory == t].T @ residual[trajectory == t]
+        meat += np.outer(score, score)
+    errors = np.sqrt(np.diag(bread @ meat @ bread))
+    return {
+        "terms": ["1", "(r - r‡)/Å", "soft-mode energy/kT", "recrossing"],
+        "coefficients": coefficients.round(5).tolist(),
+        "errors": errors.round(5).tolist(),
+        "n_frames": len(error),
+        "n_trajectories": len(np.unique(trajectory)),
+    }
+
+
 #: cm⁻¹: the saddle point's transverse modes below this are reported by :func:`paths`
 SOFT_CM1 = 500.0
 
@@ -620,7 +645,8 @@ def paths(
     (:func:`mode_amplitudes`, in 300 K Wigner widths): their RMS for either outcome, the
     correlation of the network's force error with each amplitude's square, and the force
     error by thirds of the potential energy those modes hold (Σ q²/2, in kT at 300 K
-    harmonically)."""
+    harmonically), and that error decomposed by :func:`decomposed` into r, the soft-mode
+    energy and the outcome."""
     import ase_al
 
     n = summary["n_trajectories"]
@@ -636,6 +662,7 @@ def paths(
     # GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, first 40 fs), by its outcome and
     # by time (up to 5 fs: where the initial conditions put them; later: lingering there)
     near_top: dict[str, list] = {}
+    trajectory_of: dict[str, list] = {}  # the later frames' trajectories, by outcome
     r_bins = np.array([2.2, 2.3, 2.35, 2.4, 2.45])  # Å
     a_bins = np.array([0.0, 0.1, 0.2, 0.3])  # Å, the last open-ended
     for t in range(n):
@@ -646,6 +673,8 @@ def paths(
                     continue
                 when = "up to 5 fs" if i < 5 else "5-40 fs"
                 near_top.setdefault(f"{kind}, {when}", []).append(atoms)
+                if i >= 5:
+                    trajectory_of.setdefault(kind, []).append(t)
                 if i >= 5:  # the later frames also by r and by the asynchrony |r23 - r45|
                     low = min(r_bins[r_bins <= r].max(), r_bins[-2])
                     near_top.setdefault(f"{kind}, 5-40 fs, r {low:.2f}+", []).append(atoms)
@@ -682,7 +711,7 @@ def paths(
     rows = []
     for k, _entry, main in main_networks(run, wanted):
         by_energy: dict[str, dict] = {}
-        correlation = []
+        correlation, fit = [], {}
         if amplitudes:
             frames = [a for kind in amplitudes for a in later[kind]]
             differences = force_differences(main.predict(frames, forces=True)["forces"], frames)
@@ -691,6 +720,15 @@ def paths(
                 round(float(np.corrcoef(squares[:, i], differences)[0, 1]), 3)
                 for i in range(len(soft))
             ]
+            fit = decomposed(
+                differences,
+                forming(frames) - forming([saddle])[0],
+                np.concatenate([energy[kind] for kind in amplitudes]),
+                np.concatenate(
+                    [np.full(len(later[kind]), kind == "recrossing") for kind in amplitudes]
+                ),
+                np.concatenate([trajectory_of[kind] for kind in amplitudes]),
+            )
             start = 0
             for kind in amplitudes:
                 size = len(later[kind])
@@ -735,6 +773,7 @@ def paths(
             ],
             "soft_mode_energy_thirds_kT": thirds.round(3).tolist(),
             "force_error_by_soft_mode_energy": by_energy,
+            "force_error_decomposed": fit,
             "mean_r_difference_A": {
                 key: {"n_halves": len(v), "mean": np.mean(v, axis=0).round(4).tolist()}
                 for key, v in sorted(groups.items())
@@ -762,6 +801,16 @@ def paths(
             print(
                 f"  {key:42s} ({v['n_frames']:4d} frames) "
                 f"{1000 * v['mean_eV_A']:+7.1f} ± {1000 * v['error_eV_A']:.1f} meV/Å"
+            )
+        if fit:
+            print(
+                f"iteration {k}: that force error (meV/Å) = "
+                + " + ".join(
+                    f"{1000 * v:+.1f} (± {1000 * e:.1f}) {name}"
+                    for name, v, e in zip(
+                        fit["terms"], fit["coefficients"], fit["errors"], strict=True
+                    )
+                )
             )
         print(f"iteration {k}: {row['direct']} direct; r on the network - r on GFN2-xTB (Å) at")
         print(f"{'':56s}" + "".join(f"{t:>8d}" for t in times_fs) + " fs")
