@@ -519,12 +519,16 @@ def mode_amplitudes(frames, saddle, vibrations, temperature: float = 300.0) -> n
     return q / wigner_widths(vibrations, temperature)[None, :]
 
 
-def decomposed(error, dr, soft_energy, recrossing, trajectory) -> dict:
-    """Least squares: error = a + b·dr + c·soft_energy + d·recrossing, over frames (error in
-    eV/Å, dr = r - r‡ in Å, soft_energy in kT, recrossing 0 or 1), with standard errors
-    robust to frames of one trajectory being correlated (clustered by ``trajectory``): d is
-    what the outcome adds at the same r and soft-mode energy."""
-    x = np.column_stack([np.ones(len(error)), dr, soft_energy, np.asarray(recrossing, float)])
+def decomposed(error, terms: dict, trajectory) -> dict:
+    """Least squares: error = a + Σ b_k·term_k over frames (error in eV/Å; ``terms``: name ->
+    a value per frame), with standard errors robust to the frames of one trajectory being
+    correlated (clustered by ``trajectory``). With r - r‡, the soft-mode energy, the
+    reference's own force along r and the outcome as terms, the outcome's coefficient is
+    what recrossing adds at the same values of the others, and the reference force's is
+    how much of that force the network misses (negative: it follows the reference's force
+    along r only in part)."""
+    names = ["1", *terms]
+    x = np.column_stack([np.ones(len(error))] + [np.asarray(v, float) for v in terms.values()])
     if len(error) <= x.shape[1] or np.linalg.matrix_rank(x) < x.shape[1]:
         return {}
     bread = np.linalg.inv(x.T @ x)
@@ -536,9 +540,10 @@ def decomposed(error, dr, soft_energy, recrossing, trajectory) -> dict:
         meat += np.outer(score, score)
     errors = np.sqrt(np.diag(bread @ meat @ bread))
     return {
-        "terms": ["1", "(r - r‡)/Å", "soft-mode energy/kT", "recrossing"],
+        "terms": names,
         "coefficients": coefficients.round(5).tolist(),
         "errors": errors.round(5).tolist(),
+        "r_squared": round(float(1 - residual.var() / np.var(error)), 4),
         "n_frames": len(error),
         "n_trajectories": len(np.unique(trajectory)),
     }
@@ -722,11 +727,16 @@ def paths(
             ]
             fit = decomposed(
                 differences,
-                forming(frames) - forming([saddle])[0],
-                np.concatenate([energy[kind] for kind in amplitudes]),
-                np.concatenate(
-                    [np.full(len(later[kind]), kind == "recrossing") for kind in amplitudes]
-                ),
+                {
+                    "(r - r‡)/Å": forming(frames) - forming([saddle])[0],
+                    "soft-mode energy/kT": np.concatenate([energy[kind] for kind in amplitudes]),
+                    "GFN2-xTB's force along r/(eV/Å)": [
+                        float(np.sum(a.get_forces() * -toward_longer(a))) for a in frames
+                    ],
+                    "recrossing": np.concatenate(
+                        [np.full(len(later[kind]), kind == "recrossing") for kind in amplitudes]
+                    ),
+                },
                 np.concatenate([trajectory_of[kind] for kind in amplitudes]),
             )
             start = 0
