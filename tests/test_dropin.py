@@ -312,6 +312,12 @@ def test_option_objects_check_their_own_values():
     assert Sampling(
         barrier_top_tolerance=0.1, barrier_top_temperatures=[300, 600.0]
     ).barrier_top_temperatures == (300.0, 600.0)
+    with pytest.raises(ValueError, match="barrier_top_samples needs barrier_top_tolerance"):
+        Sampling(barrier_top_samples=50)
+    with pytest.raises(ValueError, match="barrier_top_samples must be >= 2, got 1"):
+        Sampling(barrier_top_tolerance=0.1, barrier_top_samples=1)
+    with pytest.raises(TypeError, match="barrier_top_samples must be an integer"):
+        Sampling(barrier_top_tolerance=0.1, barrier_top_samples=20.5)
     # a mistyped field is named with the nearest one
     with pytest.raises(TypeError, match="Sampling got an unknown keyword 'freeze_below'; did you"):
         Sampling(freeze_below=100.0)

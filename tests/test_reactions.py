@@ -568,6 +568,7 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
             frequency_tolerance=0.05,
             barrier_top_tolerance=0.1,
             barrier_top_temperatures=(300, 1500),
+            barrier_top_samples=12,
         ),
         selection=Selection(max_iterations=1),
         progress=False,
@@ -636,10 +637,11 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         mode = point.vibrations.modes[row.mode].ravel()  # unit Cartesian
         assert abs(np.dot(shift, mode)) == pytest.approx(np.linalg.norm(shift), rel=1e-9)
         assert abs(row.mode_displacement) == pytest.approx(np.linalg.norm(shift))
-    # the barrier top: 20 transition-state samples labelled at the saddle point at each
-    # temperature asked for, and the iteration's model's mean force along the reference's
-    # reaction coordinate over each set against the reference's gives where its top lies
-    from ase_al.samplers.modes import BARRIER_SAMPLES, check_barrier_top
+    # the barrier top: 12 transition-state samples (barrier_top_samples) labelled at the
+    # saddle point at each temperature asked for, and the iteration's model's mean force
+    # along the reference's reaction coordinate over each set against the reference's gives
+    # where its top lies
+    from ase_al.samplers.modes import check_barrier_top
 
     barriers = iteration["barrier_checks"]
     assert [(b["starting_point"], b["temperature"]) for b in barriers] == [(2, 300), (2, 1500)]
@@ -654,7 +656,7 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
                 sampled_by="barrier-top check", barrier_temperature=check["temperature"]
             )
         )
-        assert len(barrier_rows) == check["n_samples"] == BARRIER_SAMPLES
+        assert len(barrier_rows) == check["n_samples"] == 12
         for row in barrier_rows:
             assert row.source == "barrier check" and row.starting_point == 2
             assert row.uid.startswith("barrier001-") and row.iteration == 1

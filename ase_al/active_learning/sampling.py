@@ -255,11 +255,10 @@ class SamplingStage:
 
     def barrier_samples(self, points) -> list[Atoms]:
         """With :attr:`Sampling.barrier_top_tolerance`: at every transition-state starting
-        point, :data:`~ase_al.samplers.modes.BARRIER_SAMPLES` structures by its
+        point, :attr:`Sampling.barrier_top_samples` structures by its
         transition-state sampling at each of :meth:`barrier_temperatures`, to be labelled
         for :meth:`barrier_checks` (``sampled_by="barrier-top check"``,
         ``barrier_temperature`` in K); none without the option."""
-        from ase_al.samplers.modes import BARRIER_SAMPLES
         from ase_al.samplers.wigner import transition_state_sampling
 
         if self.sampling.barrier_top_tolerance is None:
@@ -272,7 +271,7 @@ class SamplingStage:
                 samples = transition_state_sampling(
                     point.atoms,
                     point.vibrations,
-                    BARRIER_SAMPLES,
+                    self.sampling.barrier_top_samples,
                     temperature,
                     seed=int(self.rng.integers(2**32)),
                     direction="random",
