@@ -387,3 +387,62 @@ def test_committee_of_four_networks(data):
 
 def test_model_types_are_registered():
     assert model_class("ANI") is ANI and model_class("mace") is MACE
+
+
+class _Logs:
+    """A model stand-in whose training logs one line (what a warm fit that keeps its
+    starting weights does in a worker)."""
+
+    threads = None
+
+    def train(self, images, progress=None, **settings):
+        import logging
+
+        logging.getLogger("ase_al").info("fitted %d structures on %s", len(images), self.threads)
+        return self
+
+
+def test_pair_fitted_in_workers_is_the_pair_fitted_here(data, caplog):
+    """The learner fits a pair's (or committee's) torch networks at once in worker
+    processes (:func:`ase_al.active_learning.training.fit_all`): the same weights as fitted
+    one after the other here with the same threads, and the workers' log lines reach this
+    process's log."""
+    import logging
+
+    from ase_al.active_learning.training import _fit_in_worker, fit_all
+    from ase_al.executors import default_executor
+
+    train, _ = data
+    train = train[:30]
+
+    def jobs(threads):
+        return [
+            (ANI(seed=3, max_epochs=2, threads=threads), train, {"forces": True}),
+            (ANI(seed=4, max_epochs=2, threads=threads), train, {"forces": False}),
+        ]
+
+    apart = fit_all(jobs(1), concurrent=True)
+    here = fit_all(jobs(1), concurrent=False)
+    for a, b in zip(apart, here, strict=True):
+        assert a.is_trained and a.threads == 1 and a.n_fitted == 30
+        for x, y in zip(a.module.parameters(), b.module.parameters(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+        assert a.validation_rmse == b.validation_rmse
+    model, records = default_executor().submit(_fit_in_worker, _Logs(), train, {}, 1).result()
+    assert records == [(logging.INFO, "fitted 30 structures on 1")]
+    assert model.threads is None  # the worker's share of the cores is not kept
+    # a warm fit thrown off (a learning rate of at least 10 x min_lr = 10) keeps its
+    # starting weights and says so, in the worker; the line is logged here
+    with caplog.at_level(logging.INFO, logger="ase_al"):
+        kept = fit_all(
+            [(a, train, {"warm_start": True, "max_epochs": 2, "min_lr": 1.0}) for a in apart]
+        )
+    assert caplog.text.count("the starting weights are kept") == 2
+    for a, b in zip(kept, here, strict=True):
+        for x, y in zip(a.module.parameters(), b.module.parameters(), strict=True):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+    # the in-process path is used by anything but CPU torch networks, and logs here as well
+    with caplog.at_level(logging.INFO, logger="ase_al"):
+        fit_all([(_Logs(), train, {}), (_Logs(), train[:3], {})])
+    assert "fitted 30 structures on None" in caplog.text
+    assert "fitted 3 structures on None" in caplog.text

@@ -49,7 +49,7 @@ from ase_al.active_learning.training import (
 from ase_al.calculators import methods
 from ase_al.calculators.committee import Committee
 from ase_al.errors import ReferenceCalculationError, check_atoms, check_same_atoms
-from ase_al.executors import check_shippable
+from ase_al.executors import SerialExecutor, check_shippable
 from ase_al.files import read_traj, write_traj
 from ase_al.labelling import label
 from ase_al.options import (
@@ -315,6 +315,7 @@ class ActiveLearner:
             recipe=self.recipe.committee,
             equilibrium=self._reference_geometry,
             warm_start=self.warm_start,
+            concurrent=not isinstance(self.executor, SerialExecutor),
         )
 
     # -- files -------------------------------------------------------------------------

@@ -43,6 +43,9 @@ class Plan:
     equilibrium: object = None
     #: continue each iteration's networks from the previous iteration's weights
     warm_start: bool = False
+    #: fit the networks of a pair or committee at once in worker processes
+    #: (:func:`fit_all`); False runs them one after the other in this process
+    concurrent: bool = True
 
     @property
     def uq_function(self):
@@ -259,34 +262,51 @@ def train_models(plan: Plan, images, folder: Path, previous: Path | None = None)
         earlier = _previous_models(plan, previous, names)
         if earlier is not None:
             log.info("warm start: continuing from %s", previous)
-            models = [
-                earlier[0].train(images, forces=True, warm_start=True),
-                earlier[1].train(images, forces=False, warm_start=True),
-            ]
+            models = fit_all(
+                [
+                    (earlier[0], images, {"forces": True, "warm_start": True}),
+                    (earlier[1], images, {"forces": False, "warm_start": True}),
+                ],
+                plan.concurrent,
+            )
         else:
-            models = [plan.factory().train(images, forces=True)]
-            models.append(plan.factory().train(images, forces=False))
+            models = fit_all(
+                [
+                    (plan.factory(), images, {"forces": True}),
+                    (plan.factory(), images, {"forces": False}),
+                ],
+                plan.concurrent,
+            )
     else:
         names = [f"member_{i}" for i in range(plan.committee_size)]
         earlier = _previous_models(plan, previous, names)
         if earlier is not None:
             log.info("warm start: continuing from %s", previous)
-        models, hyper = [], {}
+        subsets = []
         for i in range(plan.committee_size):
             if plan.warm_start:  # per structure index: a member's data grow by appending
                 subset = np.flatnonzero(index_draws(len(images), plan.seed, i) < 0.8)
             else:
                 rng = np.random.default_rng([plan.seed, i])
                 subset = np.sort(rng.choice(len(images), int(0.8 * len(images)), replace=False))
-            if earlier is not None:
-                member = earlier[i].train([images[j] for j in subset], warm_start=True)
-            else:
-                # the first member searches its hyperparameters, the others reuse them;
-                # networks get a different initialisation each
-                member = plan.factory(**hyper, _member=i)
-                member.train([images[j] for j in subset], forces=True)
-                hyper = hyper or member.hyperparameters
-            models.append(member)
+            subsets.append([images[j] for j in subset])
+        if earlier is not None:
+            models = fit_all(
+                [(m, sub, {"warm_start": True}) for m, sub in zip(earlier, subsets, strict=True)],
+                plan.concurrent,
+            )
+        else:
+            # the first member searches its hyperparameters, the others reuse them;
+            # networks get a different initialisation each
+            first = plan.factory(_member=0).train(subsets[0], forces=True)
+            hyper = first.hyperparameters
+            models = [first] + fit_all(
+                [
+                    (plan.factory(**hyper, _member=i), subsets[i], {"forces": True})
+                    for i in range(1, plan.committee_size)
+                ],
+                plan.concurrent,
+            )
     # the held-out energy RMSE of the first model that measured one: the main model's (or
     # the first member's) where its training searched hyperparameters, else the auxiliary's
     errors = [m.validation_rmse for m in models]
@@ -302,6 +322,79 @@ def train_models(plan: Plan, images, folder: Path, previous: Path | None = None)
     if plan.kind == "physics-informed":
         return Committee.physics_informed(*models), rmse
     return Committee(models, spread="std"), rmse
+
+
+def fit_all(jobs, concurrent: bool = True) -> list:
+    """Each ``(model, images, settings)`` of ``jobs`` trained (``model.train(images,
+    **settings)``), the trained models in order.
+
+    Torch networks on the CPU (ANI, MACE) are fitted at once, one worker process each from
+    :func:`ase_al.executors.default_executor`, each with its share of the cores for torch's
+    threads (unless the model sets ``threads``): their batches of a few small molecules
+    keep a second thread mostly idle. On two cores, the ANI pair of a Diels-Alder run
+    (600 structures of 16 atoms) took 12.1 s for 12 epochs side by side, against 15.0 s
+    plus 5.6 s one after the other with two threads each (the main network alone: 13.4 s
+    on one thread). The workers' log records (a warm start that kept its starting weights)
+    are logged here. Other models, a single job, one core or ``concurrent=False``: one
+    after the other, in this process.
+    """
+    import os
+
+    from ase_al.calculators._torch import TorchPotential
+
+    jobs = list(jobs)
+    cores = os.cpu_count() or 1
+    if not (
+        concurrent
+        and len(jobs) > 1
+        and cores > 1
+        and all(isinstance(m, TorchPotential) and m.device.type == "cpu" for m, _, _ in jobs)
+    ):
+        return [model.train(images, **settings) for model, images, settings in jobs]
+    from ase_al.executors import default_executor
+
+    threads = max(1, cores // len(jobs))
+    executor = default_executor()
+    futures = [
+        executor.submit(_fit_in_worker, model, images, settings, threads)
+        for model, images, settings in jobs
+    ]
+    trained = []
+    for future in futures:
+        model, records = future.result()
+        for level, message in records:
+            log.log(level, "%s", message)
+        trained.append(model)
+    return trained
+
+
+def _fit_in_worker(model, images, settings: dict, threads: int):
+    """In a worker process: ``model`` trained (torch on ``threads`` threads unless it sets
+    its own, no progress bar), with the (level, message) of what it logged."""
+    records: list[tuple[int, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append((record.levelno, record.getMessage()))
+
+    handler = Collect(level=logging.INFO)
+    logger = logging.getLogger("ase_al")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        if model.threads is None:
+            model.threads = threads
+            try:
+                model.train(images, progress=False, **settings)
+            finally:
+                model.threads = None
+        else:
+            model.train(images, progress=False, **settings)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return model, records
 
 
 def train_single(plan: Plan, images):
