@@ -82,10 +82,7 @@ def judge(work: Path) -> dict:
                     / kcal_mol,
                     2,
                 ),
-                "gfn2_energy_above_complex_kcal_mol": round(
-                    (end.get_potential_energy() - reactants.info["reference_energy"]) / kcal_mol,
-                    2,
-                ),
+                "gfn2_energy_above_complex_kcal_mol": above_complex(end, reactants),
                 "closest_C_C_contact_A": round(float(contact.min()), 2),
                 "species": species(end),
             }
@@ -97,10 +94,7 @@ def judge(work: Path) -> dict:
         row["learned_barrier"] = {
             "own_kcal_mol": round(own.energy / kcal_mol, 2),
             "at_gfn2_geometries_kcal_mol": round(float(at_gfn2[0] - at_gfn2[1]) / kcal_mol, 2),
-            "own_complex_gfn2_above_complex_kcal_mol": round(
-                (minimum.get_potential_energy() - reactants.info["reference_energy"]) / kcal_mol,
-                2,
-            ),
+            "own_complex_gfn2_above_complex_kcal_mol": above_complex(minimum, reactants),
             "own_complex_species": own.species,
             "problem": own.problem,
         }
@@ -111,7 +105,7 @@ def judge(work: Path) -> dict:
             f"{work.name} iteration {k:2d} ({row['labels']} labels): error moved apart "
             f"{apart['1']:+.1f} at 1 Å, {apart['10']:+.1f} at 10 Å; complex relaxed on the "
             f"model: {relaxed.get('model_energy_change_kcal_mol', float('nan')):+.1f} on it, "
-            f"GFN2-xTB {relaxed.get('gfn2_energy_above_complex_kcal_mol', float('nan')):+.1f}, "
+            f"GFN2-xTB {relaxed.get('gfn2_energy_above_complex_kcal_mol') or float('nan'):+.1f}, "
             f"C-C {relaxed.get('closest_C_C_contact_A', float('nan')):.2f} Å; learned barrier "
             f"{row['learned_barrier']['own_kcal_mol']:.2f} (GFN2-xTB 7.00)",
             flush=True,
@@ -124,6 +118,20 @@ def judge(work: Path) -> dict:
         },
         "iterations": rows,
     }
+
+
+def above_complex(atoms, reactants) -> float | None:
+    """kcal/mol: GFN2-xTB's energy at ``atoms`` (its calculator set) above its complex; None
+    where its SCF does not converge there (a network's well at an unphysical geometry)."""
+    from ase import units
+
+    from ase_al.errors import ReferenceCalculationError
+
+    try:
+        energy = atoms.get_potential_energy()
+    except ReferenceCalculationError:
+        return None
+    return round((energy - reactants.info["reference_energy"]) / (units.kcal / units.mol), 2)
 
 
 def main():
