@@ -59,16 +59,11 @@ COLLAPSE = 0.6
 
 def collapsed(atoms: Atoms) -> bool:
     """Whether two atoms of ``atoms`` are closer than :data:`COLLAPSE` times the sum of their
-    covalent radii (``ase.data.covalent_radii``)."""
-    from ase.data import covalent_radii
+    covalent radii: bonded by :func:`ase_al.reactions.connectivity` at that scale (periodic
+    images included)."""
+    from ase_al.reactions import connectivity
 
-    if len(atoms) < 2:
-        return False
-    radii = covalent_radii[atoms.numbers]
-    distances = atoms.get_all_distances()
-    ratio = distances / (radii[:, None] + radii[None, :])
-    np.fill_diagonal(ratio, np.inf)
-    return bool(ratio.min() < COLLAPSE)
+    return bool(connectivity(atoms, COLLAPSE).any())
 
 
 def relax_until_uncertain(
