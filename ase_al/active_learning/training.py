@@ -382,16 +382,13 @@ def _fit_in_worker(model, images, settings: dict, threads: int):
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    own = model.threads
+    if own is None:
+        model.threads = threads
     try:
-        if model.threads is None:
-            model.threads = threads
-            try:
-                model.train(images, progress=False, **settings)
-            finally:
-                model.threads = None
-        else:
-            model.train(images, progress=False, **settings)
+        model.train(images, progress=False, **settings)
     finally:
+        model.threads = own
         logger.removeHandler(handler)
         logger.setLevel(level)
     return model, records
