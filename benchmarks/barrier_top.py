@@ -488,10 +488,21 @@ def force_differences(predicted, frames) -> np.ndarray:
     )
 
 
+def mean_and_error(values) -> tuple[float, float]:
+    """The mean of ``values`` and its standard error (frames taken as independent)."""
+    values = np.asarray(values, float)
+    return float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
 def force_toward_product(predicted, frames) -> tuple[float, float]:
     """Mean and standard error (eV/Å) of :func:`force_differences`."""
-    difference = force_differences(predicted, frames)
-    return float(np.mean(difference)), float(np.std(difference, ddof=1) / np.sqrt(len(frames)))
+    return mean_and_error(force_differences(predicted, frames))
+
+
+def error_summary(values) -> dict:
+    """JSON-ready: how many force errors (eV/Å), their mean and its standard error."""
+    mean, error = mean_and_error(values)
+    return {"n_frames": len(values), "mean_eV_A": mean, "error_eV_A": error}
 
 
 def aligned(atoms, target) -> np.ndarray:
@@ -664,8 +675,10 @@ def paths(
     def is_direct(labels, k):
         return {labels[2 * k], labels[2 * k + 1]} == {"reactant", "product"}
 
-    # GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, first 40 fs), by its outcome and
-    # by time (up to 5 fs: where the initial conditions put them; later: lingering there)
+    # GFN2-xTB's own frames near the top (2.2 < r < 2.45 Å, first 40 fs), each once in
+    # ``frames``, grouped (indices) by its outcome and by time (up to 5 fs: where the initial
+    # conditions put them; later: lingering there)
+    frames: list = []
     near_top: dict[str, list] = {}
     trajectory_of: dict[str, list] = {}  # the later frames' trajectories, by outcome
     r_bins = np.array([2.2, 2.3, 2.35, 2.4, 2.45])  # Å
@@ -676,24 +689,28 @@ def paths(
             for i, (atoms, r) in enumerate(zip(on_gfn2[h][:40], r_on_gfn2[h][:40], strict=True)):
                 if not 2.2 < r < 2.45:
                     continue
+                index = len(frames)
+                frames.append(atoms)
                 when = "up to 5 fs" if i < 5 else "5-40 fs"
-                near_top.setdefault(f"{kind}, {when}", []).append(atoms)
-                if i >= 5:
-                    trajectory_of.setdefault(kind, []).append(t)
+                near_top.setdefault(f"{kind}, {when}", []).append(index)
                 if i >= 5:  # the later frames also by r and by the asynchrony |r23 - r45|
+                    trajectory_of.setdefault(kind, []).append(t)
                     low = min(r_bins[r_bins <= r].max(), r_bins[-2])
-                    near_top.setdefault(f"{kind}, 5-40 fs, r {low:.2f}+", []).append(atoms)
+                    near_top.setdefault(f"{kind}, 5-40 fs, r {low:.2f}+", []).append(index)
                     asynchrony = abs(atoms.get_distance(2, 3) - atoms.get_distance(4, 5))
                     low = a_bins[a_bins <= asynchrony].max()
-                    near_top.setdefault(f"{kind}, 5-40 fs, |r23-r45| {low:.1f}+", []).append(atoms)
+                    near_top.setdefault(f"{kind}, 5-40 fs, |r23-r45| {low:.1f}+", []).append(index)
     # the later frames' transverse soft-mode amplitudes (300 K widths), both outcomes
-    later = {kind: near_top.get(f"{kind}, 5-40 fs", []) for kind in ("direct", "recrossing")}
+    later = {
+        kind: near_top[f"{kind}, 5-40 fs"]
+        for kind in ("direct", "recrossing")
+        if f"{kind}, 5-40 fs" in near_top
+    }
     frequencies = np.asarray(vibrations.frequencies, float)
     soft = np.flatnonzero((frequencies > 0) & (frequencies < SOFT_CM1))
     amplitudes = {
-        kind: mode_amplitudes(frames, saddle, vibrations)[:, soft]
-        for kind, frames in later.items()
-        if frames
+        kind: mode_amplitudes([frames[i] for i in indices], saddle, vibrations)[:, soft]
+        for kind, indices in later.items()
     }
     energy = {kind: 0.5 * np.sum(q**2, axis=1) for kind, q in amplitudes.items()}
     thirds = np.quantile(np.concatenate(list(energy.values())), [1 / 3, 2 / 3])
@@ -713,50 +730,45 @@ def paths(
             f"  {mode['cm1']:6.0f} cm-1: direct {mode.get('rms_amplitude_direct', np.nan):.2f}, "
             f"recrossing {mode.get('rms_amplitude_recrossing', np.nan):.2f}"
         )
+    # the later frames in one list (direct, then recrossing) and what the fit takes of them
+    later_indices = np.concatenate([later[kind] for kind in later]).astype(int) if later else []
+    if later:
+        later_frames = [frames[i] for i in later_indices]
+        terms = {
+            "(r - r‡)/Å": forming(later_frames) - forming([saddle])[0],
+            "soft-mode energy/kT": np.concatenate([energy[kind] for kind in later]),
+            "GFN2-xTB's force along r/(eV/Å)": [
+                float(np.sum(a.get_forces() * -toward_longer(a))) for a in later_frames
+            ],
+            "recrossing": np.concatenate(
+                [np.full(len(later[kind]), kind == "recrossing") for kind in later]
+            ),
+        }
+        clusters = np.concatenate([trajectory_of[kind] for kind in later])
     rows = []
     for k, _entry, main in main_networks(run, wanted):
+        # the network's force error along r at every frame near the top, predicted once
+        all_differences = force_differences(main.predict(frames, forces=True)["forces"], frames)
         by_energy: dict[str, dict] = {}
         correlation, fit = [], {}
-        if amplitudes:
-            frames = [a for kind in amplitudes for a in later[kind]]
-            differences = force_differences(main.predict(frames, forces=True)["forces"], frames)
-            squares = np.concatenate([amplitudes[kind] ** 2 for kind in amplitudes])
+        if later:
+            differences = all_differences[later_indices]
+            squares = np.concatenate([amplitudes[kind] ** 2 for kind in later])
             correlation = [
                 round(float(np.corrcoef(squares[:, i], differences)[0, 1]), 3)
                 for i in range(len(soft))
             ]
-            fit = decomposed(
-                differences,
-                {
-                    "(r - r‡)/Å": forming(frames) - forming([saddle])[0],
-                    "soft-mode energy/kT": np.concatenate([energy[kind] for kind in amplitudes]),
-                    "GFN2-xTB's force along r/(eV/Å)": [
-                        float(np.sum(a.get_forces() * -toward_longer(a))) for a in frames
-                    ],
-                    "recrossing": np.concatenate(
-                        [np.full(len(later[kind]), kind == "recrossing") for kind in amplitudes]
-                    ),
-                },
-                np.concatenate([trajectory_of[kind] for kind in amplitudes]),
-            )
-            start = 0
-            for kind in amplitudes:
-                size = len(later[kind])
-                mine, third = differences[start : start + size], np.digitize(energy[kind], thirds)
-                start += size
+            fit = decomposed(differences, terms, clusters)
+            for kind, indices in later.items():
+                mine, third = all_differences[indices], np.digitize(energy[kind], thirds)
                 for b, name in enumerate(("low", "middle", "high")):
                     chosen = mine[third == b]
                     if len(chosen) > 1:
-                        by_energy[f"{kind}, soft-mode energy {name} third"] = {
-                            "n_frames": len(chosen),
-                            "mean_eV_A": float(chosen.mean()),
-                            "error_eV_A": float(chosen.std(ddof=1) / np.sqrt(len(chosen))),
-                        }
-        along_r = {}
-        for key, frames in sorted(near_top.items()):
-            predicted = main.predict(frames, forces=True)["forces"]
-            mean, error = force_toward_product(predicted, frames)
-            along_r[key] = {"n_frames": len(frames), "mean_eV_A": mean, "error_eV_A": error}
+                        by_energy[f"{kind}, soft-mode energy {name} third"] = error_summary(chosen)
+        along_r = {
+            key: error_summary(all_differences[indices])
+            for key, indices in sorted(near_top.items())
+        }
         folder = work / "barrier_top" / f"network_{k}"
         halves = propagated(main, folder, samples, summary, workers=False)
         learned = judged(halves, reactants, product)["labels"]
