@@ -359,9 +359,10 @@ class Scaled(Calculator):
 def test_frequency_check_along_the_reference_modes(hcn_saddle):
     """At the HCN <-> HNC saddle point, the curvature along the reference's modes gives the
     reference's own wavenumbers back (the imaginary one negative); a surface scaled by 0.81
-    has every one 10 % low: off at a 5 % tolerance, with two structures displaced both ways
-    along each mode by one to two Wigner widths, where the reference's energy rises (falls,
-    along the reaction coordinate) as ½λa²; at a 15 % tolerance none is off."""
+    has every one 10 % low: off at a 5 % tolerance, with two structures displaced along each
+    mode, one way by a half to one Wigner width and the other by one to two, where the
+    reference's energy rises (falls, along the reaction coordinate) as ½λa²; at a 15 %
+    tolerance none is off."""
     from ase_al.samplers.modes import check_modes, frequencies_along_modes, wigner_widths
 
     calc, saddle, vib = hcn_saddle
@@ -379,23 +380,39 @@ def test_frequency_check_along_the_reference_modes(hcn_saddle):
     widths = wigner_widths(vib, 300.0)
     inv_sqrt_m = np.repeat(saddle.get_masses() ** -0.5, 3)
     for k in range(3):
-        plus, minus = check.displaced[2 * k : 2 * k + 2]
-        assert plus.info["mode"] == minus.info["mode"] == k
-        assert plus.info["mode_cm1"] == pytest.approx(vib.frequencies[k])
+        near, far = check.displaced[2 * k : 2 * k + 2]
+        assert near.info["mode"] == far.info["mode"] == k
+        assert near.info["mode_cm1"] == pytest.approx(vib.frequencies[k])
         d = vib.mass_weighted_modes[k] * inv_sqrt_m  # Cartesian direction of the mode
-        shift = (plus.positions - saddle.positions).ravel()
-        np.testing.assert_allclose(minus.positions - saddle.positions, -shift.reshape(-1, 3))
-        amplitude = np.dot(shift, d) / np.dot(d, d)  # mass-weighted, Å·amu^1/2
-        np.testing.assert_allclose(shift, amplitude * d, atol=1e-12)
-        assert widths[k] <= amplitude <= 2 * widths[k]
-        assert plus.info["mode_displacement"] == pytest.approx(np.linalg.norm(shift))
-        energies = []
-        for atoms in (plus, minus):
-            atoms.calc = calc
-            energies.append(atoms.get_potential_energy())
-        omega = vib.angular_frequencies[k]
-        harmonic = 0.5 * np.sign(omega) * omega**2 * amplitude**2  # eV
-        assert np.mean(energies) - e0 == pytest.approx(harmonic, rel=0.15)
+        amplitudes = []
+        for atoms in (near, far):
+            shift = (atoms.positions - saddle.positions).ravel()
+            amplitude = np.dot(shift, d) / np.dot(d, d)  # mass-weighted, Å·amu^1/2
+            np.testing.assert_allclose(shift, amplitude * d, atol=1e-12)
+            assert atoms.info["mode_displacement"] == pytest.approx(
+                np.sign(amplitude) * np.linalg.norm(shift)
+            )
+            mirrored = saddle.copy()  # the odd (cubic) terms cancel in the pair's mean
+            mirrored.positions -= shift.reshape(-1, 3)
+            energies = []
+            for structure in (atoms, mirrored):
+                structure.calc = calc
+                energies.append(structure.get_potential_energy())
+            omega = vib.angular_frequencies[k]
+            harmonic = 0.5 * np.sign(omega) * omega**2 * amplitude**2  # eV
+            assert np.mean(energies) - e0 == pytest.approx(harmonic, rel=0.15)
+            amplitudes.append(amplitude)
+        assert 0.5 * widths[k] <= abs(amplitudes[0]) <= widths[k] <= abs(amplitudes[1])
+        assert abs(amplitudes[1]) <= 2 * widths[k]
+        assert np.sign(amplitudes[0]) == -np.sign(amplitudes[1])
+    ways = {  # which way gets the near structure is drawn
+        np.sign(c.displaced[0].info["mode_displacement"])
+        for c in (
+            check_modes(scaled, saddle, vib, 0.05, 300.0, np.random.default_rng(seed))
+            for seed in range(2, 8)
+        )
+    }
+    assert ways == {1.0, -1.0}
     quiet = check_modes(scaled, saddle, vib, 0.15, 300.0, np.random.default_rng(1))
     assert list(quiet.off) == [] and quiet.displaced == []
 
@@ -641,7 +658,8 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
     # saddle point at each temperature asked for, and the iteration's model's mean force
     # along the reference's reaction coordinate over each set against the reference's gives
     # where its top lies
-    from ase_al.samplers.modes import check_barrier_top
+    from ase_al.samplers import transition_state_sampling
+    from ase_al.samplers.modes import check_barrier_top, mode_directions, wigner_widths
 
     barriers = iteration["barrier_checks"]
     assert [(b["starting_point"], b["temperature"]) for b in barriers] == [(2, 300), (2, 1500)]
@@ -663,8 +681,27 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
             shift = (row.positions - saddle.atoms.positions).ravel()
             assert np.linalg.norm(shift) > 1e-3
             assert abs(np.dot(mode, sqrt_m * shift)) < 1e-8  # on the reference's dividing surface
+        # the set is the transition-state sampling at its temperature with its seed
+        redrawn = transition_state_sampling(
+            saddle.atoms,
+            saddle.vibrations,
+            12,
+            check["temperature"],
+            seed=barrier_rows[0].barrier_seed,
+            direction="random",
+            freeze_below_cm1=learner.sampling.freeze_below_cm1,
+        )
+        assert {row.barrier_seed for row in barrier_rows} == {barrier_rows[0].barrier_seed}
+        np.testing.assert_allclose(
+            sorted(row.positions.ravel().tolist() for row in barrier_rows),
+            sorted(atoms.positions.ravel().tolist() for atoms in redrawn),
+            atol=1e-9,
+        )
+        many = transition_state_sampling(
+            saddle.atoms, saddle.vibrations, 4000, check["temperature"], seed=1
+        )
         spread[check["temperature"]] = np.mean(
-            [np.sum((row.positions - saddle.atoms.positions) ** 2) for row in barrier_rows]
+            [np.sum((atoms.positions - saddle.atoms.positions) ** 2) for atoms in many]
         )
         again = check_barrier_top(
             pair,
@@ -678,8 +715,12 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         assert check["off"] == (abs(again.shift) > 0.1 * again.width)
         assert check["width"] == pytest.approx(again.width)  # widths at 300 K for both
     # hotter samples lie farther from the saddle point: each transverse mode's Wigner width²
-    # grows by coth(ħω/2kT), at 1500 K against 300 K by 1.3 (2000 cm-1) to 2.2 (1000 cm-1)
-    assert spread[1500] > 1.2 * spread[300]
+    # grows by coth(ħω/2kT), at 1500 K against 300 K by 1.34 (2001 cm-1) and 1.23 (2386)
+    real = saddle.vibrations.frequencies > 0
+    lengths = np.sum(mode_directions(saddle.atoms, saddle.vibrations)[real] ** 2, axis=1)
+    expected = [np.sum(wigner_widths(saddle.vibrations, t)[real] ** 2 * lengths) for t in spread]
+    assert spread[1500] / spread[300] == pytest.approx(expected[1] / expected[0], rel=0.05)
+    assert 1.2 < expected[1] / expected[0] < 1.35
     # a structure found along a trajectory (labelled, or checked as certain) says which
     # starting point that trajectory's initial condition came from: 4, 2 and 2 of the 8
     expected = np.repeat([0, 1, 2], points.counts(8))

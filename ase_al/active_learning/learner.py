@@ -91,6 +91,7 @@ SAMPLING_KEYS = (
     "mode_cm1",
     "mode_displacement",
     "barrier_temperature",
+    "barrier_seed",
 )
 
 _PARAMETERS = (

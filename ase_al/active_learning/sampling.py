@@ -258,7 +258,10 @@ class SamplingStage:
         point, :attr:`Sampling.barrier_top_samples` structures by its
         transition-state sampling at each of :meth:`barrier_temperatures`, to be labelled
         for :meth:`barrier_checks` (``sampled_by="barrier-top check"``,
-        ``barrier_temperature`` in K); none without the option."""
+        ``barrier_temperature`` in K, ``barrier_seed``: the set is
+        ``transition_state_sampling(atoms, vibrations, n, barrier_temperature,
+        seed=barrier_seed, direction="random", freeze_below_cm1=...)``); none without the
+        option."""
         from ase_al.samplers.wigner import transition_state_sampling
 
         if self.sampling.barrier_top_tolerance is None:
@@ -268,12 +271,13 @@ class SamplingStage:
             if not point.saddle:
                 continue
             for temperature in self.barrier_temperatures():
+                seed = int(self.rng.integers(2**32))
                 samples = transition_state_sampling(
                     point.atoms,
                     point.vibrations,
                     self.sampling.barrier_top_samples,
                     temperature,
-                    seed=int(self.rng.integers(2**32)),
+                    seed=seed,
                     direction="random",
                     freeze_below_cm1=self.sampling.freeze_below_cm1,
                 )
@@ -282,6 +286,7 @@ class SamplingStage:
                         starting_point=index,
                         sampled_by="barrier-top check",
                         barrier_temperature=float(temperature),
+                        barrier_seed=seed,
                     )
                     found.append(atoms)
         return found

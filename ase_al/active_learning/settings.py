@@ -140,11 +140,13 @@ class Sampling:
         reference's geometry: two force evaluations per mode, no reference calculation) are
         compared with the reference's, for the modes of 100 cm⁻¹ or more
         (:data:`ase_al.samplers.modes.FLOOR_CM1`). Each mode off by more than this fraction
-        gets two structures labelled: the starting structure displaced both ways along it by
-        one to two of its Wigner widths at the sampling temperature
-        (:func:`ase_al.samplers.modes.check_modes`; ``sampled_by="frequency check"``, on top
-        of :attr:`Selection.new_points`). Initial conditions drawn from the reference's modes
-        are only what the model's own would be when its curvature agrees there; a reaction's
+        gets two structures labelled: the starting structure displaced along it one way by
+        a half to one of its Wigner widths at the sampling temperature and the other way by
+        one to two (a model can fit the reference at one to two widths and still be flatter
+        inside one, where most samples lie; :func:`ase_al.samplers.modes.check_modes`;
+        ``sampled_by="frequency check"``, on top of :attr:`Selection.new_points`). Initial
+        conditions drawn from the reference's modes are only what the model's own would be
+        when its curvature agrees there; a reaction's
         asynchronous mode at the saddle point sets the time between its bond formations.
         The run is not converged while a mode is off. ``sampling.json`` lists the modes off
         per starting structure (``frequency_checks``). Default None: no check. Single-state

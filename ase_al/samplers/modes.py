@@ -130,9 +130,14 @@ def check_modes(
 
     A mode of at least ``floor_cm1`` in magnitude is *off* when the two differ by more than
     ``tolerance`` (a fraction) of the reference's. Each mode off gets two structures,
-    ``atoms`` displaced along it by +a and -a, a drawn uniformly between one and two of its
-    Wigner position widths at ``temperature`` K (:func:`wigner_widths`; a new draw each
-    call, so that a mode still off next time is labelled elsewhere). Each carries
+    ``atoms`` displaced along it one way by a near amplitude, drawn uniformly between a
+    half and one of its Wigner position widths at ``temperature`` K (:func:`wigner_widths`),
+    and the other way by a far one, between one and two widths; which way gets which is
+    drawn too (new draws each call, so that a mode still off next time is labelled
+    elsewhere). The wavenumber is the curvature at the stationary point, and a model can
+    fit the reference at one to two widths yet be flatter or steeper inside one (a soft,
+    anharmonic mode, where most of the thermal samples lie): the near structure labels
+    that, the far one the range the samples reach. Each carries
     ``info["mode"]`` (its index among the vibrations), ``info["mode_cm1"]`` (the reference's
     wavenumber) and ``info["mode_displacement"]`` (Å, the Cartesian length of the
     displacement, signed).
@@ -147,13 +152,14 @@ def check_modes(
     displaced = []
     for k in off:
         d = directions[k].reshape(-1, 3)
-        amplitude = widths[k] * rng.uniform(1.0, 2.0)
-        for sign in (1.0, -1.0):
-            structure = Atoms(atoms.numbers, atoms.positions + sign * amplitude * d)
+        near, far = widths[k] * rng.uniform(0.5, 1.0), widths[k] * rng.uniform(1.0, 2.0)
+        way = rng.choice((1.0, -1.0))
+        for amplitude in (way * near, -way * far):  # mass-weighted, Å·amu^1/2, signed
+            structure = Atoms(atoms.numbers, atoms.positions + amplitude * d)
             structure.info.update(
                 mode=int(k),
                 mode_cm1=float(reference[k]),
-                mode_displacement=float(sign * amplitude * np.linalg.norm(d)),
+                mode_displacement=float(amplitude * np.linalg.norm(d)),
             )
             displaced.append(structure)
     return ModeCheck(reference, model_cm1, checked, off, displaced)
