@@ -757,6 +757,38 @@ def test_irun_yields_every_iteration_and_observers_are_called(tmp_path):
         learner.attach("not a function")
 
 
+def test_a_resumed_run_draws_its_own_iterations_numbers(tmp_path):
+    """Each iteration draws its random numbers (here its trajectories' initial conditions)
+    from a stream of its own, seeded by (seed, iteration): a run stopped after iteration 1
+    and resumed by a new learner, as after a kill, starts iteration 2's trajectories where
+    an uninterrupted run does, not where iteration 1 started them again."""
+
+    def learner(workdir, iterations):
+        return ActiveLearner(
+            molecule("H2"),
+            "GFN2-xTB",
+            workdir=workdir,
+            initial_data=InitialData(batch=20, max_points=20),
+            sampling=Sampling(n_trajectories=4, options={"max_time_fs": 10.0}),
+            uncertainty=Uncertainty(threshold=1e-4),  # tight: every iteration finds work
+            selection=Selection(max_iterations=iterations, min_new_points=1),
+            progress=False,
+        )
+
+    def starts(workdir, k):
+        folder = workdir / f"iteration_{k}" / "trajectories"
+        return np.array([read(folder / f"traj_{i}.traj", 0).positions for i in range(4)])
+
+    learner(tmp_path / "whole", 2).run()
+    learner(tmp_path / "resumed", 1).run()
+    learner(tmp_path / "resumed", 2).run()
+    assert len(ase_al.ALRun(tmp_path / "resumed").history) == 2
+    np.testing.assert_allclose(starts(tmp_path / "resumed", 1), starts(tmp_path / "whole", 1))
+    np.testing.assert_allclose(starts(tmp_path / "resumed", 2), starts(tmp_path / "whole", 2))
+    moved = np.abs(starts(tmp_path / "resumed", 2) - starts(tmp_path / "resumed", 1))
+    assert moved.max() > 1e-3  # H2's Wigner width at 300 K is 0.07 Å
+
+
 def test_an_al_runs_models_drive_input_file_tasks(h2_run, tmp_path, monkeypatch):
     """What an AL run wrote is a method for the CLI's tasks: the final iteration's main KREG
     file (MLatom's MLmodelIn=) and the iteration folder itself (its uncertainty-aware model)."""

@@ -548,6 +548,7 @@ class ActiveLearner:
                 check_queue = read_traj(checks_path) if checks_path.exists() else []
                 barrier_queue = read_traj(barrier_path) if barrier_path.exists() else []
             else:
+                self.stage.begin(self.seed, k)
                 selected, sampled, certain, ends = self.stage.iteration(
                     pair,
                     threshold,

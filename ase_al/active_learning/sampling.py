@@ -38,7 +38,8 @@ class SamplingStage:
     """The sampler of a run with its options, checked when it is built (before any work).
 
     ``n_states``: a multistate run (default sampler ``surface_hopping``); ``rng``: the
-    learner's random generator (seeds of the Wigner samples, random selection).
+    random generator (seeds of the Wigner samples, random selection), replaced each
+    iteration by :meth:`begin`.
     """
 
     def __init__(
@@ -150,6 +151,13 @@ class SamplingStage:
         for index, atoms in enumerate(conditions):
             atoms.info["uid"] = f"ic-{index:06d}"
         return conditions
+
+    def begin(self, seed: int, iteration: int) -> None:
+        """Draw iteration ``iteration``'s random numbers (initial conditions, selection,
+        the checks' displacements and samples) from a stream of its own, seeded by
+        (``seed``, ``iteration``): a run resumed at that iteration draws what it would have
+        drawn without the interruption, not the first iteration's numbers again."""
+        self.rng = np.random.default_rng([int(seed), int(iteration)])
 
     def iteration(self, pair, threshold, points, folder, labelled, relaxation_thresholds=None):
         """The structures to label this iteration, a summary of the sampling, the first
