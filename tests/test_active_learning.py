@@ -732,18 +732,24 @@ def test_alrun_reads_the_run_back(h2_run):
         run.model(99)
 
 
-def test_irun_yields_every_iteration_and_observers_are_called(tmp_path):
-    calls = []
-    learner = ActiveLearner(
+def tight_h2_learner(workdir, max_iterations, n_trajectories, max_time_fs):
+    """H2 on GFN2-xTB from 20 initial points with a threshold so tight that every
+    iteration finds work."""
+    return ActiveLearner(
         molecule("H2"),
         "GFN2-xTB",
-        workdir=tmp_path,
+        workdir=workdir,
         initial_data=InitialData(batch=20, max_points=20),
-        sampling=Sampling(n_trajectories=10, options={"max_time_fs": 50.0}),
-        uncertainty=Uncertainty(threshold=1e-4),  # tight: every iteration finds work
-        selection=Selection(max_iterations=3, min_new_points=1),
+        sampling=Sampling(n_trajectories=n_trajectories, options={"max_time_fs": max_time_fs}),
+        uncertainty=Uncertainty(threshold=1e-4),
+        selection=Selection(max_iterations=max_iterations, min_new_points=1),
         progress=False,
     )
+
+
+def test_irun_yields_every_iteration_and_observers_are_called(tmp_path):
+    calls = []
+    learner = tight_h2_learner(tmp_path, 3, 10, 50.0)
     learner.attach(lambda: calls.append(len(ase_al.ALRun(tmp_path).history)), interval=2)
     summaries = list(learner.irun())
     assert [s["iteration"] for s in summaries] == list(range(1, len(summaries) + 1))
@@ -764,16 +770,7 @@ def test_a_resumed_run_draws_its_own_iterations_numbers(tmp_path):
     an uninterrupted run does, not where iteration 1 started them again."""
 
     def learner(workdir, iterations):
-        return ActiveLearner(
-            molecule("H2"),
-            "GFN2-xTB",
-            workdir=workdir,
-            initial_data=InitialData(batch=20, max_points=20),
-            sampling=Sampling(n_trajectories=4, options={"max_time_fs": 10.0}),
-            uncertainty=Uncertainty(threshold=1e-4),  # tight: every iteration finds work
-            selection=Selection(max_iterations=iterations, min_new_points=1),
-            progress=False,
-        )
+        return tight_h2_learner(workdir, iterations, 4, 10.0)
 
     def starts(workdir, k):
         folder = workdir / f"iteration_{k}" / "trajectories"
