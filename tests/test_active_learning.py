@@ -382,6 +382,9 @@ def test_killed_run_resumes_without_losing_or_repeating_labels(tmp_path):
     uids = [row.uid for row in rows]
     assert len(uids) == len(set(uids)), "a structure was labelled twice"
     assert before <= set(uids), "a label from before the kill was lost"
+    # and the batch drawn after the resume is new, not the first batch drawn again
+    initial = [row.positions.round(8).tobytes() for row in rows if row.iteration == 0]
+    assert len(initial) == len(set(initial)), "a structure was drawn twice"
     # and the resumed run went on to the end: converged, or stopped at max_iterations (2)
     run = ase_al.ALRun(workdir)
     assert run.state["initial_data_done"] and len(run.labelled(iteration=0)) == 120

@@ -164,6 +164,7 @@ def make(learner, points, state) -> None:
             log.info("initial data complete with %d points: %s", len(images), reason)
             state["initial_data_stop"] = reason
             break
+        learner.stage.begin(learner.seed, 0, batch)
         queue = learner.stage.wigner(points, options.batch, f"init{batch:03d}", options.temperature)
         write_traj(init_dir / f"batch_{batch}.traj", queue)
         batch += 1

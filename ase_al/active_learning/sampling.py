@@ -152,12 +152,13 @@ class SamplingStage:
             atoms.info["uid"] = f"ic-{index:06d}"
         return conditions
 
-    def begin(self, seed: int, iteration: int) -> None:
-        """Draw iteration ``iteration``'s random numbers (initial conditions, selection,
-        the checks' displacements and samples) from a stream of its own, seeded by
-        (``seed``, ``iteration``): a run resumed at that iteration draws what it would have
-        drawn without the interruption, not the first iteration's numbers again."""
-        self.rng = np.random.default_rng([int(seed), int(iteration)])
+    def begin(self, seed: int, iteration: int, batch: int = 0) -> None:
+        """Draw the random numbers of iteration ``iteration`` (initial conditions,
+        selection, the checks' displacements and samples), or of the initial data's Wigner
+        batch ``batch`` (iteration 0), from a stream of their own, seeded by (``seed``,
+        ``iteration``, ``batch``): a run resumed there draws what it would have drawn
+        without the interruption, not its first numbers again."""
+        self.rng = np.random.default_rng([int(seed), int(iteration), int(batch)])
 
     def iteration(self, pair, threshold, points, folder, labelled, relaxation_thresholds=None):
         """The structures to label this iteration, a summary of the sampling, the first
