@@ -431,6 +431,7 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
     from ase.io import read
 
     import ase_al
+    from ase_al.active_learning import checks
     from ase_al.reactions import barrier, propagate_both_ways
     from ase_al.samplers import transition_state_sampling
 
@@ -506,6 +507,16 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
         sampled = run.iteration_dir(row["iteration"]) / "sampling.json"
         if sampled.exists():
             row["frequency_checks"] = json.loads(sampled.read_text()).get("frequency_checks")
+        # the run's own held-out test of its stationary points (ALRun.validated_iteration),
+        # recorded by runs from session 20 on: its verdict beside the judged barrier
+        recorded = run.history[row["iteration"] - 1].get("relaxation_errors")
+        if recorded is not None:
+            row["relaxation_errors_kcal_mol"] = {
+                key: None if e is None else round(e / kcal_mol, 2) for key, e in recorded.items()
+            }
+            row["validated_within_1_kcal_mol"] = checks.validated(
+                run.history[row["iteration"] - 1], kcal_mol
+            )
         row["paired"] = paired(t["labels"], direct["labels"])
         row["paired_gaps"] = paired_gaps(t["gaps_by_half"], direct["gaps_by_half"])
         row["last_frame"] = {
@@ -546,6 +557,13 @@ def diels_alder_along_the_run(args, work: Path) -> dict:
                 f"{check['n_off']} of {check['modes_checked']} modes more than the tolerance "
                 f"off (largest {100 * check['max_relative_error']:.0f} %): "
                 + ", ".join(f"{m['reference_cm1']:.0f}: {m['model_cm1']:.0f}" for m in check["off"])
+            )
+        if "relaxation_errors_kcal_mol" in row:
+            print(
+                f"iteration {row['iteration']:2d}: its relaxations against GFN2-xTB "
+                f"(kcal/mol, by starting structure) {row['relaxation_errors_kcal_mol']}: "
+                + ("validated" if row["validated_within_1_kcal_mol"] else "not validated")
+                + " within 1 kcal/mol"
             )
         gaps = row["paired_gaps"]
         print(

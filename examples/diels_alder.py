@@ -27,9 +27,12 @@ the same on an actively learned potential, side by side.
    sampled, their relative motion free) as starting structures, until its checks of
    certain structures meet TARGET (kcal/mol, default 1; ``Uncertainty(target_error=...)``)
    or MAX_ITERATIONS (default 20) have run,
-   the networks continuing from the previous iteration's weights (``warm_start``); its own
-   saddle point and reactants give the learned barrier (``ase_al.reactions.barrier``), and
-   the same N initial conditions are propagated on it.
+   the networks continuing from the previous iteration's weights (``warm_start``). The model
+   kept is the latest iteration's whose own stationary points held (each starting structure
+   optimised on it within 1 kcal/mol of GFN2-xTB's energy change:
+   ``ALRun.validated_iteration``); its own saddle point and reactants give the learned
+   barrier (``ase_al.reactions.barrier``), and the same N initial conditions are propagated
+   on it.
 
 Writes WORKDIR/ts.traj, WORKDIR/<potential>/*.traj (each half), WORKDIR/outcomes_<potential>/
 <class>.traj (ase gui), WORKDIR/bond_times.png and WORKDIR/summary.json, and prints a table.
@@ -242,7 +245,21 @@ if model_name is not None:
         warm_start=networks,
     ).run()
     run = ase_al.ALRun(workdir / "al")
-    main = pair.members[0]
+    # the model kept: the latest iteration whose own stationary points held against GFN2-xTB
+    # (each starting structure optimised on it, labelled after it was trained, its energy
+    # change within 1 kcal/mol of GFN2-xTB's): a later iteration can open a spurious well of
+    # the floppy complex that an earlier one had closed (ALRun.validated_iteration)
+    last = len(run.history)
+    kept = run.validated_iteration(1.0 * kcal_mol)
+    if kept is None:
+        print(f"{model_name}: no iteration's stationary points held within 1 kcal/mol: the last")
+        kept = last
+    elif kept != last:
+        print(
+            f"{model_name}: iteration {kept} of {last} is the latest whose stationary points "
+            "held within 1 kcal/mol of GFN2-xTB's: its model is used"
+        )
+    main = (pair if kept == last else run.model(kept)).members[0]
     # its own saddle point (Sella from GFN2-xTB's) and its own reactant minimum (from
     # GFN2-xTB's complex); a stationary point that is not first order is reported, not hidden
     learned = ase_al.reactions.barrier(main, saddle, reactants)
@@ -261,7 +278,9 @@ if model_name is not None:
         "model": model_name,
         "target_error_kcal_mol": target_kcal_mol,
         "labels": len(run.labelled()),
-        "iterations": len(run.history),
+        "iterations": last,
+        "model_of_iteration": kept,
+        "labels_before_it": run.history[kept - 1]["n_train"],
         "converged": run.converged,
         "wall_s_this_call": time.perf_counter() - t0,
         "barrier_kcal_mol": learned.energy / kcal_mol,
@@ -270,7 +289,9 @@ if model_name is not None:
         / kcal_mol,
         "imaginary_frequencies_cm1": learned.imaginary_cm1,  # one for a first-order saddle
     }
-    results[model_name] = analyse(model_name, *trajectories(model_name, main, None))
+    # one folder per model: a longer run may keep another iteration's
+    name = model_name if kept == last else f"{model_name}_iteration{kept}"
+    results[model_name] = analyse(name, *trajectories(name, main, None))
 summary["trajectories"] = results
 
 print(f"\n{n_trajectories} trajectories from the barrier top, {fs_each_way:g} fs each way")
@@ -289,7 +310,12 @@ for name, r in results.items():
         f"{gap:>18s} {b:8.1f} {r['wall_s_this_call']:6.0f}"
     )
 if model_name is not None:
-    print(f"learned from {summary['learning']['labels']} GFN2-xTB labels")
+    learning = summary["learning"]
+    print(
+        f"the model of iteration {learning['model_of_iteration']} of {learning['iterations']}, "
+        f"trained on {learning['labels_before_it']} GFN2-xTB labels "
+        f"({learning['labels']} labelled in all)"
+    )
 (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
 
 fig, ax = plt.subplots(figsize=(5, 3.2))

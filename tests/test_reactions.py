@@ -636,6 +636,32 @@ def test_learner_starts_from_both_minima_and_the_transition_state(tmp_path):
         true = abs(pair.predict([row.toatoms()], forces=False)["energy"][0] - row.energy)
         assert e["error"] == pytest.approx(true, abs=1e-6)
         assert e["uncertainty"] == pytest.approx(row.uncertainty, rel=1e-3, abs=1e-6)
+    # each relaxation against the reference: the model's energy change from the start to the
+    # (labelled) end minus the reference's, the held-out test of the model's stationary points
+    errors = iteration["relaxation_errors"]
+    assert sorted(errors) == ["0", "1", "2"]
+    for r in relaxations:
+        index = r["starting_point"]
+        path = read(tmp_path / "al" / "iteration_1" / "relaxations" / f"{index:02d}.traj", ":")
+        end_rows = [
+            row
+            for row in connect(tmp_path / "al" / "labelled.db").select()
+            if np.abs(row.positions - path[-1].positions).max() < 1e-6
+        ]
+        assert end_rows, "the end of every relaxation is labelled in its iteration"
+        start = path[0].copy()
+        start.calc = calc
+        expected = (path[-1].info["model_energy"] - path[0].info["model_energy"]) - (
+            end_rows[0].energy - start.get_potential_energy()
+        )
+        assert errors[str(index)] == pytest.approx(expected, abs=1e-6)
+    run = ase_al.ALRun(tmp_path / "al")
+    worst = max(abs(e) for e in errors.values())
+    collapsed = any(r["collapsed"] for r in relaxations)
+    assert run.validated_iteration(worst + 1e-9) == (None if collapsed else 1)
+    assert run.validated_iteration(0.999 * worst) is None
+    with pytest.raises(ValueError, match="no target_error"):
+        run.validated_iteration()
     # each starting structure's modes on the model against the reference's: the modes off by
     # more than 5 % labelled, displaced both ways along the reference's mode
     frequency_checks = iteration["frequency_checks"]

@@ -104,18 +104,51 @@ def test_check_sample_is_seeded_and_threshold_follows_the_checks():
     assert adjust(0.01, rarely, 0.005, False, 0.1) is None  # some over the target: kept
     assert adjust(0.01, often, None, False, 0.1) is None  # only with a target
     assert adjust(0.01, never, None, False, 0.1) is None
-    # certain structures all within the target while the run goes on: raised, to the ceiling
-    assert adjust(0.01, never, 0.005, False, 0.1) == pytest.approx(0.01 / 0.7)
-    assert adjust(0.09, never, 0.005, False, 0.1) == pytest.approx(0.1)
-    assert adjust(0.1, never, 0.005, False, 0.1) is None
-    assert adjust(0.01, never, 0.005, False, None) == pytest.approx(0.01 / 0.7)
-    assert adjust(0.01, never, 0.005, True, 0.1) is None  # converged: nothing to sample
-    assert adjust(0.01, {**never, "meets_target": False}, 0.005, False, 0.1) is None
-    assert adjust(0.01, {**never, "n_checks": 0}, 0.005, False, 0.1) is None
+
+    # certain structures all within the target in two iterations in a row at the same
+    # threshold while the run goes on: raised, to the ceiling
+    def before(threshold, **changes):  # the previous iteration's history entry
+        return {**never, "threshold": threshold, **changes}
+
+    assert adjust(0.01, never, 0.005, False, 0.1, before(0.01)) == pytest.approx(0.01 / 0.7)
+    assert adjust(0.09, never, 0.005, False, 0.1, before(0.09)) == pytest.approx(0.1)
+    assert adjust(0.1, never, 0.005, False, 0.1, before(0.1)) is None
+    assert adjust(0.01, never, 0.005, False, None, before(0.01)) == pytest.approx(0.01 / 0.7)
+    # one pass is not enough: no previous iteration, a previous one that failed or had
+    # some above the target, or one at another threshold (raised after it: pass again)
+    assert adjust(0.01, never, 0.005, False, 0.1) is None
+    assert adjust(0.01, never, 0.005, False, 0.1, before(0.01, meets_target=False)) is None
+    assert adjust(0.01, never, 0.005, False, 0.1, before(0.01, over_target=0.125)) is None
+    assert adjust(0.01, never, 0.005, False, 0.1, before(0.007)) is None
+    assert adjust(0.01, never, 0.005, False, 0.1, before(0.01, n_checks=0)) is None
+    # three passes in a row: raised once, then the new threshold must pass twice itself
+    threshold, raised_at = 0.01, []
+    history = []
+    for k in range(1, 8):
+        new = adjust(threshold, never, 0.005, False, 1.0, history[-1] if history else None)
+        history.append({**never, "threshold": threshold})
+        if new is not None:
+            raised_at.append(k)
+            threshold = new
+    assert raised_at == [2, 4, 6] and threshold == pytest.approx(0.01 / 0.7**3)
+    assert adjust(0.01, never, 0.005, True, 0.1, before(0.01)) is None  # converged
+    assert adjust(0.01, {**never, "meets_target": False}, 0.005, False, 0.1, before(0.01)) is None
+    assert adjust(0.01, {**never, "n_checks": 0}, 0.005, False, 0.1, before(0.01)) is None
     per_state = {"n_checks": 8, "over_target": [0.5, 0.0], "meets_target": False}
     assert adjust([0.1, 0.2], per_state, 0.05, False, None) == pytest.approx([0.07, 0.2])
     per_state = {"n_checks": 8, "over_target": [0.1, 0.0], "meets_target": True}
-    assert adjust([0.1, 0.2], per_state, 0.05, False, [1.0, 0.25]) == pytest.approx([0.1, 0.25])
+    previous = {**per_state, "threshold": [0.1, 0.2]}
+    assert adjust([0.1, 0.2], per_state, 0.05, False, [1.0, 0.25], previous) == pytest.approx(
+        [0.1, 0.25]
+    )
+    # a state that passed before but not now (or the reverse) is not raised
+    mixed = {
+        "n_checks": 8,
+        "over_target": [0.0, 0.1],
+        "meets_target": True,
+        "threshold": [0.1, 0.2],
+    }
+    assert adjust([0.1, 0.2], per_state, 0.05, False, None, mixed) is None
 
 
 def _learner(workdir, max_iterations=2, **uncertainty):
@@ -193,20 +226,23 @@ def test_a_threshold_given_on_resuming_replaces_the_runs_and_checks_raise_it(tmp
     ceiling = max(measured, 0.02)
     assert run.history[0]["threshold"] == pytest.approx(ceiling)
     # resumed with a tighter threshold: taken at once, in place of the measured one
-    _learner(work, 2, kind=_stretch, target_error=0.02, threshold=0.01).run()
+    _learner(work, 3, kind=_stretch, target_error=0.02, threshold=0.01).run()
     run = ase_al.ALRun(work)
     log = (work / "al.log").read_text()
     assert "0.01000 eV given on resuming" in log
-    second = run.history[1]
-    assert second["threshold"] == pytest.approx(0.01)
     # most trajectories leave |r - 0.74 Å| < 0.01 Å: the run goes on, but the certain
-    # structures checked are well within the target, so the threshold was set too tight
-    assert second["n_uncertain"] >= 3 and not run.converged
-    assert second["n_checks"] > 0 and second["meets_target"] and second["over_target"] == 0
+    # structures checked are well within the target, so the threshold was set too tight;
+    # raised after the second iteration in a row that shows it, not after the first
+    for entry in run.history[1:]:
+        assert entry["threshold"] == pytest.approx(0.01)
+        assert entry["n_uncertain"] >= 3
+        assert entry["n_checks"] > 0 and entry["meets_target"] and entry["over_target"] == 0
+    assert not run.converged
     assert run.state["uq_threshold"] == pytest.approx(min(0.01 / checks.LOWER, ceiling))
-    assert "threshold raised from 0.01000" in log
+    assert log.count("threshold raised from 0.01000") == 1
+    assert "raised when the next iteration's do too" in log
     # resumed again with the same threshold: the run's raised one stays
-    _learner(work, 2, kind=_stretch, target_error=0.02, threshold=0.01).run()
+    _learner(work, 3, kind=_stretch, target_error=0.02, threshold=0.01).run()
     assert ase_al.ALRun(work).state["uq_threshold"] == pytest.approx(0.01 / checks.LOWER)
 
 

@@ -408,6 +408,24 @@ class ActiveLearner:
             log.removeHandler(handler)
             handler.close()
 
+    def _relaxation_errors(self, folder, points) -> dict:
+        """Iteration ``folder``'s relaxations of the starting points on its model against the
+        reference (eV, :func:`checks.relaxation_errors`), logged in kcal/mol."""
+        # a point's energy is the reference's when the reference optimised it
+        own = self.equilibrium.method is None
+        errors = checks.relaxation_errors(
+            folder, points, self.labelled(), [p.energy if own else None for p in points]
+        )
+        log.info(
+            "the model's own stationary points against the reference (energy change from "
+            "each starting structure, model minus reference): %s kcal/mol",
+            ", ".join(
+                f"{k}: {'n/a' if e is None else format(e / checks.KCAL_MOL, '+.2f')}"
+                for k, e in errors.items()
+            ),
+        )
+        return errors
+
     def _threshold_ceiling(self, state: dict):
         """eV: how far the checks may raise the threshold: the one the run started from (the
         measured m+3MAD, not below ``Uncertainty.floor``) or the one given, the larger; None
@@ -591,6 +609,8 @@ class ActiveLearner:
                 self, k, pair, threshold, sampled, selected, check_queue, barrier_queue, points
             )
             state["failed"] = state.get("failed", 0) + failures
+            if sampled.get("relaxations"):
+                checked["relaxation_errors"] = self._relaxation_errors(folder, points)
             history.append(
                 {
                     "iteration": k,
@@ -608,6 +628,7 @@ class ActiveLearner:
                 self.uncertainty.target_error,
                 converged,
                 self._threshold_ceiling(state),
+                history[-2] if len(history) > 1 else None,
             )
             if adjusted is not None:
                 state["uq_threshold"] = adjusted

@@ -67,8 +67,46 @@ class ALRun:
         ``sampling_batches``, ``failed``, and the overconfidence checks (eV; per state lists
         for a multistate run): ``n_checks``, ``check_rmse``, ``uncertain_rmse``,
         ``over_target``, ``spearman``, ``target_error`` (with it ``check_rmse_upper`` and
-        ``meets_target``) and ``calibration`` (see :meth:`calibration`)."""
+        ``meets_target``) and ``calibration`` (see :meth:`calibration`); with
+        ``Sampling(relax_starting_points=True)``, ``relaxations`` and ``relaxation_errors``
+        (see :meth:`validated_iteration`)."""
         return self.state["iterations"]
+
+    def validated_iteration(self, tolerance: float | None = None) -> int | None:
+        """The latest iteration whose model's own stationary points held against the
+        reference: every starting point, optimised on that iteration's model (a run with
+        ``Sampling(relax_starting_points=True)``), ended without running into a hole, and
+        the model's energy change along the way is within ``tolerance`` (eV; default: the
+        run's ``target_error``) of the reference's at the same two structures
+        (``history[k - 1]["relaxation_errors"]``). None when no iteration passed.
+
+        The ends were labelled after the model was trained, so this is a held-out test of
+        what barriers and binding energies are read from. A committee can agree on a
+        spurious well (a weakly bound complex on a flat surface) and a later iteration can
+        open one that an earlier one had closed: in a Diels-Alder run the learned barrier
+        was within 0.4 kcal/mol of GFN2-xTB's at the iterations whose complex relaxed to
+        within 0.5 kcal/mol, and 2-5 kcal/mol off at the three whose complex fell 2.7-12
+        kcal/mol off. Use ``run.model(run.validated_iteration())`` for the model to keep.
+
+        >>> k = run.validated_iteration(1.0 * ase.units.kcal / ase.units.mol)
+        """
+        from ase_al.active_learning.checks import validated
+
+        relaxed = [it for it in self.history if "relaxation_errors" in it]
+        if not relaxed:
+            raise ValueError(
+                f"{self.workdir}: no iteration relaxed its starting structures on its model "
+                "(Sampling(relax_starting_points=True)): nothing to validate"
+            )
+        for entry in reversed(relaxed):
+            bound = entry.get("target_error") if tolerance is None else tolerance
+            if bound is None:
+                raise ValueError(
+                    "validated_iteration needs a tolerance (eV): the run has no target_error"
+                )
+            if validated(entry, float(bound)):
+                return int(entry["iteration"])
+        return None
 
     def calibration(self, iteration: int | None = None) -> dict:
         """The overconfidence checks of ``iteration`` (default: the last): arrays
