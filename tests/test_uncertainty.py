@@ -330,3 +330,47 @@ def test_warm_start_trains_on_from_the_previous_iterations_networks(
             workdir=tmp_path / "v",
             warm_start=True,
         )
+
+
+def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
+    """One starting structure relaxed on each iteration's model: its energy change against
+    the reference's (the start's energy by one reference calculation), and the latest
+    iteration within a tolerance."""
+    from ase.io import read
+
+    work = tmp_path / "al"
+    ActiveLearner(
+        molecule("H2"),
+        "GFN2-xTB",
+        workdir=work,
+        initial_data=InitialData(batch=20, max_points=20),
+        sampling=Sampling(
+            n_trajectories=6, options={"max_time_fs": 20.0}, relax_starting_points=True
+        ),
+        selection=Selection(max_iterations=2, min_new_points=3),
+        # tight: the run goes on, and the relaxation's end is labelled as uncertain or checked
+        uncertainty=Uncertainty(threshold=2e-5),
+        seed=2,
+        progress=False,
+    ).run()
+    run = ase_al.ALRun(work)
+    assert len(run.history) == 2
+    calc = ase_al.methods("GFN2-xTB")
+    found = []
+    for entry in run.history:
+        path = read(work / f"iteration_{entry['iteration']}" / "relaxations" / "00.traj", ":")
+        start, end = path[0].copy(), path[-1].copy()
+        start.calc, end.calc = calc, calc
+        expected = (path[-1].info["model_energy"] - path[0].info["model_energy"]) - (
+            end.get_potential_energy() - start.get_potential_energy()
+        )
+        assert entry["relaxation_errors"]["0"] == pytest.approx(expected, abs=1e-6)
+        found.append(abs(expected))
+    # the latest iteration within the tolerance
+    assert run.validated_iteration(max(found) + 1e-9) == 2
+    if found[1] < found[0]:
+        assert run.validated_iteration(0.5 * (found[0] + found[1])) == 2
+    else:
+        assert run.validated_iteration(0.5 * (found[0] + found[1])) == 1
+    assert run.validated_iteration(0.999 * min(found)) is None
+    assert "own stationary points against the reference" in (work / "al.log").read_text()

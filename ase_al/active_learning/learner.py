@@ -51,7 +51,7 @@ from ase_al.calculators.committee import Committee
 from ase_al.errors import ReferenceCalculationError, check_atoms, check_same_atoms
 from ase_al.executors import SerialExecutor, check_shippable
 from ase_al.files import read_traj, write_traj
-from ase_al.labelling import label
+from ase_al.labelling import compute_label, label
 from ase_al.options import (
     check_calculator,
     check_executor,
@@ -411,11 +411,18 @@ class ActiveLearner:
     def _relaxation_errors(self, folder, points) -> dict:
         """Iteration ``folder``'s relaxations of the starting points on its model against the
         reference (eV, :func:`checks.relaxation_errors`), logged in kcal/mol."""
-        # a point's energy is the reference's when the reference optimised it
-        own = self.equilibrium.method is None
-        errors = checks.relaxation_errors(
-            folder, points, self.labelled(), [p.energy if own else None for p in points]
-        )
+        # a point's energy is the reference's when the reference optimised it; a single
+        # starting structure (or one read back) gets one reference calculation, kept
+        if self.equilibrium.method is None:
+            for point in points:
+                if point.energy is None:
+                    point.energy = float(
+                        compute_label(self.reference, point.atoms.copy()).get_potential_energy()
+                    )
+            energies = [p.energy for p in points]
+        else:
+            energies = [None] * len(points)  # then the labelled start, if any
+        errors = checks.relaxation_errors(folder, points, self.labelled(), energies)
         log.info(
             "the model's own stationary points against the reference (energy change from "
             "each starting structure, model minus reference): %s kcal/mol",
