@@ -349,7 +349,7 @@ def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
         ),
         selection=Selection(max_iterations=2, min_new_points=3),
         # tight: the run goes on, and the relaxation's end is labelled as uncertain or checked
-        uncertainty=Uncertainty(threshold=2e-5),
+        uncertainty=Uncertainty(threshold=2e-5, target_error=1e-4),
         seed=2,
         progress=False,
     ).run()
@@ -373,4 +373,11 @@ def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
     else:
         assert run.validated_iteration(0.5 * (found[0] + found[1])) == 1
     assert run.validated_iteration(0.999 * min(found)) is None
-    assert "own stationary points against the reference" in (work / "al.log").read_text()
+    log = (work / "al.log").read_text()
+    assert "own stationary points against the reference" in log
+    # the end of the run names the model to keep when it is not the last (default
+    # tolerance: the target error)
+    kept = run.validated_iteration()
+    assert kept == (1 if found[0] <= 1e-4 < found[1] else 2 if found[1] <= 1e-4 else None)
+    assert ("no iteration's model relaxed" in log) == (kept is None)
+    assert ("iteration 1's held" in log) == (kept == 1)

@@ -433,6 +433,28 @@ class ActiveLearner:
         )
         return errors
 
+    def _log_validated(self, history: list[dict]) -> None:
+        """At the end of a run that relaxed its starting structures with a target error:
+        which iteration's model held there (:meth:`ALRun.validated_iteration`)."""
+        target = self.uncertainty.target_error
+        if target is None or not any("relaxation_errors" in it for it in history):
+            return
+        k = self.run_dir.validated_iteration()
+        if k is None:
+            log.warning(
+                "no iteration's model relaxed every starting structure to within the target "
+                "error (%.3g eV) of the reference's energy change",
+                target,
+            )
+        elif k != len(history):
+            log.warning(
+                "the last model's own stationary points are off the reference by more than the "
+                "target error; iteration %d's held: ase_al.ALRun(%r).model(%d)",
+                k,
+                str(self.workdir),
+                k,
+            )
+
     def _threshold_ceiling(self, state: dict):
         """eV: how far the checks may raise the threshold: the one the run started from (the
         measured m+3MAD, not below ``Uncertainty.floor``) or the one given, the larger; None
@@ -660,6 +682,7 @@ class ActiveLearner:
             done = converged or k >= self.selection.max_iterations
             if done:
                 log.info("%s after %d iterations", "converged" if converged else "stopped", k)
+                self._log_validated(history)
             yield {**history[-1], "model": pair, "converged": converged}
             if done:
                 return
