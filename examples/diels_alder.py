@@ -34,8 +34,9 @@ the same on an actively learned potential, side by side.
    barrier (``ase_al.reactions.barrier``), and the same N initial conditions are propagated
    on it.
 
-Writes WORKDIR/ts.traj, WORKDIR/<potential>/*.traj (each half), WORKDIR/outcomes_<potential>/
-<class>.traj (ase gui), WORKDIR/bond_times.png and WORKDIR/summary.json, and prints a table.
+Writes WORKDIR/ts.traj, WORKDIR/<potential>/*.traj (each half; <MODEL>_iteration<k> for the
+model of iteration k), WORKDIR/outcomes_<potential>/<class>.traj (ase gui),
+WORKDIR/bond_times.png and WORKDIR/summary.json, and prints a table.
 About two minutes on two cores with the defaults and no model; learning takes an hour or more.
 Every stage is kept in WORKDIR, so a killed run resumes.
 """
@@ -289,8 +290,8 @@ if model_name is not None:
         / kcal_mol,
         "imaginary_frequencies_cm1": learned.imaginary_cm1,  # one for a first-order saddle
     }
-    # one folder per model: a longer run may keep another iteration's
-    name = model_name if kept == last else f"{model_name}_iteration{kept}"
+    # one folder per model (a resumed, longer run may keep another iteration's)
+    name = f"{model_name}_iteration{kept}"
     results[model_name] = analyse(name, *trajectories(name, main, None))
 summary["trajectories"] = results
 
