@@ -868,3 +868,44 @@ def test_a_relaxation_ending_off_the_target_gets_its_own_lower_threshold(tmp_pat
     assert {a.info["starting_point"] for a in found} == {1}
     # the end of point 0 is below the run's threshold: checked; point 1's is above its own
     assert [end.info["starting_point"] for end in ends] == [0]
+
+
+def test_structures_are_sampled_around_a_relaxation_that_ended_off(tmp_path):
+    """A minimum whose relaxation on the previous model ended off the target gets
+    WELL_SAMPLES Wigner samples around the end of this model's path (its modes, the run's
+    temperature), labelled as taken; other points, saddle points and holes do not."""
+    from ase_al import HarmonicAnalysis, Sampling, Selection
+    from ase_al.active_learning.sampling import WELL_SAMPLES, SamplingStage
+    from ase_al.active_learning.starting_points import StartingPoint
+
+    start = Atoms("H2", [(0, 0, 0), (0, 0, 1.5)])
+    hessian = np.zeros((6, 6))  # the dimer's bond, 2k = 4 eV/Å²: 1469 cm-1
+    hessian[np.ix_([2, 5], [2, 5])] = 4.0 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    modes = HarmonicAnalysis(start, hessian)
+    stage = SamplingStage(
+        Sampling(relax_starting_points=True, temperature=300.0),
+        Selection(),
+        Atoms("H2"),
+        None,
+        np.random.default_rng(0),
+        False,
+    )
+    points = [StartingPoint(start, modes), StartingPoint(start.copy(), modes)]
+    found, summaries, _ = stage.relaxations(SlidingDimer(), 2.0, points, tmp_path, [], wells={1})
+    around = [a for a in found if a.info["sampled_by"] == "relaxation well"]
+    assert len(around) == WELL_SAMPLES and {a.info["starting_point"] for a in around} == {1}
+    assert summaries[1]["well_samples"] == WELL_SAMPLES and "well_samples" not in summaries[0]
+    end = read(tmp_path / "01.traj", -1)
+    r_end = end.get_distance(0, 1)
+    assert abs(r_end - SlidingDimer.r0) < 0.01  # the model's own minimum
+    # displaced along the bond only, about the end (not the start at 1.5 Å): the bond's
+    # zero-point width, sqrt(hbar / (2 mu omega)), is 0.151 Å (coth(hbar omega / 2kT) = 1)
+    r = np.array([a.get_distance(0, 1) for a in around])
+    assert np.all(np.abs(r - r_end) < 5 * 0.151) and np.ptp(r) > 0.01
+    assert 0.151 / 3 < np.std(r) < 3 * 0.151
+    for atoms in around:
+        np.testing.assert_allclose(atoms.positions[:, :2], end.positions[:, :2], atol=1e-9)
+        np.testing.assert_allclose(atoms.get_center_of_mass(), end.get_center_of_mass(), atol=1e-9)
+    # without the point in wells: no samples
+    found, summaries, _ = stage.relaxations(SlidingDimer(), 2.0, points, tmp_path, [])
+    assert not [a for a in found if a.info["sampled_by"] == "relaxation well"]

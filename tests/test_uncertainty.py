@@ -339,7 +339,7 @@ def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
     from ase.io import read
 
     work = tmp_path / "al"
-    ActiveLearner(
+    learner = ActiveLearner(
         molecule("H2"),
         "GFN2-xTB",
         workdir=work,
@@ -349,10 +349,11 @@ def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
         ),
         selection=Selection(max_iterations=2, min_new_points=3),
         # tight: the run goes on, and the relaxation's end is labelled as uncertain or checked
-        uncertainty=Uncertainty(threshold=2e-5, target_error=1e-4),
+        uncertainty=Uncertainty(threshold=2e-5, target_error=1e-6),
         seed=2,
         progress=False,
-    ).run()
+    )
+    learner.run()
     run = ase_al.ALRun(work)
     assert len(run.history) == 2
     calc = ase_al.methods("GFN2-xTB")
@@ -378,6 +379,22 @@ def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
     # the end of the run names the model to keep when it is not the last (default
     # tolerance: the target error)
     kept = run.validated_iteration()
-    assert kept == (1 if found[0] <= 1e-4 < found[1] else 2 if found[1] <= 1e-4 else None)
+    assert kept == (1 if found[0] <= 1e-6 < found[1] else 2 if found[1] <= 1e-6 else None)
     assert ("no iteration's model relaxed" in log) == (kept is None)
     assert ("iteration 1's held" in log) == (kept == 1)
+    # iteration 1's relaxation off the target: structures sampled around iteration 2's end
+    from ase_al.active_learning.sampling import WELL_SAMPLES
+
+    wells = run.labelled(iteration=2, sampled_by="relaxation well")
+    assert learner._wells(run.history[:1]) == ({0} if found[0] > 1e-6 else set())
+    assert len(wells) == WELL_SAMPLES * len(learner._wells(run.history[:1]))
+    assert len(run.labelled(iteration=1, sampled_by="relaxation well")) == 0
+    # which points: off the target either way, or into a hole; unknown errors are not
+    history = [
+        {
+            "relaxation_errors": {"0": 2e-6, "1": None, "2": -5e-7, "3": -3e-6, "4": 0.0},
+            "relaxations": [{"starting_point": 4, "collapsed": True}],
+        }
+    ]
+    assert learner._wells(history) == {0, 3, 4}
+    assert learner._wells([]) == set()

@@ -32,6 +32,9 @@ log = logging.getLogger("ase_al")
 #: times as uncertain as the last taken, and the path's end when it is uncertain (see
 #: ``relax_until_uncertain(ladder=...)``)
 RELAXATION_LADDER = 2.0
+#: structures Wigner-sampled around the end of a minimum's relaxation on the model when the
+#: previous model's relaxation of that minimum ended off the target (see :meth:`relaxations`)
+WELL_SAMPLES = 8
 
 
 class SamplingStage:
@@ -160,7 +163,9 @@ class SamplingStage:
         without the interruption, not its first numbers again."""
         self.rng = np.random.default_rng([int(seed), int(iteration), int(batch)])
 
-    def iteration(self, pair, threshold, points, folder, labelled, relaxation_thresholds=None):
+    def iteration(
+        self, pair, threshold, points, folder, labelled, relaxation_thresholds=None, wells=()
+    ):
         """The structures to label this iteration, a summary of the sampling, the first
         batch's certain structures (:class:`~ase_al.samplers.stop.CertainFrames` or None),
         and the certain ends of the relaxations on the model (to be checked; see
@@ -171,7 +176,8 @@ class SamplingStage:
         structures are pooled (at most ``Sampling.max_batches`` batches), and ``new_points``
         of the pool are chosen; otherwise the first ``new_points`` of the one batch.
         ``relaxation_thresholds``: {starting point: eV}, a lower threshold for that point's
-        relaxation (see :meth:`relaxations`).
+        relaxation; ``wells``: the starting points whose previous relaxation ended off the
+        target (see :meth:`relaxations`).
         """
         options = self.selection
         labelled = functools.cache(labelled)  # read once, by selection and relaxations
@@ -218,6 +224,7 @@ class SamplingStage:
                 folder / "relaxations",
                 labelled(),
                 relaxation_thresholds,
+                wells,
             )
             selected += found
         if self.sampling.frequency_tolerance is not None:
@@ -348,7 +355,7 @@ class SamplingStage:
                 )
         return summaries
 
-    def relaxations(self, pair, threshold, points, folder, labelled, thresholds=None):
+    def relaxations(self, pair, threshold, points, folder, labelled, thresholds=None, wells=()):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
         the uncertain structures of each path not ``labelled`` yet (the first, then each
         twice as uncertain as the last, to the end of the path, and the end itself when it is
@@ -358,7 +365,17 @@ class SamplingStage:
         measured there and the committee can agree on a wrong well. ``thresholds``:
         {starting point: eV}, that point's own threshold where it is below ``threshold``
         (lowered where its checked end was off the target error:
-        :func:`~ase_al.active_learning.checks.adjusted_relaxation_thresholds`)."""
+        :func:`~ase_al.active_learning.checks.adjusted_relaxation_thresholds`).
+
+        ``wells``: the minima whose relaxation on the previous model ended off the target
+        (:func:`~ase_al.active_learning.checks.relaxation_errors`) or in a hole. Around the
+        end of each one's path on this model, :data:`WELL_SAMPLES` structures are
+        Wigner-sampled with the point's modes (at the run's temperature, the modes below
+        ``freeze_below_cm1`` kept: the end's arrangement of a complex stays) and taken
+        (``sampled_by="relaxation well"``). A path labels a line into a spurious well, a few
+        structures each iteration; in a Diels-Alder run the ethene-butadiene complex's
+        relaxation ended 4-6 kcal/mol off in four iterations in a row while its paths were
+        labelled so. The samples put data across the well's bottom."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries, ends = [], [], []
         thresholds = thresholds or {}
@@ -403,6 +420,28 @@ class SamplingStage:
                 atoms.info["starting_point"] = index
                 atoms.info["sampled_by"] = "relaxation"
                 found.append(atoms)
+            if index in wells and not point.saddle and not result.collapsed:
+                bottom = result.path[-1].copy()
+                bottom.info = {}
+                samples = wigner(
+                    bottom,
+                    point.vibrations,
+                    WELL_SAMPLES,
+                    self.sampling.temperature,
+                    seed=int(self.rng.integers(2**32)),
+                    freeze_below_cm1=self.sampling.freeze_below_cm1,
+                    free_modes=point.free_modes,
+                )
+                for atoms in samples:
+                    atoms.info.update(starting_point=index, sampled_by="relaxation well")
+                found.extend(samples)
+                summary["well_samples"] = len(samples)
+                log.info(
+                    "starting structure %d's relaxation on the previous model ended off the "
+                    "target: %d structures sampled around this one's end",
+                    index,
+                    len(samples),
+                )
             end = result.path[-1]
             if end.info["uncertainty"] <= limit and not result.end_labelled:
                 end = end.copy()
