@@ -256,10 +256,7 @@ def _passed(entry: dict | None, shape) -> np.ndarray:
     summary) met the target with none of them above it (all False without ``entry``)."""
     if entry is None or not entry.get("n_checks") or not entry.get("meets_target"):
         return np.zeros(shape, bool)
-    over = entry.get("over_target")
-    if over is None or (isinstance(over, list) and None in over):
-        return np.zeros(shape, bool)
-    return np.broadcast_to(np.asarray(over, float) == 0, shape)
+    return np.broadcast_to(np.asarray(entry["over_target"], float) == 0, shape)
 
 
 def adjusted_threshold(
@@ -345,13 +342,13 @@ def relaxation_errors(folder, points, labelled: list[Atoms], start_energies) -> 
     its depth on the model plus its height on the reference. ``start_energies``: each
     point's reference energy (eV, None when unknown: then the labelled structure at the
     start's geometry is used, if any)."""
+    from ase.io import read
+
     errors = {}
     for index, point in enumerate(points):
         path_file = Path(folder) / "relaxations" / f"{index:02d}.traj"
         if not path_file.exists():
             continue
-        from ase.io import read
-
         path = read(path_file, ":")
         start, end = path[0], path[-1]
         e_start = start_energies[index] if index < len(start_energies) else None
