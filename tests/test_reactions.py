@@ -864,48 +864,75 @@ def test_a_relaxation_ending_off_the_target_gets_its_own_lower_threshold(tmp_pat
     path = read(tmp_path / "01.traj", ":")
     u = [frame.info["uncertainty"] for frame in path]
     assert summaries[1]["uncertain_steps"] == ladder_steps(u, 1.05, RELAXATION_LADDER)
+    found = [a for a in found if a.info["sampled_by"] == "relaxation"]  # not along the path
     assert len(found) == len(summaries[1]["uncertain_steps"]) >= 1
     assert {a.info["starting_point"] for a in found} == {1}
     # the end of point 0 is below the run's threshold: checked; point 1's is above its own
     assert [end.info["starting_point"] for end in ends] == [0]
 
 
-def test_structures_are_sampled_around_a_relaxation_that_ended_off(tmp_path):
-    """A minimum whose relaxation on the previous model ended off the target gets
-    WELL_SAMPLES Wigner samples around the end of this model's path (its modes, the run's
-    temperature), labelled as taken; other points, saddle points and holes do not."""
-    from ase_al import HarmonicAnalysis, Sampling, Selection
-    from ase_al.active_learning.sampling import WELL_SAMPLES, SamplingStage
-    from ase_al.active_learning.starting_points import StartingPoint
+def test_along_path_spreads_steps_by_distance_from_the_start():
+    """Steps at the first frame reaching j·D/(n+1) of the end's RMS displacement D, n =
+    min(at_most, D // spacing); start, end and skipped steps left out."""
+    from ase_al.samplers.relax import along_path
 
-    start = Atoms("H2", [(0, 0, 0), (0, 0, 1.5)])
-    hessian = np.zeros((6, 6))  # the dimer's bond, 2k = 4 eV/Å²: 1469 cm-1
-    hessian[np.ix_([2, 5], [2, 5])] = 4.0 * np.array([[1.0, -1.0], [-1.0, 1.0]])
-    modes = HarmonicAnalysis(start, hessian)
+    # 100 frames drifting 0.0002 Å a step (the flat part), then 10 sliding 0.05 Å a step
+    x = np.concatenate([0.0002 * np.arange(100), 0.0198 + 0.05 * np.arange(1, 11)])
+    path = [Atoms("H2", [(0, 0, 0), (0, 0, 1.0 + 2 * xi)]) for xi in x]
+    rms = x * np.sqrt(2)  # one of the two atoms moves by 2 x
+    assert rms[-1] == pytest.approx(0.7351, abs=1e-4)
+    steps = along_path(path, 0.05, 8)
+    assert len(steps) == 8
+    for j, step in enumerate(steps, start=1):
+        level = j * rms[-1] / 9
+        assert rms[step] >= level - 1e-12 and rms[step - 1] < level
+    assert min(steps) >= 100 and steps == sorted(steps)  # on the slide, not the drift
+    three = along_path(path, 0.05, 3)  # at a quarter, half and three quarters of D
+    assert [int(np.argmax(rms >= f * rms[-1])) for f in (0.25, 0.5, 0.75)] == three
+    assert along_path(path, 0.2, 8) == along_path(path, 0.2, 3)  # 0.735 // 0.2 = 3
+    assert len(along_path(path, 1.0, 8)) == 0  # within the spacing of the start
+    skipped = along_path(path, 0.05, 8, skip=steps[:2])
+    assert skipped == steps[2:]
+    with pytest.raises(ValueError, match="spacing"):
+        along_path(path, 0.0, 8)
+
+
+def test_structures_are_taken_along_a_relaxation_that_moved(tmp_path):
+    """A relaxation whose end lies more than PATH_SPACING from its start gets structures
+    along its path (certain ones too), one per PATH_SPACING up to PATH_SAMPLES; a start at
+    the model's minimum gets none."""
+    from ase_al import Sampling, Selection
+    from ase_al.active_learning.sampling import PATH_SAMPLES, PATH_SPACING, SamplingStage
+    from ase_al.active_learning.starting_points import StartingPoint
+    from ase_al.samplers.relax import along_path
+
     stage = SamplingStage(
-        Sampling(relax_starting_points=True, temperature=300.0),
+        Sampling(relax_starting_points=True),
         Selection(),
         Atoms("H2"),
         None,
         np.random.default_rng(0),
         False,
     )
-    points = [StartingPoint(start, modes), StartingPoint(start.copy(), modes)]
-    found, summaries, _ = stage.relaxations(SlidingDimer(), 2.0, points, tmp_path, [], wells={1})
-    around = [a for a in found if a.info["sampled_by"] == "relaxation well"]
-    assert len(around) == WELL_SAMPLES and {a.info["starting_point"] for a in around} == {1}
-    assert summaries[1]["well_samples"] == WELL_SAMPLES and "well_samples" not in summaries[0]
-    end = read(tmp_path / "01.traj", -1)
-    r_end = end.get_distance(0, 1)
-    assert abs(r_end - SlidingDimer.r0) < 0.01  # the model's own minimum
-    # displaced along the bond only, about the end (not the start at 1.5 Å): the bond's
-    # zero-point width, sqrt(hbar / (2 mu omega)), is 0.151 Å (coth(hbar omega / 2kT) = 1)
-    r = np.array([a.get_distance(0, 1) for a in around])
-    assert np.all(np.abs(r - r_end) < 5 * 0.151) and np.ptp(r) > 0.01
-    assert 0.151 / 3 < np.std(r) < 3 * 0.151
-    for atoms in around:
-        np.testing.assert_allclose(atoms.positions[:, :2], end.positions[:, :2], atol=1e-9)
-        np.testing.assert_allclose(atoms.get_center_of_mass(), end.get_center_of_mass(), atol=1e-9)
-    # without the point in wells: no samples
-    found, summaries, _ = stage.relaxations(SlidingDimer(), 2.0, points, tmp_path, [])
-    assert not [a for a in found if a.info["sampled_by"] == "relaxation well"]
+    sliding = Atoms("H2", [(0, 0, 0), (0, 0, 1.5)])
+    at_minimum = Atoms("H2", [(0, 0, 0), (0, 0, SlidingDimer.r0)])
+    points = [StartingPoint(at_minimum, None), StartingPoint(sliding, None)]
+    # the threshold is above every uncertainty: nothing is taken as uncertain
+    found, summaries, ends = stage.relaxations(SlidingDimer(), 2.0, points, tmp_path, [])
+    along = [a for a in found if a.info["sampled_by"] == "relaxation path"]
+    assert len(found) == len(along) and {a.info["starting_point"] for a in along} == {1}
+    assert "path_samples" not in summaries[0]
+    path = read(tmp_path / "01.traj", ":")
+    r = [frame.get_distance(0, 1) for frame in path]
+    assert r[0] == pytest.approx(1.5) and r[-1] == pytest.approx(SlidingDimer.r0, abs=0.01)
+    # the bond shrinks by 0.76 Å, each atom moving half of it: RMS 0.38 Å, past the spacing;
+    # BFGS gets there in a few long steps, so the levels fall on fewer distinct frames
+    steps = along_path(path, PATH_SPACING, PATH_SAMPLES)
+    assert (1.5 - r[-1]) / 2 > PATH_SPACING and len(steps) >= 1
+    assert len(along) == summaries[1]["path_samples"] == len(steps)
+    for atoms, step in zip(along, steps, strict=True):
+        np.testing.assert_allclose(atoms.positions, path[step].positions)
+        assert r[-1] < atoms.get_distance(0, 1) < 1.5
+    for atoms in along:  # the path's own frames, with the model's energy and uncertainty
+        assert atoms.info["uncertainty"] < 2.0 and "model_energy" in atoms.info
+    assert [end.info["starting_point"] for end in ends] == [0, 1]

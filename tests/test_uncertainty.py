@@ -382,19 +382,14 @@ def test_a_single_molecule_run_validates_its_own_minimum(tmp_path):
     assert kept == (1 if found[0] <= 1e-6 < found[1] else 2 if found[1] <= 1e-6 else None)
     assert ("no iteration's model relaxed" in log) == (kept is None)
     assert ("iteration 1's held" in log) == (kept == 1)
-    # iteration 1's relaxation off the target: structures sampled around iteration 2's end
-    from ase_al.active_learning.sampling import WELL_SAMPLES
+    # structures along each iteration's path where it moved from its start, labelled
+    from ase_al.active_learning.sampling import PATH_SAMPLES, PATH_SPACING
+    from ase_al.samplers.relax import along_path
 
-    wells = run.labelled(iteration=2, sampled_by="relaxation well")
-    assert learner._wells(run.history[:1]) == ({0} if found[0] > 1e-6 else set())
-    assert len(wells) == WELL_SAMPLES * len(learner._wells(run.history[:1]))
-    assert len(run.labelled(iteration=1, sampled_by="relaxation well")) == 0
-    # which points: off the target either way, or into a hole; unknown errors are not
-    history = [
-        {
-            "relaxation_errors": {"0": 2e-6, "1": None, "2": -5e-7, "3": -3e-6, "4": 0.0},
-            "relaxations": [{"starting_point": 4, "collapsed": True}],
-        }
-    ]
-    assert learner._wells(history) == {0, 3, 4}
-    assert learner._wells([]) == set()
+    for entry in run.history:
+        k = entry["iteration"]
+        path = read(work / f"iteration_{k}" / "relaxations" / "00.traj", ":")
+        (relaxation,) = entry["relaxations"]
+        steps = along_path(path, PATH_SPACING, PATH_SAMPLES, relaxation["uncertain_steps"])
+        along = run.labelled(iteration=k, sampled_by="relaxation path")
+        assert len(along) == relaxation.get("path_samples", 0) == len(steps)

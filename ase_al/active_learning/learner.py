@@ -433,21 +433,6 @@ class ActiveLearner:
         )
         return errors
 
-    def _wells(self, history: list[dict]) -> set[int]:
-        """The starting points whose relaxation on the last iteration's model ended off the
-        target error or ran into a hole (none without a target)."""
-        target = self.uncertainty.target_error
-        if target is None or not history:
-            return set()
-        last = history[-1]
-        off = {
-            int(index)
-            for index, error in last.get("relaxation_errors", {}).items()
-            if error is not None and abs(error) > target
-        }
-        holes = {r["starting_point"] for r in last.get("relaxations", []) if r.get("collapsed")}
-        return off | holes
-
     def _log_validated(self, history: list[dict]) -> None:
         """At the end of a run that relaxed its starting structures with a target error:
         which iteration's model held there (:meth:`ALRun.validated_iteration`)."""
@@ -618,7 +603,6 @@ class ActiveLearner:
                     folder,
                     self.labelled,
                     relaxation_thresholds=relaxation_thresholds,
-                    wells=self._wells(history),
                 )
                 barrier_queue = self.stage.barrier_samples(points)
                 for index, atoms in enumerate(barrier_queue):

@@ -23,7 +23,12 @@ from ase_al.options import (
 )
 from ase_al.samplers import get_sampler, wigner
 from ase_al.samplers.batch_md import SamplingResult
-from ase_al.samplers.relax import COLLAPSE, relax_until_uncertain
+from ase_al.samplers.relax import (
+    COLLAPSE,
+    along_path,
+    relax_until_uncertain,
+    rms_displacement,
+)
 from ase_al.samplers.stop import CertainFrames, UncertaintyStop
 
 log = logging.getLogger("ase_al")
@@ -32,9 +37,11 @@ log = logging.getLogger("ase_al")
 #: times as uncertain as the last taken, and the path's end when it is uncertain (see
 #: ``relax_until_uncertain(ladder=...)``)
 RELAXATION_LADDER = 2.0
-#: structures Wigner-sampled around the end of a minimum's relaxation on the model when the
-#: previous model's relaxation of that minimum ended off the target (see :meth:`relaxations`)
-WELL_SAMPLES = 8
+#: a relaxation on the model whose end lies more than this RMS distance (Å) from its start
+#: gets structures labelled along its path, one per this much distance, at most
+#: :data:`PATH_SAMPLES` (see :meth:`SamplingStage.relaxations`)
+PATH_SPACING = 0.05
+PATH_SAMPLES = 8
 
 
 class SamplingStage:
@@ -163,9 +170,7 @@ class SamplingStage:
         without the interruption, not its first numbers again."""
         self.rng = np.random.default_rng([int(seed), int(iteration), int(batch)])
 
-    def iteration(
-        self, pair, threshold, points, folder, labelled, relaxation_thresholds=None, wells=()
-    ):
+    def iteration(self, pair, threshold, points, folder, labelled, relaxation_thresholds=None):
         """The structures to label this iteration, a summary of the sampling, the first
         batch's certain structures (:class:`~ase_al.samplers.stop.CertainFrames` or None),
         and the certain ends of the relaxations on the model (to be checked; see
@@ -176,8 +181,7 @@ class SamplingStage:
         structures are pooled (at most ``Sampling.max_batches`` batches), and ``new_points``
         of the pool are chosen; otherwise the first ``new_points`` of the one batch.
         ``relaxation_thresholds``: {starting point: eV}, a lower threshold for that point's
-        relaxation; ``wells``: the starting points whose previous relaxation ended off the
-        target (see :meth:`relaxations`).
+        relaxation (see :meth:`relaxations`).
         """
         options = self.selection
         labelled = functools.cache(labelled)  # read once, by selection and relaxations
@@ -224,7 +228,6 @@ class SamplingStage:
                 folder / "relaxations",
                 labelled(),
                 relaxation_thresholds,
-                wells,
             )
             selected += found
         if self.sampling.frequency_tolerance is not None:
@@ -355,7 +358,7 @@ class SamplingStage:
                 )
         return summaries
 
-    def relaxations(self, pair, threshold, points, folder, labelled, thresholds=None, wells=()):
+    def relaxations(self, pair, threshold, points, folder, labelled, thresholds=None):
         """Every starting point optimised on ``pair`` (:attr:`Sampling.relax_starting_points`):
         the uncertain structures of each path not ``labelled`` yet (the first, then each
         twice as uncertain as the last, to the end of the path, and the end itself when it is
@@ -367,15 +370,18 @@ class SamplingStage:
         (lowered where its checked end was off the target error:
         :func:`~ase_al.active_learning.checks.adjusted_relaxation_thresholds`).
 
-        ``wells``: the minima whose relaxation on the previous model ended off the target
-        (:func:`~ase_al.active_learning.checks.relaxation_errors`) or in a hole. Around the
-        end of each one's path on this model, :data:`WELL_SAMPLES` structures are
-        Wigner-sampled with the point's modes (at the run's temperature, the modes below
-        ``freeze_below_cm1`` kept: the end's arrangement of a complex stays) and taken
-        (``sampled_by="relaxation well"``). A path labels a line into a spurious well, a few
-        structures each iteration; in a Diels-Alder run the ethene-butadiene complex's
-        relaxation ended 4-6 kcal/mol off in four iterations in a row while its paths were
-        labelled so. The samples put data across the well's bottom."""
+        A path whose end lies more than :data:`PATH_SPACING` (RMS, Å) from its start also
+        gives structures spread evenly by their distance from the start, one per
+        :data:`PATH_SPACING`, at most :data:`PATH_SAMPLES`, certain or not
+        (``sampled_by="relaxation path"``; :func:`~ase_al.samplers.relax.along_path`): the
+        reference's energy profile along the line the model's optimisation takes. A
+        committee can agree on a well the reference does not have, so the uncertainty
+        alone does not find it: in a Diels-Alder run the ethene-butadiene complex's path on
+        a network drifted for a hundred steps, then slid 0.45 Å closer (C-C 3.70 to 3.25 Å)
+        into a well 2.2 kcal/mol deep where GFN2-xTB rises 2.5 kcal/mol, every step
+        certain; only its end was labelled. Samples drawn around such an end instead
+        (Wigner, the point's modes at 300 K) lay 21-102 kcal/mol above the complex, where
+        the stiff modes, not the well, decide the energy."""
         folder.mkdir(parents=True, exist_ok=True)
         found, summaries, ends = [], [], []
         thresholds = thresholds or {}
@@ -420,27 +426,19 @@ class SamplingStage:
                 atoms.info["starting_point"] = index
                 atoms.info["sampled_by"] = "relaxation"
                 found.append(atoms)
-            if index in wells and not point.saddle and not result.collapsed:
-                bottom = result.path[-1].copy()
-                bottom.info = {}
-                samples = wigner(
-                    bottom,
-                    point.vibrations,
-                    WELL_SAMPLES,
-                    self.sampling.temperature,
-                    seed=int(self.rng.integers(2**32)),
-                    freeze_below_cm1=self.sampling.freeze_below_cm1,
-                    free_modes=point.free_modes,
-                )
-                for atoms in samples:
-                    atoms.info.update(starting_point=index, sampled_by="relaxation well")
-                found.extend(samples)
-                summary["well_samples"] = len(samples)
+            steps = along_path(result.path, PATH_SPACING, PATH_SAMPLES, skip=result.uncertain_steps)
+            for step in steps:
+                atoms = result.path[step].copy()
+                atoms.info.update(starting_point=index, sampled_by="relaxation path")
+                found.append(atoms)
+            if steps:
+                summary["path_samples"] = len(steps)
                 log.info(
-                    "starting structure %d's relaxation on the previous model ended off the "
-                    "target: %d structures sampled around this one's end",
+                    "starting structure %d's relaxation on the model ended %.2f Å (RMS) from "
+                    "its start: %d structures along its path taken",
                     index,
-                    len(samples),
+                    rms_displacement(result.path[0], result.path[-1]),
+                    len(steps),
                 )
             end = result.path[-1]
             if end.info["uncertainty"] <= limit and not result.end_labelled:

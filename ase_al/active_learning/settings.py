@@ -130,7 +130,10 @@ class Sampling:
         the target lowers that starting structure's own relaxation threshold (to 0.7 × the
         end's uncertainty, not below the target; raised back as its ends meet the target:
         :func:`ase_al.active_learning.checks.adjusted_relaxation_thresholds`), so that the
-        next relaxations label the path into a wrong well, not only its end. The run is not
+        next relaxations label the path into a wrong well, not only its end. A path whose
+        end lies more than 0.05 Å (RMS) from its start also has structures labelled along
+        it, one per 0.05 Å, at most 8, certain or not (``sampled_by="relaxation path"``:
+        :meth:`ase_al.active_learning.sampling.SamplingStage.relaxations`). The run is not
         converged while a path meets an uncertain structure. The paths are written to
         ``iteration_<k>/relaxations/<point>.traj``. Single-state models only.
     frequency_tolerance : float, optional

@@ -66,6 +66,33 @@ def collapsed(atoms: Atoms) -> bool:
     return bool(connectivity(atoms, COLLAPSE).any())
 
 
+def rms_displacement(a: Atoms, b: Atoms) -> float:
+    """The RMS over the atoms of their displacement from ``a`` to ``b`` (Å; no alignment)."""
+    return float(np.sqrt(((b.positions - a.positions) ** 2).sum(axis=1).mean()))
+
+
+def along_path(path: list[Atoms], spacing: float, at_most: int, skip=()) -> list[int]:
+    """Steps of an optimisation ``path`` spread evenly by their distance from its start: with
+    D the end's RMS displacement from the start (Å, over the atoms), n = min(``at_most``,
+    floor(D / ``spacing``)) steps, each the first to reach j·D/(n + 1), j = 1 … n (none when
+    the end is within ``spacing`` of the start). The start, the end and the steps in
+    ``skip`` are left out, so fewer may come back.
+
+    A model's relaxation of a weakly bound complex drifts for a hundred steps where the
+    surface is flat and then slides a few tenths of an ångström into a well: steps spread
+    by distance land on the slide, not on the drift."""
+    if not spacing > 0:
+        raise ValueError(f"spacing must be a distance above 0 Å, got {spacing!r}")
+    d = np.array([rms_displacement(path[0], frame) for frame in path])
+    n = min(int(at_most), int(d[-1] // spacing))
+    steps = []
+    for j in range(1, n + 1):
+        step = int(np.argmax(d >= j * d[-1] / (n + 1)))
+        if 0 < step < len(path) - 1 and step not in skip and step not in steps:
+            steps.append(step)
+    return steps
+
+
 def relax_until_uncertain(
     atoms: Atoms,
     model: Calculator,
@@ -180,4 +207,11 @@ def relax_until_uncertain(
     )
 
 
-__all__ = ["COLLAPSE", "Relaxation", "collapsed", "relax_until_uncertain"]
+__all__ = [
+    "COLLAPSE",
+    "Relaxation",
+    "along_path",
+    "collapsed",
+    "relax_until_uncertain",
+    "rms_displacement",
+]
