@@ -13,7 +13,10 @@ because
   function or a lambda defined in a script's ``__main__`` or a Jupyter cell reaches the
   workers (the standard pickle refers to them by a name the workers cannot import);
 - workers are reused from one call to the next and exit by themselves when idle, so an
-  active-learning run does not pay the start-up of PySCF or torch in every iteration.
+  active-learning run does not pay the start-up of PySCF or torch in every iteration;
+- workers exit when the process that started them is gone (see :func:`exit_with_parent`):
+  a run killed with ``kill`` or by a batch system resumes later, and leaves no worker
+  behind still training a network or labelling for nobody.
 
 ``executor=`` arguments still take any :class:`concurrent.futures.Executor`: a
 ``dask.distributed.Client(...).get_executor()`` on a cluster, a user's pool, or
@@ -27,6 +30,28 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 #: seconds an idle default worker waits for more work before it exits
 IDLE_TIMEOUT = 300
+#: seconds between a default worker's checks that the process that started it is alive
+PARENT_POLL = 1.0
+
+
+def exit_with_parent(parent: int) -> None:
+    """Run in each default worker as it starts: a daemon thread that ends the worker (exit
+    status 1) within :data:`PARENT_POLL` seconds of its parent process ``parent`` (a pid)
+    going away.
+
+    Killing a script with ``kill`` (SIGTERM) or SIGKILL ends only that process; without
+    this, a worker in the middle of a task (a network's training: minutes) ran it to the
+    end, using its cores for a result nobody would read, and an idle one waited out
+    :data:`IDLE_TIMEOUT`."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ase-al-parent-watch", daemon=True).start()
 
 
 class SerialExecutor(Executor):
@@ -48,7 +73,8 @@ def default_executor(max_workers: int | None = None) -> Executor:
     The pool is shared and reused (``loky``'s reusable executor): callers do not shut it
     down; idle workers exit after :data:`IDLE_TIMEOUT` seconds. Each worker gets an equal
     share of the cores for OpenMP/BLAS threads, so that the workers together do not
-    oversubscribe the machine.
+    oversubscribe the machine, and exits when this process is gone
+    (:func:`exit_with_parent`).
     """
     from joblib.externals.loky import get_reusable_executor
 
@@ -56,7 +82,13 @@ def default_executor(max_workers: int | None = None) -> Executor:
     workers = max(1, int(max_workers or cores))
     threads = str(max(1, cores // workers))
     env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    return get_reusable_executor(max_workers=workers, timeout=IDLE_TIMEOUT, env=env)
+    return get_reusable_executor(
+        max_workers=workers,
+        timeout=IDLE_TIMEOUT,
+        env=env,
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def check_shippable(obj, what: str, executor: Executor | None = None) -> None:

@@ -434,6 +434,51 @@ def test_default_executor_is_shared_and_ships_lambdas():
     assert threads == "1"  # one worker per core
 
 
+KILLED_DRIVER = """
+import sys, time
+from ase_al.executors import default_executor
+
+def task(path):
+    import os, time
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(120)  # a long task: a network's training
+
+future = default_executor().submit(task, sys.argv[1])
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_workers_exit_when_the_script_that_started_them_is_killed(tmp_path, signal_name):
+    """A script killed mid-task (``kill``, a batch system's SIGKILL) leaves no worker
+    running the task on: the worker's pid is gone within a few seconds."""
+    import signal
+    import time
+
+    marker = tmp_path / "worker.pid"
+    driver = subprocess.Popen([sys.executable, "-c", KILLED_DRIVER, str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = int(marker.read_text())
+        os.kill(worker, 0)  # running the task
+        driver.send_signal(getattr(signal, signal_name))
+        driver.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"worker {worker} still running 10 s after its script was killed")
+    finally:
+        driver.kill()
+
+
 def test_a_dead_worker_is_reported_as_such_not_blamed_on_the_reference(tmp_path):
     from ase_al.executors import default_executor
     from ase_al.labelling import label
