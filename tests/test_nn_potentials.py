@@ -237,6 +237,25 @@ def test_held_out_structures_stay_held_out_as_data_grow():
     assert set(small) == set(large[large < 200])  # appending keeps the earlier split
     assert 0.06 < len(large) / 500 < 0.14  # about the fraction asked for
     assert len(held_out(1, 3, 0.99)) == 0  # one structure is kept for training
+    # structures to be trained on whatever the draw: left out, the rest of the split as it was
+    kept = held_out(500, 3, 0.1, keep=large[:5].tolist() + [0, 1])
+    assert set(kept) == set(large[5:]) - {0, 1}
+
+
+def test_structures_marked_always_train_are_never_held_out(data):
+    """``info["always_train"]``: no draw holds the structure out; with every structure
+    marked there is no validation split, and so no validation error."""
+    train, _ = data
+    images = [atoms.copy() for atoms in train[:12]]
+    for atoms, source in zip(images, train[:12], strict=True):
+        atoms.calc = source.calc
+    settings = dict(FAST["ANI"], max_epochs=1, validation_fraction=0.5)
+    model = ANI(**settings).train(images, progress=False)
+    assert model.validation_rmse is not None  # about half held out
+    for atoms in images:
+        atoms.info["always_train"] = True
+    model = ANI(**settings).train(images, progress=False)
+    assert model.validation_rmse is None and model.validation_force_rmse is None
 
 
 @pytest.mark.parametrize("kind", ["ANI", "MACE"])

@@ -936,3 +936,36 @@ def test_structures_are_taken_along_a_relaxation_that_moved(tmp_path):
     for atoms in along:  # the path's own frames, with the model's energy and uncertainty
         assert atoms.info["uncertainty"] < 2.0 and "model_energy" in atoms.info
     assert [end.info["starting_point"] for end in ends] == [0, 1]
+
+
+def test_structures_from_the_models_relaxations_are_always_trained():
+    """The learner marks what it labelled on the model's relaxation paths (as read back
+    from labelled.db, or fresh) so that no network's validation draw leaves them out;
+    the rest, and collapsed structures (left out of training), are not marked."""
+    from ase_al.active_learning.learner import trainable
+
+    def labelled(sampled_by, r=0.74, nested=True):
+        atoms = Atoms("H2", [(0, 0, 0), (0, 0, r)])
+        pairs = {"iteration": 3} if sampled_by is None else {"sampled_by": sampled_by}
+        atoms.info = {"key_value_pairs": pairs} if nested else dict(pairs)
+        return atoms
+
+    images = [
+        labelled(None),
+        labelled("relaxation"),
+        labelled("relaxation path"),
+        labelled("relaxation end"),
+        labelled("barrier-top check"),
+        labelled("relaxation path", nested=False),
+        labelled("relaxation path", r=0.1),  # collapsed: not trained on at all
+    ]
+    kept = trainable(images)
+    assert len(kept) == 6
+    assert [bool(a.info.get("always_train")) for a in kept] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]

@@ -47,6 +47,7 @@ from ase_al.active_learning.training import (
     validation_threshold,
 )
 from ase_al.calculators import methods
+from ase_al.calculators._torch import ALWAYS_TRAIN
 from ase_al.calculators.committee import Committee
 from ase_al.errors import ReferenceCalculationError, check_atoms, check_same_atoms
 from ase_al.executors import SerialExecutor, check_shippable
@@ -63,11 +64,20 @@ from ase_al.options import (
 log = logging.getLogger("ase_al")
 
 
+#: structures labelled on the model's own relaxation paths: a few per iteration, each where
+#: an optimisation on the model went; never drawn into a network's validation split
+ALWAYS_TRAINED = ("relaxation", "relaxation path", "relaxation end")
+
+
 def trainable(images: list[Atoms]) -> list[Atoms]:
     """``images`` less those whose atoms have collapsed into one another
     (:func:`ase_al.samplers.relax.collapsed`): a model's hole labelled with the reference,
     tens to thousands of eV above anything physical, which a fit can only be thrown off by.
-    They stay in ``labelled.db``; the order of the rest is kept."""
+    They stay in ``labelled.db``; the order of the rest is kept. Those labelled on the
+    model's relaxation paths (:data:`ALWAYS_TRAINED`) are marked ``info["always_train"]``:
+    a network's random validation split (a tenth) does not take them. In a Diels-Alder run
+    the end of the complex's relaxation, a well 4.7 kcal/mol too deep on the network, fell
+    in it, and the next network, fitted without it, was 5.3 kcal/mol off there."""
     from ase_al.samplers.relax import collapsed
 
     kept = [atoms for atoms in images if not collapsed(atoms)]
@@ -76,6 +86,10 @@ def trainable(images: list[Atoms]) -> list[Atoms]:
             "%d labelled structures with collapsed atoms left out of training",
             len(images) - len(kept),
         )
+    for atoms in kept:
+        pairs = atoms.info.get("key_value_pairs", atoms.info)
+        if pairs.get("sampled_by") in ALWAYS_TRAINED:
+            atoms.info[ALWAYS_TRAIN] = True
     return kept
 
 

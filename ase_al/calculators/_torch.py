@@ -76,12 +76,17 @@ def index_draws(n: int, *seed: int) -> np.ndarray:
     return np.array([np.random.default_rng([*seed, i]).random() for i in range(n)])
 
 
-def held_out(n: int, seed: int, fraction: float) -> np.ndarray:
+#: ``atoms.info`` key of a training structure that is never drawn into the validation split
+ALWAYS_TRAIN = "always_train"
+
+
+def held_out(n: int, seed: int, fraction: float, keep=()) -> np.ndarray:
     """Indices of the validation structures among ``n``, drawn per index (structure ``i`` is
     held out when its :func:`index_draws` number is below ``fraction``), so that a structure
-    held out once stays held out when the data grow by appending. At least one structure is
-    left for training."""
+    held out once stays held out when the data grow by appending; the indices in ``keep``
+    are never held out. At least one structure is left for training."""
     chosen = np.flatnonzero(index_draws(n, seed) < fraction)
+    chosen = np.setdiff1d(chosen, np.asarray(list(keep), dtype=int))
     return chosen if len(chosen) < n else chosen[:0]
 
 
@@ -294,7 +299,9 @@ class TorchPotential(TrainableModel):
             starting weights' validation loss, their average 0.93 times. The validation split
             is drawn per structure index (:func:`held_out`), from scratch or not, so
             structures held out before stay held out when the data grow by appending. The
-            active learner uses it with ``ActiveLearner(warm_start=True)``.
+            active learner uses it with ``ActiveLearner(warm_start=True)``. A structure
+            with ``atoms.info["always_train"]`` true is never held out (the learner marks
+            so the few it labelled on the model's own relaxation paths).
         **settings
             Override training settings for this call (``max_epochs=...``, ...).
 
@@ -335,7 +342,8 @@ class TorchPotential(TrainableModel):
         rng = np.random.default_rng(self.seed)
         # drawn per structure index: a structure held out once stays held out as the data
         # grow by appending, so that a warm start is validated on data it never trained on
-        val_idx = held_out(len(images), self.seed, cfg["validation_fraction"])
+        keep = [i for i, atoms in enumerate(images) if atoms.info.get(ALWAYS_TRAIN)]
+        val_idx = held_out(len(images), self.seed, cfg["validation_fraction"], keep)
         train_idx = np.setdiff1d(np.arange(len(images)), val_idx)
         if warm_start:
             symbols = self.symbols
