@@ -135,8 +135,16 @@ def read_row(row, add_additional_information: bool = True) -> Atoms:
     return restore(atoms, row.data)
 
 
+def key_value_pairs(atoms: Atoms) -> dict:
+    """The key-value pairs of a structure: those of its row when it was read back by
+    :func:`read_row` (ASE nests them in ``info["key_value_pairs"]``), else its ``info``
+    (a structure not written yet)."""
+    return atoms.info.get("key_value_pairs", atoms.info)
+
+
 __all__ = [
     "RESULTS",
+    "key_value_pairs",
     "read_row",
     "register_result",
     "restore",

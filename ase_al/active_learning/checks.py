@@ -55,6 +55,7 @@ from ase import Atoms, units
 
 from ase_al.active_learning.selection import format_threshold
 from ase_al.calculators.multistate import multistate_labels
+from ase_al.io import key_value_pairs
 
 log = logging.getLogger("ase_al")
 
@@ -379,7 +380,7 @@ def relaxation_ends(images: list[Atoms], u: np.ndarray, e: np.ndarray) -> list[d
     (eV) of each, by starting point (single-state runs only: relaxations need one surface)."""
     found = []
     for atoms, u_k, e_k in zip(images, u, e, strict=True):
-        pairs = atoms.info.get("key_value_pairs", atoms.info)
+        pairs = key_value_pairs(atoms)
         if pairs.get("sampled_by") == "relaxation end" and np.ndim(e_k) == 0:
             found.append(
                 {

@@ -47,11 +47,12 @@ from ase_al.active_learning.training import (
     validation_threshold,
 )
 from ase_al.calculators import methods
-from ase_al.calculators._torch import ALWAYS_TRAIN
+from ase_al.calculators.base import ALWAYS_TRAIN
 from ase_al.calculators.committee import Committee
 from ase_al.errors import ReferenceCalculationError, check_atoms, check_same_atoms
 from ase_al.executors import SerialExecutor, check_shippable
 from ase_al.files import read_traj, write_traj
+from ase_al.io import key_value_pairs
 from ase_al.labelling import compute_label, label
 from ase_al.options import (
     check_calculator,
@@ -87,8 +88,7 @@ def trainable(images: list[Atoms]) -> list[Atoms]:
             len(images) - len(kept),
         )
     for atoms in kept:
-        pairs = atoms.info.get("key_value_pairs", atoms.info)
-        if pairs.get("sampled_by") in ALWAYS_TRAINED:
+        if key_value_pairs(atoms).get("sampled_by") in ALWAYS_TRAINED:
             atoms.info[ALWAYS_TRAIN] = True
     return kept
 

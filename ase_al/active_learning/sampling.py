@@ -13,6 +13,7 @@ from ase_al.active_learning.selection import choose
 from ase_al.active_learning.settings import Sampling, Selection
 from ase_al.errors import check_same_atoms
 from ase_al.files import write_traj
+from ase_al.io import key_value_pairs
 from ase_al.options import (
     check_defaults_kind,
     check_keywords,
@@ -317,9 +318,6 @@ class SamplingStage:
         temperature (``temperature``, K; widths at the sampling temperature)."""
         from ase_al.samplers.modes import check_barrier_top
 
-        def info(atoms):
-            return atoms.info.get("key_value_pairs", atoms.info)
-
         summaries = []
         for index, point in enumerate(points):
             if not point.saddle:
@@ -328,8 +326,9 @@ class SamplingStage:
                 samples = [
                     a
                     for a in labelled
-                    if info(a).get("starting_point") == index
-                    and info(a).get("barrier_temperature", self.sampling.temperature) == temperature
+                    if key_value_pairs(a).get("starting_point") == index
+                    and key_value_pairs(a).get("barrier_temperature", self.sampling.temperature)
+                    == temperature
                 ]
                 if len(samples) < 2:
                     continue

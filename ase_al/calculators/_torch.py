@@ -19,7 +19,7 @@ from ase.calculators.calculator import all_changes
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
-from ase_al.calculators.base import TrainableModel
+from ase_al.calculators.base import ALWAYS_TRAIN, TrainableModel
 from ase_al.errors import NotTrainedError, check_atoms, require
 from ase_al.options import check_int
 
@@ -74,10 +74,6 @@ def index_draws(n: int, *seed: int) -> np.ndarray:
     """One uniform number per index ``i < n``, the first of the ``[*seed, i]`` stream: a
     structure's draw does not change when data are appended after it."""
     return np.array([np.random.default_rng([*seed, i]).random() for i in range(n)])
-
-
-#: ``atoms.info`` key of a training structure that is never drawn into the validation split
-ALWAYS_TRAIN = "always_train"
 
 
 def held_out(n: int, seed: int, fraction: float, keep=()) -> np.ndarray:

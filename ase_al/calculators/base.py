@@ -40,6 +40,11 @@ from ase.calculators.calculator import Calculator
 
 from ase_al.options import StrictParameters
 
+#: ``atoms.info`` key of a training structure that a model's fit never draws into its
+#: validation split (the active learner marks the structures it labelled on the model's own
+#: relaxation paths; the torch networks honour it)
+ALWAYS_TRAIN = "always_train"
+
 
 class TrainableModel(StrictParameters, Calculator, abc.ABC):
     """Base of every trainable model (see the module docstring for the contract)."""
